@@ -1,0 +1,132 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requirePrograms } from '../prerequisites.js';
+import { freePorts } from '../ports.js';
+import { reapOrphans, trackScratchDir, untrackScratchDir } from '../processes.js';
+import type { Sandbox, SandboxOptions, SandboxService } from '../types.js';
+import { kafkaClasspath } from './kafka-jars.js';
+import { LocalKafka } from './kafka.js';
+import { LocalMariaDb } from './mariadb.js';
+import { LocalRedis } from './redis.js';
+
+/** Region i gets server_id 101+i and GTID domain 1+i: unique within the sandbox. */
+const SERVER_ID_BASE = 101;
+
+/** Starts MariaDB per region, Kafka and Redis as local processes on free ports. */
+export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const log = options.log ?? (() => undefined);
+  const regions = options.regions ?? ['region-a', 'region-b'];
+  const wantKafka = options.kafka ?? true;
+  const wantRedis = options.redis ?? true;
+  const programs = requirePrograms([
+    'mariadbd',
+    'mariadbInstallDb',
+    ...(wantRedis ? (['redisServer'] as const) : []),
+    ...(wantKafka ? (['java', 'mvn'] as const) : []),
+  ]);
+  const reaped = reapOrphans();
+  if (reaped > 0) log(`reaped ${reaped} processes left by a launcher that was killed`);
+
+  const dir = mkdtempSync(join(options.baseDir ?? tmpdir(), 'cdc-sandbox-'));
+  trackScratchDir(dir);
+  const started: SandboxService[] = [];
+  const stopAll = async (): Promise<void> => {
+    // Stop in reverse start order; each stop is independent, so one failure must not leak the rest.
+    const results = await Promise.allSettled(started.reverse().map((service) => service.stop()));
+    started.length = 0;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  };
+
+  try {
+    const ports = await freePorts(regions.length + 3);
+    const takePort = (): number => {
+      const port = ports.shift();
+      if (port === undefined) throw new Error('port pool exhausted');
+      return port;
+    };
+    const mysql = regions.map(
+      (region, i) =>
+        new LocalMariaDb({
+          region,
+          dir: join(dir, `mariadb-${region}`),
+          port: takePort(),
+          serverId: SERVER_ID_BASE + i,
+          gtidDomainId: 1 + i,
+          bufferPoolMb: options.mysqlBufferPoolMb ?? 128,
+          programs,
+        }),
+    );
+    const redis = wantRedis
+      ? new LocalRedis({
+          dir: join(dir, 'redis'),
+          port: takePort(),
+          redisServer: programs.redisServer,
+        })
+      : undefined;
+    const kafkaPorts = [takePort(), takePort()] as const;
+
+    const startAndTrack = async (service: SandboxService): Promise<void> => {
+      started.push(service);
+      await service.start();
+    };
+    const startKafka = async (): Promise<LocalKafka | undefined> => {
+      if (!wantKafka) return undefined;
+      const classpath = await kafkaClasspath(programs.mvn, log);
+      const kafka = new LocalKafka({
+        dir: join(dir, 'kafka'),
+        brokerPort: kafkaPorts[0],
+        controllerPort: kafkaPorts[1],
+        heapMb: options.kafkaHeapMb ?? 512,
+        classpath,
+        java: programs.java,
+      });
+      await startAndTrack(kafka);
+      return kafka;
+    };
+    const startedAt = Date.now();
+    // Kafka's JVM start dominates, so everything starts concurrently.
+    const [kafka] = await Promise.all([
+      startKafka(),
+      ...mysql.map((server) => startAndTrack(server)),
+      ...(redis === undefined ? [] : [startAndTrack(redis)]),
+    ]);
+    log(`sandbox services ready in ${Date.now() - startedAt} ms (${dir})`);
+
+    let stopped: Promise<void> | undefined;
+    return {
+      mode: 'local',
+      dir,
+      mysql: mysql.map((server) => server.endpoint),
+      kafka: kafka?.endpoint,
+      redis: redis?.endpoint,
+      services: { mysql, kafka, redis },
+      pids: () =>
+        [...mysql, ...(kafka ? [kafka] : []), ...(redis ? [redis] : [])].flatMap((s) => s.pids()),
+      stop: () => {
+        stopped ??= (async () => {
+          try {
+            await Promise.allSettled(
+              [...mysql, ...(kafka ? [kafka] : []), ...(redis ? [redis] : [])].map((s) => s.stop()),
+            );
+          } finally {
+            if (options.keepDir === true) {
+              untrackScratchDir(dir);
+              log(`sandbox files kept in ${dir}`);
+            } else {
+              rmSync(dir, { recursive: true, force: true });
+              untrackScratchDir(dir);
+            }
+          }
+        })();
+        return stopped;
+      },
+    };
+  } catch (err) {
+    await stopAll().catch(() => undefined); // the start-up error is the one worth reporting
+    rmSync(dir, { recursive: true, force: true });
+    untrackScratchDir(dir);
+    throw err;
+  }
+}

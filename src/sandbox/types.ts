@@ -1,0 +1,94 @@
+/**
+ * Contracts of the local service launcher. Tests, the demo and the bench all
+ * talk to services through these shapes, so whether the services run as local
+ * processes or in containers is invisible to them.
+ */
+
+/** One region's MySQL-compatible server. */
+export interface MySqlEndpoint {
+  region: string;
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Unique per server; also what a binlog reader must not reuse. */
+  serverId: number;
+  /** MariaDB GTID domain of this region (unique per region). */
+  gtidDomainId: number;
+}
+
+/** The client connection fields of an endpoint (mysql2 rejects unknown keys). */
+export function connectionOptions(endpoint: MySqlEndpoint): {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+} {
+  return {
+    host: endpoint.host,
+    port: endpoint.port,
+    user: endpoint.user,
+    password: endpoint.password,
+  };
+}
+
+export interface KafkaEndpoint {
+  brokers: string[];
+}
+
+export interface RedisEndpoint {
+  url: string;
+}
+
+/** A service the launcher runs; stop/start keep its port and data. */
+export interface SandboxService {
+  readonly name: string;
+  /** Starts the service and resolves once it answers requests. Idempotent. */
+  start(): Promise<void>;
+  /** Stops the service gracefully (SIGTERM, then SIGKILL past a deadline). Idempotent. */
+  stop(): Promise<void>;
+  /** Kills the service at once (SIGKILL), like a crash. */
+  kill(): Promise<void>;
+  /** Operating-system process ids currently running for this service. */
+  pids(): number[];
+}
+
+export interface Sandbox {
+  readonly mode: 'local' | 'docker';
+  /** Scratch directory holding every service's data and logs. */
+  readonly dir: string;
+  readonly mysql: readonly MySqlEndpoint[];
+  readonly kafka: KafkaEndpoint | undefined;
+  readonly redis: RedisEndpoint | undefined;
+  /** Handles to stop and restart single services (fault-injection tests). */
+  readonly services: {
+    readonly mysql: readonly SandboxService[];
+    readonly kafka: SandboxService | undefined;
+    readonly redis: SandboxService | undefined;
+  };
+  /** Every process id the launcher started that is still running. */
+  pids(): number[];
+  /** Stops everything and removes the scratch directory. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface SandboxOptions {
+  /** Region names, one MariaDB each. Default `['region-a', 'region-b']`. */
+  regions?: readonly string[];
+  /** Start Kafka. Default true. */
+  kafka?: boolean;
+  /** Start Redis. Default true. */
+  redis?: boolean;
+  /** `local` processes or `docker` containers; default from CDC_SANDBOX, else auto-detected. */
+  mode?: 'local' | 'docker';
+  /** Parent for the scratch directory; default the OS temp dir. */
+  baseDir?: string;
+  /** Maximum Kafka JVM heap. Default 512. */
+  kafkaHeapMb?: number;
+  /** InnoDB buffer pool per MariaDB. Default 128. */
+  mysqlBufferPoolMb?: number;
+  /** Keep the scratch directory after stop (for post-mortems). Default false. */
+  keepDir?: boolean;
+  /** Progress messages, e.g. `console.error`. Default silent. */
+  log?: (message: string) => void;
+}
