@@ -27,13 +27,21 @@ describe('logger', () => {
     const logger = createLogger({ destination: out.stream, base: { region: 'us-east' } });
     logger.info({ table: 'app.users' }, 'captured');
     const [line] = out.lines();
-    expect(line).toMatchObject({ level: 30, region: 'us-east', table: 'app.users', msg: 'captured' });
+    expect(line).toMatchObject({
+      level: 30,
+      region: 'us-east',
+      table: 'app.users',
+      msg: 'captured',
+    });
   });
 
   it('redacts secret fields at any of the usual depths', () => {
     const out = capture();
     const logger = createLogger({ destination: out.stream });
-    logger.info({ mysql: { host: 'db', password: 'hunter2' }, redis: { url: 'redis://:pw@h' } }, 'connect');
+    logger.info(
+      { mysql: { host: 'db', password: 'hunter2' }, redis: { url: 'redis://:pw@h' } },
+      'connect',
+    );
     logger.info({ password: 'top' }, 'flat');
     const text = JSON.stringify(out.lines());
     expect(text).not.toContain('hunter2');

@@ -46,7 +46,12 @@ export const PROGRAMS = {
  * /usr/sbin, which non-root PATHs often omit.
  */
 export function defaultSearchDirs(path = process.env.PATH ?? ''): string[] {
-  return [...path.split(delimiter).filter((d) => d.length > 0), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  return [
+    ...path.split(delimiter).filter((d) => d.length > 0),
+    '/usr/sbin',
+    '/usr/local/sbin',
+    '/sbin',
+  ];
 }
 
 /** Absolute path of `command` in the first of `dirs` that has it as an executable. */

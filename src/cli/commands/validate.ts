@@ -1,0 +1,87 @@
+/**
+ * `cdc-replicator validate --config F [--region R]`: checks the whole file
+ * (and compiles every region's daemon options, so anything `run` would reject
+ * is caught here), then prints a short summary or every problem.
+ */
+import { dirname, resolve } from 'node:path';
+
+import type { Command } from 'commander';
+
+import { compileAllRegions, compileRegion, type RuntimeOptions } from '../../config/compile.js';
+import { loadConfigFile } from '../../config/load.js';
+import type { ValidatedConfig } from '../../config/schema.js';
+import { ExitCode, type CommandContext } from '../context.js';
+import { reportConfigError } from '../report.js';
+
+interface ValidateFlags {
+  readonly config: string;
+  readonly region?: string;
+}
+
+/** Adds `validate` to the program; its exit code is reported through the context. */
+export function registerValidateCommand(program: Command, context: CommandContext): void {
+  program
+    .command('validate')
+    .description('check a configuration file and list every problem in it')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('-r, --region <name>', 'also show the options of this region (env: CDC_REGION)')
+    .action(async (flags: ValidateFlags) => {
+      context.setExitCode(await validate(flags, context));
+    });
+}
+
+async function validate(flags: ValidateFlags, context: CommandContext): Promise<ExitCode> {
+  const path = resolve(context.cwd, flags.config);
+  const region = flags.region ?? nonEmpty(context.env['CDC_REGION']);
+  try {
+    const config = await loadConfigFile(path, { env: context.env });
+    const compileOptions = { baseDir: dirname(path) };
+    const all = compileAllRegions(config, compileOptions);
+    const selected =
+      region === undefined ? undefined : compileRegion(config, region, compileOptions);
+    context.io.stdout.write(summary(flags.config, config, all, selected));
+    return ExitCode.ok;
+  } catch (error: unknown) {
+    return reportConfigError(context.io, flags.config, error);
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function summary(
+  file: string,
+  config: ValidatedConfig,
+  all: readonly RuntimeOptions[],
+  selected: RuntimeOptions | undefined,
+): string {
+  const tables = config.pipelines.flatMap((pipeline) => pipeline.tables);
+  const lines = [
+    `${file}: configuration OK`,
+    `  regions (${all.length}): ${all.map((options) => options.region).join(', ')}`,
+    `  pipelines (${config.pipelines.length}): ${config.pipelines
+      .map((pipeline) => `${pipeline.name} [${pipeline.conflict.strategy}]`)
+      .join(', ')}`,
+    `  tables (${tables.length}): ${tables.join(', ')}`,
+  ];
+  if (selected !== undefined) lines.push(...describeRegion(selected));
+  return `${lines.join('\n')}\n`;
+}
+
+/** The resolved options of one region. Secrets are never printed, only whether they are set. */
+function describeRegion(options: RuntimeOptions): string[] {
+  const { mysql, kafka, checkpointStore, metrics } = options;
+  const store =
+    checkpointStore.kind === 'redis'
+      ? `redis (key prefix ${checkpointStore.keyPrefix})`
+      : `file (${checkpointStore.dir})`;
+  return [
+    `region ${options.region}:`,
+    `  mysql: ${mysql.user}@${mysql.host}:${mysql.port}${mysql.database === undefined ? '' : `/${mysql.database}`} (password ${mysql.password.isEmpty ? 'empty' : 'set'})`,
+    `  kafka: ${kafka.brokers.join(', ')} (topic prefix ${kafka.topicPrefix}, client id ${kafka.clientId})`,
+    `  checkpoints: ${store}`,
+    `  metrics: ${metrics.host}:${metrics.port}`,
+    `  peers: ${options.peers.length === 0 ? '(none)' : options.peers.join(', ')}`,
+  ];
+}

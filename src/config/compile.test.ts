@@ -1,0 +1,164 @@
+import { ConfigError } from '../core/errors.js';
+import { Secret } from '../core/secret.js';
+import { compileAllRegions, compileRegion, parseTablePattern, tableMatches } from './compile.js';
+import { parseConfig } from './load.js';
+
+/** DESIGN.md §8, plus the overrides that let two daemons share a machine and a region-only Kafka. */
+const DESIGN_EXAMPLE = `regions:
+  us-east:
+    mysql: { host: 127.0.0.1, port: 3307, user: root, password: "" }
+  eu-west:
+    mysql: { host: 127.0.0.1, port: 3308, user: root, password: "\${EU_PW}" }
+    metrics: { port: 9465 }
+    kafka: { brokers: ["kafka-eu-1:9092", "kafka-eu-2:9092"] }
+kafka: { brokers: ["127.0.0.1:9092"], topicPrefix: cdc }
+redis: { url: "redis://127.0.0.1:6379" }                   # optional: file store otherwise
+pipelines:
+  - name: app
+    tables: ["app.users", "app.orders"]   # "app.*" for a whole schema
+    conflict: { strategy: lww }
+  - name: billing
+    tables: ["billing.*"]
+    conflict: { strategy: region-priority, priority: [eu-west, us-east] }
+metrics: { port: 9464 }
+`;
+
+/** Matches any Secret; typed `unknown` because jest's asymmetric matchers are `any`. */
+const anySecret: unknown = expect.any(Secret);
+
+const config = parseConfig(DESIGN_EXAMPLE, { env: { EU_PW: 'eu-secret' } });
+
+describe('compileRegion', () => {
+  it('merges the shared blocks with the region overrides', () => {
+    const options = compileRegion(config, 'eu-west');
+    expect(options).toEqual({
+      region: 'eu-west',
+      peers: ['us-east'],
+      mysql: { host: '127.0.0.1', port: 3308, user: 'root', password: anySecret },
+      kafka: {
+        brokers: ['kafka-eu-1:9092', 'kafka-eu-2:9092'],
+        topicPrefix: 'cdc',
+        clientId: 'cdc-replicator-eu-west',
+      },
+      checkpointStore: { kind: 'redis', url: anySecret, keyPrefix: 'cdc:eu-west:' },
+      metrics: { host: '0.0.0.0', port: 9465 },
+      pipelines: [
+        {
+          name: 'app',
+          tables: [
+            { schema: 'app', table: 'users' },
+            { schema: 'app', table: 'orders' },
+          ],
+          conflict: { strategy: 'lww' },
+        },
+        {
+          name: 'billing',
+          tables: [{ schema: 'billing', table: '*' }],
+          conflict: { strategy: 'region-priority', priority: ['eu-west', 'us-east'] },
+        },
+      ],
+    });
+    expect(options.mysql.password.reveal()).toBe('eu-secret');
+    expect(options.checkpointStore.kind === 'redis' && options.checkpointStore.url.reveal()).toBe(
+      'redis://127.0.0.1:6379',
+    );
+  });
+
+  it('falls back to the shared blocks for a region without overrides', () => {
+    const options = compileRegion(config, 'us-east');
+    expect(options.kafka).toEqual({
+      brokers: ['127.0.0.1:9092'],
+      topicPrefix: 'cdc',
+      clientId: 'cdc-replicator-us-east',
+    });
+    expect(options.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
+    expect(options.mysql.password.isEmpty).toBe(true);
+    expect(options.peers).toEqual(['eu-west']);
+  });
+
+  it('applies defaults and uses a per-region file store without redis', () => {
+    const minimal = parseConfig(`regions:
+  solo:
+    mysql: { host: db, user: cdc, password: "", database: app }
+kafka: { brokers: ["k:9092"], clientId: shared-client }
+stateDir: state
+pipelines:
+  - { name: app, tables: [app.*] }
+`);
+    expect(compileRegion(minimal, 'solo', { baseDir: '/etc/cdc' })).toEqual({
+      region: 'solo',
+      peers: [],
+      mysql: { host: 'db', port: 3306, user: 'cdc', password: anySecret, database: 'app' },
+      kafka: { brokers: ['k:9092'], topicPrefix: 'cdc', clientId: 'shared-client' },
+      checkpointStore: { kind: 'file', dir: '/etc/cdc/state/solo' },
+      metrics: { host: '0.0.0.0', port: 9464 },
+      pipelines: [
+        { name: 'app', tables: [{ schema: 'app', table: '*' }], conflict: { strategy: 'lww' } },
+      ],
+    });
+    expect(compileRegion(minimal, 'solo').checkpointStore).toEqual({
+      kind: 'file',
+      dir: 'state/solo',
+    });
+  });
+
+  it('lets one region use its own Redis with its own key prefix', () => {
+    const mixed = parseConfig(`regions:
+  a:
+    mysql: { host: db, user: u, password: "" }
+    metrics: { port: 0 }
+  b:
+    mysql: { host: db, user: u, password: "" }
+    metrics: { port: 0 }
+    redis: { url: "rediss://cache-b:6380", keyPrefix: team }
+kafka: { brokers: ["k:9092"] }
+pipelines:
+  - { name: app, tables: [app.users] }
+`);
+    expect(compileRegion(mixed, 'a').checkpointStore).toEqual({
+      kind: 'file',
+      dir: '.cdc-state/a',
+    });
+    const store = compileRegion(mixed, 'b').checkpointStore;
+    expect(store).toEqual({ kind: 'redis', url: anySecret, keyPrefix: 'team:b:' });
+    expect(store.kind === 'redis' && store.url.reveal()).toBe('rediss://cache-b:6380');
+  });
+
+  it('rejects an unknown region, naming the known ones', () => {
+    let caught: unknown;
+    try {
+      compileRegion(config, 'ap-south');
+    } catch (error: unknown) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).problems).toEqual([
+      'region "ap-south" is not defined in the configuration (regions: us-east, eu-west)',
+    ]);
+  });
+
+  it('does not treat inherited object properties as regions', () => {
+    expect(() => compileRegion(config, 'toString')).toThrow(ConfigError);
+  });
+});
+
+describe('compileAllRegions', () => {
+  it('compiles every region in file order', () => {
+    expect(compileAllRegions(config).map((options) => options.region)).toEqual([
+      'us-east',
+      'eu-west',
+    ]);
+  });
+});
+
+describe('table patterns', () => {
+  it('parses and matches schema.table and schema.*', () => {
+    const all = parseTablePattern('app.*');
+    const users = parseTablePattern('app.users');
+    expect(tableMatches(all, 'app', 'orders')).toBe(true);
+    expect(tableMatches(all, 'other', 'orders')).toBe(false);
+    expect(tableMatches(users, 'app', 'users')).toBe(true);
+    expect(tableMatches(users, 'app', 'Users')).toBe(false);
+    expect(() => parseTablePattern('app')).toThrow(ConfigError);
+  });
+});

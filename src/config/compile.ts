@@ -1,0 +1,176 @@
+/**
+ * Validated configuration + region name → the runtime options of one daemon.
+ * This is where shared blocks and region overrides are merged and where
+ * defaults that depend on the region (client id, key prefixes, state
+ * directory) are derived, so no stage of the daemon has to look at the file's
+ * shape or know which fields fall back to which.
+ */
+import { join, resolve } from 'node:path';
+
+import { ConfigError } from '../core/errors.js';
+import type { Secret } from '../core/secret.js';
+import {
+  CONFIG_DEFAULTS,
+  TABLE_PATTERN,
+  type MysqlConfig,
+  type ValidatedConfig,
+} from './schema.js';
+
+/** The region's own MySQL primary. The password stays wrapped until handed to the driver. */
+export type MysqlOptions = Readonly<MysqlConfig>;
+
+/** The Kafka cluster this region's daemon connects to. */
+export interface KafkaOptions {
+  readonly brokers: readonly string[];
+  /** Shared by all regions; topic names are `<topicPrefix>.<sourceRegion>.<schema>.<table>`. */
+  readonly topicPrefix: string;
+  readonly clientId: string;
+}
+
+/**
+ * Where checkpoints and leases live. Redis keys start with `keyPrefix`, which
+ * already contains the region (the pipeline name is appended by the store),
+ * so regions may share one Redis.
+ */
+export type CheckpointStoreOptions =
+  | { readonly kind: 'redis'; readonly url: Secret; readonly keyPrefix: string }
+  | { readonly kind: 'file'; readonly dir: string };
+
+/** The address of `/metrics`, `/healthz` and `/readyz`. */
+export interface MetricsOptions {
+  readonly host: string;
+  /** 0 asks the OS for a free port. */
+  readonly port: number;
+}
+
+/** A table selector: `table` is `'*'` for every table of the schema. */
+export interface TablePattern {
+  readonly schema: string;
+  readonly table: string;
+}
+
+/** How a pipeline resolves concurrent writes to the same row. */
+export type ConflictOptions =
+  | { readonly strategy: 'lww' }
+  /** `priority` ranks every region, highest first. */
+  | { readonly strategy: 'region-priority'; readonly priority: readonly string[] };
+
+/** One pipeline: the tables it replicates and how their conflicts are resolved. */
+export interface PipelineOptions {
+  readonly name: string;
+  readonly tables: readonly TablePattern[];
+  readonly conflict: ConflictOptions;
+}
+
+/** Everything one daemon needs to run for one region. */
+export interface RuntimeOptions {
+  readonly region: string;
+  /** Every other region: the sources this daemon applies changes from. */
+  readonly peers: readonly string[];
+  readonly mysql: MysqlOptions;
+  readonly kafka: KafkaOptions;
+  readonly checkpointStore: CheckpointStoreOptions;
+  readonly metrics: MetricsOptions;
+  readonly pipelines: readonly PipelineOptions[];
+}
+
+/** Options of {@link compileRegion} that do not come from the file itself. */
+export interface CompileOptions {
+  /**
+   * Directory that a relative `stateDir` is resolved against, normally the
+   * configuration file's directory. When omitted, a relative `stateDir` stays
+   * relative (to the daemon's working directory).
+   */
+  readonly baseDir?: string;
+}
+
+/**
+ * Compiles the options of the daemon serving `region`.
+ *
+ * @throws ConfigError when the configuration has no such region; the message
+ *   lists the regions it does have.
+ */
+export function compileRegion(
+  config: ValidatedConfig,
+  region: string,
+  options: CompileOptions = {},
+): RuntimeOptions {
+  const names = Object.keys(config.regions);
+  const own = Object.hasOwn(config.regions, region) ? config.regions[region] : undefined;
+  if (own === undefined) {
+    throw new ConfigError([
+      `region ${JSON.stringify(region)} is not defined in the configuration (regions: ${names.join(', ')})`,
+    ]);
+  }
+  return {
+    region,
+    peers: names.filter((name) => name !== region),
+    mysql: own.mysql,
+    kafka: {
+      brokers: own.kafka?.brokers ?? config.kafka.brokers,
+      topicPrefix: config.kafka.topicPrefix,
+      clientId: own.kafka?.clientId ?? config.kafka.clientId ?? `cdc-replicator-${region}`,
+    },
+    checkpointStore: compileCheckpointStore(config, region, options),
+    metrics: {
+      host: own.metrics?.host ?? config.metrics.host,
+      port: own.metrics?.port ?? config.metrics.port,
+    },
+    pipelines: config.pipelines.map((pipeline) => ({
+      name: pipeline.name,
+      tables: pipeline.tables.map(parseTablePattern),
+      conflict:
+        pipeline.conflict.strategy === 'region-priority'
+          ? { strategy: 'region-priority', priority: pipeline.conflict.priority ?? [] }
+          : { strategy: 'lww' },
+    })),
+  };
+}
+
+/** Compiles every region, in file order. Used by `validate` to prove each daemon could start. */
+export function compileAllRegions(
+  config: ValidatedConfig,
+  options: CompileOptions = {},
+): RuntimeOptions[] {
+  return Object.keys(config.regions).map((region) => compileRegion(config, region, options));
+}
+
+function compileCheckpointStore(
+  config: ValidatedConfig,
+  region: string,
+  options: CompileOptions,
+): CheckpointStoreOptions {
+  const override = config.regions[region]?.redis;
+  const url = override?.url ?? config.redis?.url;
+  if (url !== undefined) {
+    const prefix = override?.keyPrefix ?? config.redis?.keyPrefix ?? CONFIG_DEFAULTS.redisKeyPrefix;
+    return { kind: 'redis', url, keyPrefix: `${prefix}:${region}:` };
+  }
+  // One directory per region, so daemons sharing a machine and a stateDir never share files.
+  const dir =
+    options.baseDir === undefined
+      ? join(config.stateDir, region)
+      : resolve(options.baseDir, config.stateDir, region);
+  return { kind: 'file', dir };
+}
+
+/**
+ * Splits a validated `schema.table` / `schema.*` string.
+ *
+ * @throws ConfigError for a string that is not a table pattern (only possible
+ *   when called with unvalidated input).
+ */
+export function parseTablePattern(pattern: string): TablePattern {
+  const match = TABLE_PATTERN.exec(pattern);
+  const schema = match?.[1];
+  const table = match?.[2];
+  if (schema === undefined || table === undefined) {
+    throw new ConfigError([`${JSON.stringify(pattern)} is not schema.table`]);
+  }
+  return { schema, table };
+}
+
+/** True when the pattern selects `schema.table`. Names compare exactly, as MySQL does on Linux. */
+export function tableMatches(pattern: TablePattern, schema: string, table: string): boolean {
+  return pattern.schema === schema && (pattern.table === '*' || pattern.table === table);
+}

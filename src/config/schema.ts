@@ -1,0 +1,337 @@
+/**
+ * The configuration file's schema: the single source of truth for what a
+ * `cdc-replicator` YAML file may contain, its defaults, the TypeScript types of
+ * the file (`ConfigInput`) and of the validated result (`ValidatedConfig`), and
+ * the published JSON Schema (see `json-schema.ts`). Rules that relate fields
+ * to each other live in `validate.ts`, which runs them next to this schema.
+ */
+import { z } from 'zod';
+
+import { Secret } from '../core/secret.js';
+
+/** Values the file may leave out. Compile-time fallbacks reuse them so there is one place to change. */
+export const CONFIG_DEFAULTS = {
+  mysqlPort: 3306,
+  topicPrefix: 'cdc',
+  redisKeyPrefix: 'cdc',
+  stateDir: '.cdc-state',
+  metricsPort: 9464,
+  metricsHost: '0.0.0.0',
+  conflictStrategy: 'lww',
+} as const;
+
+/**
+ * Region and pipeline names end up in Kafka topic names, Redis keys, metric
+ * labels and file names, so they are restricted to characters safe in all four.
+ */
+export const NAME_PATTERN = /^[a-z][a-z0-9_-]*$/;
+const NAME_MAX_LENGTH = 48;
+
+/**
+ * `schema.table` or `schema.*`. Only unquoted-identifier characters without `$`,
+ * because table names become part of Kafka topic names, which do not allow `$`.
+ */
+export const TABLE_PATTERN = /^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+|\*)$/;
+
+/** Tables with this prefix are the replicator's own bookkeeping and are never replicated. */
+export const INTERNAL_TABLE_PREFIX = '_cdc_';
+
+/** Kafka topic names allow only these characters. */
+const TOPIC_PREFIX_PATTERN = /^[A-Za-z0-9._-]+$/;
+
+/** `host:port`, where host is a name, an IPv4 address or a bracketed IPv6 address. */
+const BROKER_PATTERN = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$/;
+
+function nameSchema(what: 'region' | 'pipeline') {
+  const message = `${what} names must start with a lowercase letter and use only a-z, 0-9, "_" and "-" (at most ${NAME_MAX_LENGTH} characters)`;
+  return z
+    .string()
+    .regex(NAME_PATTERN, { error: message, abort: true })
+    .max(NAME_MAX_LENGTH, { error: message });
+}
+
+/** A region name as it may appear as a key of `regions` or in a priority list. */
+export const regionNameSchema = nameSchema('region');
+/** A pipeline name. */
+export const pipelineNameSchema = nameSchema('pipeline');
+
+/**
+ * A TCP port. A string of digits is accepted too, because `${PORT}` expands to
+ * text and the file should not need a different syntax for numbers from the
+ * environment. The messages never repeat the value: the same schema shape is
+ * used next to secrets.
+ */
+function portSchema(min: 0 | 1) {
+  const message =
+    min === 0
+      ? 'must be a port number 0-65535 (0 picks a free port)'
+      : 'must be a port number 1-65535';
+  const asNumber = z
+    .int({ error: message })
+    .min(min, { error: message })
+    .max(65535, { error: message });
+  return z
+    .union(
+      [
+        asNumber,
+        z
+          .string()
+          .regex(/^[0-9]+$/, { error: message })
+          .transform(Number)
+          .pipe(asNumber),
+      ],
+      { error: message },
+    )
+    .meta({ description: 'A port number; a decimal string (e.g. from ${PORT}) is accepted too.' });
+}
+
+function nonEmptyString(what: string) {
+  return z.string().min(1, { error: `${what} must not be empty` });
+}
+
+/**
+ * A string that must never be echoed: wrapped in {@link Secret} after
+ * validation. Its messages name the expected type only, never the value.
+ */
+function secretString() {
+  return z.string().transform((value) => new Secret(value));
+}
+
+function isRedisUrl(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const { protocol, hostname } = new URL(value);
+  return (protocol === 'redis:' || protocol === 'rediss:') && hostname.length > 0;
+}
+
+/** The redis URL may carry a password, so it is checked without echoing it and kept as a Secret. */
+const redisUrlSchema = z
+  .string()
+  .refine(isRedisUrl, { error: 'must be a redis:// or rediss:// URL with a host' })
+  .transform((value) => new Secret(value))
+  .meta({ description: 'redis:// or rediss:// URL; may carry a password, which is never logged.' });
+
+const brokerSchema = z
+  .string()
+  .regex(BROKER_PATTERN, {
+    error: (issue) => `${JSON.stringify(issue.input)} is not host:port`,
+    abort: true,
+  })
+  .refine((value) => Number(BROKER_PATTERN.exec(value)?.[1]) <= 65535, {
+    error: (issue) => `${JSON.stringify(issue.input)} has a port above 65535`,
+  });
+
+const brokersSchema = z.array(brokerSchema).min(1, { error: 'must list at least one broker' });
+
+const topicPrefixSchema = z
+  .string()
+  .regex(TOPIC_PREFIX_PATTERN, {
+    error: 'topicPrefix may only contain letters, digits, ".", "_" and "-"',
+  })
+  .max(100, { error: 'topicPrefix must be at most 100 characters' });
+
+const redisKeyPrefixSchema = z.string().regex(/^[A-Za-z0-9._:-]+$/, {
+  error: 'keyPrefix may only contain letters, digits, ".", "_", ":" and "-"',
+});
+
+const metricsHostSchema = nonEmptyString('host');
+
+/** One entry of a pipeline's `tables`: `schema.table` or `schema.*`. */
+export const tablePatternSchema = z
+  .string()
+  .regex(TABLE_PATTERN, {
+    error: (issue) => `${JSON.stringify(issue.input)} is not schema.table`,
+    abort: true,
+  })
+  .refine((value) => !(value.split('.')[1] ?? '').startsWith(INTERNAL_TABLE_PREFIX), {
+    error: (issue) =>
+      `${JSON.stringify(issue.input)} is an internal table (${INTERNAL_TABLE_PREFIX}*) and is never replicated`,
+  });
+
+/** The connection to the region's own MySQL primary. Only regions have one. */
+export const mysqlSchema = z
+  .strictObject({
+    host: nonEmptyString('host'),
+    // prefault, not default: the JSON Schema keeps a prefault for a transforming schema.
+    port: portSchema(1).prefault(CONFIG_DEFAULTS.mysqlPort),
+    user: nonEmptyString('user'),
+    password: secretString().meta({
+      description: 'May be empty. Write "${VAR}" to keep it out of the file; it is never logged.',
+    }),
+    database: nonEmptyString('database').optional(),
+  })
+  .meta({ description: "The region's own MySQL primary (binlog source and apply target)." });
+
+/** The top-level Kafka block, shared by every region unless a region overrides parts of it. */
+export const kafkaSchema = z
+  .strictObject({
+    brokers: brokersSchema,
+    topicPrefix: topicPrefixSchema.default(CONFIG_DEFAULTS.topicPrefix),
+    clientId: nonEmptyString('clientId').optional(),
+  })
+  .meta({
+    description: 'Kafka, shared by every region unless a region overrides brokers or clientId.',
+  });
+
+/**
+ * A region's partial Kafka override (e.g. its own cluster). `topicPrefix` is
+ * deliberately absent: topic names must be computed identically by every
+ * region, or appliers would subscribe to topics nobody writes.
+ */
+export const regionKafkaSchema = z
+  .strictObject({
+    brokers: brokersSchema.optional(),
+    clientId: nonEmptyString('clientId').optional(),
+    topicPrefix: z
+      .never({
+        error: 'topicPrefix must be the same for every region: set it in the top-level kafka block',
+      })
+      .optional(),
+  })
+  .meta({
+    description:
+      "This region's own Kafka brokers or client id; topicPrefix is shared and cannot be overridden.",
+  });
+
+/** The top-level Redis block. Without it, checkpoints go to a local file store under `stateDir`. */
+export const redisSchema = z
+  .strictObject({
+    url: redisUrlSchema,
+    keyPrefix: redisKeyPrefixSchema.default(CONFIG_DEFAULTS.redisKeyPrefix),
+  })
+  .meta({
+    description:
+      'Redis for checkpoints and leases. Without it, a local file store under stateDir is used.',
+  });
+
+/** A region's partial Redis override. */
+export const regionRedisSchema = z
+  .strictObject({
+    url: redisUrlSchema.optional(),
+    keyPrefix: redisKeyPrefixSchema.optional(),
+  })
+  .meta({ description: "This region's own Redis url or key prefix." });
+
+/** Where `/metrics`, `/healthz` and `/readyz` are served. */
+export const metricsSchema = z
+  .strictObject({
+    port: portSchema(0).prefault(CONFIG_DEFAULTS.metricsPort),
+    host: metricsHostSchema.default(CONFIG_DEFAULTS.metricsHost),
+  })
+  .meta({ description: 'Address of /metrics, /healthz and /readyz.' });
+
+/** A region's partial metrics override, e.g. `{ port: 9465 }` when daemons share a machine. */
+export const regionMetricsSchema = z
+  .strictObject({
+    port: portSchema(0).optional(),
+    host: metricsHostSchema.optional(),
+  })
+  .meta({
+    description: "This region's metrics address, e.g. { port: 9465 } when daemons share a machine.",
+  });
+
+/** One region: its MySQL primary and optional overrides of the shared blocks. */
+export const regionSchema = z
+  .strictObject({
+    mysql: mysqlSchema,
+    kafka: regionKafkaSchema.optional(),
+    redis: regionRedisSchema.optional(),
+    metrics: regionMetricsSchema.optional(),
+  })
+  .meta({
+    description:
+      'One region: its MySQL primary and optional overrides of kafka, redis and metrics.',
+  });
+
+/** Regions by name; names must be safe in topic names, Redis keys and labels. At least one. */
+export const regionsSchema = z
+  .record(regionNameSchema, regionSchema)
+  .refine((regions) => Object.keys(regions).length > 0, {
+    error: 'at least one region is required',
+  })
+  .meta({
+    description:
+      'Every region, by name. The daemon serves the one chosen with --region (or CDC_REGION).',
+    minProperties: 1,
+  });
+
+/**
+ * How concurrent writes to the same row are resolved. `lww` keeps the larger
+ * `(hlc, origin)`; `region-priority` lets the earlier region in `priority` win
+ * and needs every region ranked, so no pair of regions is left undecided.
+ */
+export const conflictSchema = z
+  .strictObject({
+    strategy: z
+      .enum(['lww', 'region-priority'], {
+        error: 'strategy must be "lww" or "region-priority"',
+      })
+      .default(CONFIG_DEFAULTS.conflictStrategy),
+    priority: z
+      .array(regionNameSchema)
+      .min(1, { error: 'priority must list at least one region' })
+      .optional(),
+  })
+  .superRefine((conflict, ctx) => {
+    if (conflict.strategy === 'lww' && conflict.priority !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['priority'],
+        message: 'priority is only allowed with strategy "region-priority"',
+      });
+    }
+    if (conflict.strategy === 'region-priority' && conflict.priority === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['priority'],
+        message: 'strategy "region-priority" needs a priority list of regions, highest first',
+      });
+    }
+    const seen = new Set<string>();
+    conflict.priority?.forEach((region, index) => {
+      if (seen.has(region)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['priority', index],
+          message: `region ${JSON.stringify(region)} is listed twice`,
+        });
+      }
+      seen.add(region);
+    });
+  });
+
+/** A set of tables replicated together with one conflict strategy. */
+export const pipelineSchema = z
+  .strictObject({
+    name: pipelineNameSchema,
+    tables: z
+      .array(tablePatternSchema)
+      .min(1, { error: 'must list at least one table ("schema.table" or "schema.*")' }),
+    conflict: conflictSchema.prefault({}),
+  })
+  .meta({ description: 'Tables replicated together with one conflict strategy.' });
+
+/** The whole file. Cross-field rules are checked by `validateConfig` in validate.ts. */
+export const configSchema = z
+  .strictObject({
+    regions: regionsSchema,
+    kafka: kafkaSchema,
+    redis: redisSchema.optional(),
+    stateDir: nonEmptyString('stateDir').default(CONFIG_DEFAULTS.stateDir).meta({
+      description:
+        'Directory of the local file checkpoint store (used when no redis block is set), relative to the configuration file.',
+    }),
+    pipelines: z.array(pipelineSchema).min(1, { error: 'at least one pipeline is required' }),
+    metrics: metricsSchema.prefault({}),
+  })
+  .meta({ title: 'cdc-replicator configuration' });
+
+/** The file as written (after `${VAR}` expansion): optional fields may be absent. */
+export type ConfigInput = z.input<typeof configSchema>;
+/** The file after validation: defaults applied, secrets wrapped in {@link Secret}. */
+export type ValidatedConfig = z.output<typeof configSchema>;
+/** One validated region, overrides not yet merged (see `compileRegion`). */
+export type RegionConfig = z.output<typeof regionSchema>;
+/** A validated MySQL block; the password is a {@link Secret}. */
+export type MysqlConfig = z.output<typeof mysqlSchema>;
+/** One validated pipeline, table patterns still as written. */
+export type PipelineConfig = z.output<typeof pipelineSchema>;
