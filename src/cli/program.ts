@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 
 import type { EnvSource } from '../config/env.js';
+import { registerPrepareCommand } from './commands/prepare.js';
 import { registerValidateCommand } from './commands/validate.js';
 import { ExitCode, type CliIo, type CommandContext } from './context.js';
 import { packageVersion } from './version.js';
@@ -70,5 +71,6 @@ function buildProgram(context: CommandContext): Command {
     .showHelpAfterError('(run cdc-replicator --help for usage)')
     .allowExcessArguments(false);
   registerValidateCommand(program, context);
+  registerPrepareCommand(program, context);
   return program;
 }

@@ -18,6 +18,7 @@ export const CONFIG_DEFAULTS = {
   metricsPort: 9464,
   metricsHost: '0.0.0.0',
   conflictStrategy: 'lww',
+  internalSchema: '_cdc',
 } as const;
 
 /**
@@ -320,6 +321,14 @@ export const configSchema = z
       description:
         'Directory of the local file checkpoint store (used when no redis block is set), relative to the configuration file.',
     }),
+    internalSchema: z
+      .string()
+      .regex(/^[A-Za-z0-9_]{1,64}$/, { error: 'must be a schema name of letters, digits and "_"' })
+      .default(CONFIG_DEFAULTS.internalSchema)
+      .meta({
+        description:
+          "Schema holding the replicator's own tables (_cdc_tombstones, _cdc_apply_marker, _cdc_heartbeat, _cdc_conflicts) in every region.",
+      }),
     pipelines: z.array(pipelineSchema).min(1, { error: 'at least one pipeline is required' }),
     metrics: metricsSchema.prefault({}),
   })

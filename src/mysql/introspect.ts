@@ -1,0 +1,115 @@
+import type { TablePattern } from '../config/compile.js';
+import type { MysqlConnection } from './connection.js';
+import type mysql from 'mysql2/promise';
+
+/** Which server family and version a connection talks to. */
+export interface ServerInfo {
+  flavor: 'mariadb' | 'mysql';
+  version: string;
+  major: number;
+  minor: number;
+  patch: number;
+}
+
+export interface ColumnInfo {
+  name: string;
+  /** information_schema DATA_TYPE, lower case: `int`, `varchar`, `datetime`, ... */
+  dataType: string;
+  /** Full COLUMN_TYPE: `int(10) unsigned`, `decimal(65,30)`, `enum('a','b')`, ... */
+  columnType: string;
+  nullable: boolean;
+  invisible: boolean;
+}
+
+export interface TableInfo {
+  schema: string;
+  table: string;
+  columns: ColumnInfo[];
+  /** Primary-key column names in key order; empty when the table has none. */
+  primaryKey: string[];
+}
+
+export async function serverInfo(connection: MysqlConnection): Promise<ServerInfo> {
+  const [rows] = await connection.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version');
+  const version = String(rows[0]?.version ?? '');
+  const match = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  return {
+    flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql',
+    version,
+    major: Number(match?.[1] ?? 0),
+    minor: Number(match?.[2] ?? 0),
+    patch: Number(match?.[3] ?? 0),
+  };
+}
+
+/**
+ * INVISIBLE columns exist from MySQL 8.0.23 and MariaDB 10.3.3; the version
+ * columns rely on them so that `SELECT *` and positional INSERTs in
+ * applications keep working.
+ */
+export function supportsInvisibleColumns(info: ServerInfo): boolean {
+  const at = (major: number, minor: number, patch: number): boolean =>
+    info.major !== major
+      ? info.major > major
+      : info.minor !== minor
+        ? info.minor > minor
+        : info.patch >= patch;
+  return info.flavor === 'mariadb' ? at(10, 3, 3) : at(8, 0, 23);
+}
+
+/** Base tables matching the patterns, in a stable order, internal `_cdc_*` tables excluded. */
+export async function resolveTables(
+  connection: MysqlConnection,
+  patterns: readonly TablePattern[],
+): Promise<{ schema: string; table: string }[]> {
+  const found = new Map<string, { schema: string; table: string }>();
+  for (const pattern of patterns) {
+    const [rows] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES
+        WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA = ?
+          AND (? = '*' OR TABLE_NAME = ?) AND TABLE_NAME NOT LIKE '\\_cdc\\_%'
+        ORDER BY TABLE_NAME`,
+      [pattern.schema, pattern.table, pattern.table],
+    );
+    for (const row of rows) {
+      const entry = { schema: String(row.s), table: String(row.t) };
+      found.set(`${entry.schema}.${entry.table}`, entry);
+    }
+  }
+  return [...found.values()];
+}
+
+/** Columns and primary key of one table, or undefined when it does not exist. */
+export async function describeTable(
+  connection: MysqlConnection,
+  schema: string,
+  table: string,
+): Promise<TableInfo | undefined> {
+  const [columns] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType,
+            IS_NULLABLE AS nullable, EXTRA AS extra
+       FROM information_schema.COLUMNS
+      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+      ORDER BY ORDINAL_POSITION`,
+    [schema, table],
+  );
+  if (columns.length === 0) return undefined;
+  const [keys] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT COLUMN_NAME AS name FROM information_schema.STATISTICS
+      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY'
+      ORDER BY SEQ_IN_INDEX`,
+    [schema, table],
+  );
+  return {
+    schema,
+    table,
+    columns: columns.map((c) => ({
+      name: String(c.name),
+      dataType: String(c.dataType).toLowerCase(),
+      columnType: String(c.columnType).toLowerCase(),
+      nullable: c.nullable === 'YES',
+      invisible: /INVISIBLE/i.test(String(c.extra)),
+    })),
+    primaryKey: keys.map((k) => String(k.name)),
+  };
+}

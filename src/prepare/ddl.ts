@@ -1,0 +1,270 @@
+import { createHash } from 'node:crypto';
+import { qualifiedName, quoteId, sqlString } from '../mysql/identifiers.js';
+import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
+import {
+  APPLIER_SESSION_FLAG,
+  INTERNAL_TABLES,
+  VERSION_COLUMNS,
+} from '../mysql/internal-tables.js';
+
+/**
+ * The SQL `prepare` runs. Pure functions of names and table descriptions, so
+ * `--dry-run` prints exactly what a real run would execute.
+ */
+
+export function createInternalSchema(schema: string): string {
+  return `CREATE DATABASE IF NOT EXISTS ${quoteId(schema)} CHARACTER SET utf8mb4`;
+}
+
+/** CREATE TABLE statements for the internal tables, keyed by table name. */
+export function internalTableDdl(schema: string): Record<string, string> {
+  const t = (name: string): string => qualifiedName(schema, name);
+  return {
+    // One row per deleted key: the delete's version, so a concurrent remote
+    // update can lose to it the same way in every region (DESIGN.md §3).
+    [INTERNAL_TABLES.tombstones]: `CREATE TABLE IF NOT EXISTS ${t(INTERNAL_TABLES.tombstones)} (
+  tbl VARCHAR(129) NOT NULL COMMENT 'schema.table',
+  pk_hash BINARY(32) NOT NULL COMMENT 'SHA-256 of pk',
+  pk JSON NOT NULL COMMENT 'key columns as canonical text, in key order',
+  ver JSON NOT NULL COMMENT 'version of the delete: {o, h, vv}',
+  hlc BIGINT UNSIGNED NOT NULL COMMENT 'ver.h, indexed for the purge',
+  PRIMARY KEY (tbl, pk_hash),
+  KEY by_hlc (hlc)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    // Upserted first in every applier transaction; capture drops any
+    // transaction that touches it, which is what stops replication loops.
+    [INTERNAL_TABLES.applyMarker]: `CREATE TABLE IF NOT EXISTS ${t(INTERNAL_TABLES.applyMarker)} (
+  applier VARCHAR(191) NOT NULL,
+  source_region VARCHAR(64) NOT NULL,
+  batches BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (applier)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    [INTERNAL_TABLES.heartbeat]: `CREATE TABLE IF NOT EXISTS ${t(INTERNAL_TABLES.heartbeat)} (
+  region VARCHAR(64) NOT NULL,
+  hlc BIGINT UNSIGNED NOT NULL COMMENT 'microseconds since the epoch when the beat was written',
+  beat_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (region)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    [INTERNAL_TABLES.conflicts]: `CREATE TABLE IF NOT EXISTS ${t(INTERNAL_TABLES.conflicts)} (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  detected_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  tbl VARCHAR(129) NOT NULL,
+  pk JSON NOT NULL,
+  source_region VARCHAR(64) NOT NULL,
+  strategy VARCHAR(32) NOT NULL,
+  winner VARCHAR(16) NOT NULL,
+  local_ver JSON NULL,
+  incoming_ver JSON NOT NULL,
+  local_row JSON NULL,
+  incoming_row JSON NULL,
+  PRIMARY KEY (id),
+  KEY by_time (detected_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+  };
+}
+
+/** ALTER TABLE adding whichever version columns are missing, or undefined when none is. */
+export function addVersionColumns(table: TableInfo): string | undefined {
+  const have = new Set(table.columns.map((c) => c.name));
+  const clauses: string[] = [];
+  if (!have.has(VERSION_COLUMNS.ts)) {
+    clauses.push(
+      `ADD COLUMN ${quoteId(VERSION_COLUMNS.ts)} TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) INVISIBLE`,
+    );
+  }
+  if (!have.has(VERSION_COLUMNS.ver)) {
+    clauses.push(`ADD COLUMN ${quoteId(VERSION_COLUMNS.ver)} JSON NULL INVISIBLE`);
+  }
+  if (clauses.length === 0) return undefined;
+  return `ALTER TABLE ${qualifiedName(table.schema, table.table)} ${clauses.join(', ')}`;
+}
+
+const BINARY_TYPES = new Set([
+  'binary',
+  'varbinary',
+  'tinyblob',
+  'blob',
+  'mediumblob',
+  'longblob',
+  'bit',
+]);
+
+/**
+ * SQL for one key column's canonical text: HEX for binary types, the
+ * server's own text form otherwise. The applier computes tombstone keys with
+ * the same expressions (over parameters), so both sides always agree.
+ */
+export function canonicalKeyPart(column: ColumnInfo, valueSql: string): string {
+  return BINARY_TYPES.has(column.dataType) ? `HEX(${valueSql})` : `CAST(${valueSql} AS CHAR)`;
+}
+
+/** `JSON_ARRAY(...)` of the key's canonical parts for the row alias (OLD/NEW). */
+export function keyJsonSql(table: TableInfo, rowAlias: 'OLD' | 'NEW'): string {
+  const byName = new Map(table.columns.map((c) => [c.name, c]));
+  const parts = table.primaryKey.map((name) => {
+    const column = byName.get(name);
+    if (column === undefined)
+      throw new Error(`primary-key column ${name} missing from ${table.table}`);
+    return canonicalKeyPart(column, `${rowAlias}.${quoteId(name)}`);
+  });
+  return `JSON_ARRAY(${parts.join(', ')})`;
+}
+
+/** Trigger names stay within MySQL's 64 characters and unique per table. */
+export function triggerName(kind: 'ad' | 'bi' | 'bu', table: string): string {
+  const plain = `_cdc_${kind}_${table}`;
+  if (plain.length <= 64) return plain;
+  const hash = createHash('sha256').update(table).digest('hex').slice(0, 8);
+  return `_cdc_${kind}_${table.slice(0, 45)}_${hash}`;
+}
+
+export interface TriggerDefinition {
+  name: string;
+  table: TableInfo;
+  /** The trigger body exactly as `information_schema.TRIGGERS.ACTION_STATEMENT` reports it. */
+  body: string;
+  /** The full CREATE TRIGGER statement. */
+  create: string;
+}
+
+/** Exact microseconds since the epoch of a TIMESTAMP(6) expression (no time-zone round trip). */
+function micros(timestampSql: string): string {
+  return `CAST(UNIX_TIMESTAMP(${timestampSql}) * 1000000 AS UNSIGNED)`;
+}
+
+/**
+ * A TIMESTAMP(6) value from microseconds. Integer arithmetic only: `x / 1e6`
+ * would be rounded to `div_precision_increment` (4) decimals.
+ */
+function timestampFromMicros(microsSql: string): string {
+  return `FROM_UNIXTIME(${microsSql} DIV 1000000) + INTERVAL (${microsSql} MOD 1000000) MICROSECOND`;
+}
+
+/**
+ * SQL for the effective hlc of a row from its version columns, DESIGN.md §3:
+ * `_cdc_ver.h` when `_cdc_ts` still equals it (the applier wrote last),
+ * otherwise `max(_cdc_ts, max(vv) + 1µs)`. Mirrors `effectiveVersion()` in
+ * src/versioning.
+ */
+export function effectiveHlcSql(tsSql: string, verSql: string): string {
+  return `CASE
+      WHEN ${verSql} IS NULL THEN ${micros(tsSql)}
+      WHEN CAST(JSON_VALUE(${verSql}, '$.h') AS UNSIGNED) = ${micros(tsSql)} THEN ${micros(tsSql)}
+      ELSE GREATEST(${micros(tsSql)}, 1 + (SELECT COALESCE(MAX(jt.v), 0)
+        FROM JSON_TABLE(JSON_EXTRACT(${verSql}, '$.vv.*'), '$[*]' COLUMNS (v BIGINT UNSIGNED PATH '$')) AS jt))
+    END`;
+}
+
+/** The HLC rule: a local write's timestamp exceeds the version it replaces, whatever the clock says. */
+function nextHlcSql(previousHlcSql: string): string {
+  return `GREATEST(${micros('NOW(6)')}, ${previousHlcSql} + 1)`;
+}
+
+/**
+ * AFTER DELETE: a local delete leaves a tombstone atomically with the delete
+ * (DESIGN.md §3). Its version follows the HLC rule: greater than the deleted
+ * row's effective version, and its vector extends the row's vector, so the
+ * delete causally follows every write it removed.
+ */
+export function deleteTrigger(
+  table: TableInfo,
+  internalSchema: string,
+  region: string,
+): TriggerDefinition {
+  const name = triggerName('ad', table.table);
+  const ts = `OLD.${quoteId(VERSION_COLUMNS.ts)}`;
+  const ver = `OLD.${quoteId(VERSION_COLUMNS.ver)}`;
+  const tableText = sqlString(`${table.schema}.${table.table}`);
+  const body = `BEGIN
+  DECLARE v_hlc BIGINT UNSIGNED;
+  DECLARE v_vv LONGTEXT;
+  DECLARE v_key LONGTEXT;
+  IF ${APPLIER_SESSION_FLAG} IS NULL THEN
+    SET v_hlc = ${nextHlcSql(effectiveHlcSql(ts, ver))};
+    SET v_vv = JSON_SET(COALESCE(JSON_EXTRACT(${ver}, '$.vv'), '{}'), ${sqlString(`$."${region}"`)}, v_hlc);
+    SET v_key = ${keyJsonSql(table, 'OLD')};
+    INSERT INTO ${qualifiedName(internalSchema, INTERNAL_TABLES.tombstones)} (tbl, pk_hash, pk, ver, hlc)
+      VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
+              JSON_OBJECT('o', ${sqlString(region)}, 'h', v_hlc, 'vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
+      ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
+  END IF;
+END`;
+  return {
+    name,
+    table,
+    body,
+    create: `CREATE TRIGGER ${qualifiedName(table.schema, name)} AFTER DELETE ON ${qualifiedName(table.schema, table.table)} FOR EACH ROW ${body}`,
+  };
+}
+
+/**
+ * BEFORE UPDATE: applies the HLC rule to local updates. `ON UPDATE
+ * CURRENT_TIMESTAMP(6)` alone stamps the wall clock, which may be behind the
+ * version being replaced (clock skew, or a remote write stamped ahead); two
+ * local writes would then share one version and the second would be dropped
+ * elsewhere as a duplicate. Rows whose visible columns did not change keep
+ * their version, so no-op updates replicate nothing.
+ */
+export function updateTrigger(table: TableInfo): TriggerDefinition {
+  const name = triggerName('bu', table.table);
+  const ts = quoteId(VERSION_COLUMNS.ts);
+  const ver = quoteId(VERSION_COLUMNS.ver);
+  const visible = table.columns.filter(
+    (c) => c.name !== VERSION_COLUMNS.ts && c.name !== VERSION_COLUMNS.ver,
+  );
+  const changed = visible
+    .map((c) => `NOT (NEW.${quoteId(c.name)} <=> OLD.${quoteId(c.name)})`)
+    .join(' OR ');
+  const body = `BEGIN
+  IF ${APPLIER_SESSION_FLAG} IS NULL THEN
+    SET NEW.${ver} = OLD.${ver};
+    IF ${changed} THEN
+      SET NEW.${ts} = ${timestampFromMicros(nextHlcSql(effectiveHlcSql(`OLD.${ts}`, `OLD.${ver}`)))};
+    ELSE
+      SET NEW.${ts} = OLD.${ts};
+    END IF;
+  END IF;
+END`;
+  return {
+    name,
+    table,
+    body,
+    create: `CREATE TRIGGER ${qualifiedName(table.schema, name)} BEFORE UPDATE ON ${qualifiedName(table.schema, table.table)} FOR EACH ROW ${body}`,
+  };
+}
+
+/**
+ * BEFORE INSERT: a local re-insert of a deleted key inherits the tombstone's
+ * version as its stored version and a timestamp past it, so the new row
+ * causally follows the delete and obeys the HLC rule even when the local
+ * clock is behind the delete.
+ */
+export function insertTrigger(table: TableInfo, internalSchema: string): TriggerDefinition {
+  const name = triggerName('bi', table.table);
+  const tableText = sqlString(`${table.schema}.${table.table}`);
+  const ts = quoteId(VERSION_COLUMNS.ts);
+  const ver = quoteId(VERSION_COLUMNS.ver);
+  const body = `BEGIN
+  DECLARE v_tomb LONGTEXT;
+  DECLARE v_hlc BIGINT UNSIGNED;
+  IF ${APPLIER_SESSION_FLAG} IS NULL THEN
+    SELECT ver, hlc INTO v_tomb, v_hlc FROM ${qualifiedName(internalSchema, INTERNAL_TABLES.tombstones)}
+      WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
+    SET NEW.${ver} = v_tomb;
+    IF v_tomb IS NOT NULL THEN
+      SET NEW.${ts} = ${timestampFromMicros(nextHlcSql('v_hlc'))};
+    END IF;
+  END IF;
+END`;
+  return {
+    name,
+    table,
+    body,
+    create: `CREATE TRIGGER ${qualifiedName(table.schema, name)} BEFORE INSERT ON ${qualifiedName(table.schema, table.table)} FOR EACH ROW ${body}`,
+  };
+}
+
+export function dropTrigger(schema: string, name: string): string {
+  return `DROP TRIGGER IF EXISTS ${qualifiedName(schema, name)}`;
+}
