@@ -39,6 +39,7 @@ describe('compileRegion', () => {
         brokers: ['kafka-eu-1:9092', 'kafka-eu-2:9092'],
         topicPrefix: 'cdc',
         clientId: 'cdc-replicator-eu-west',
+        topics: { partitions: 3, replicationFactor: undefined },
       },
       checkpointStore: { kind: 'redis', url: anySecret, keyPrefix: 'cdc:eu-west:' },
       metrics: { host: '0.0.0.0', port: 9465 },
@@ -57,7 +58,18 @@ describe('compileRegion', () => {
           conflict: { strategy: 'region-priority', priority: ['eu-west', 'us-east'] },
         },
       ],
+      capture: {
+        serverId: expect.any(Number) as unknown,
+        maxInFlightBytes: 64 * 1024 * 1024,
+        batchMaxMessages: 2000,
+        lingerMs: 5,
+        compression: 'none',
+        checkpointIntervalMs: 500,
+      },
+      internalSchema: '_cdc',
     });
+    expect(options.capture.serverId).toBeGreaterThanOrEqual(4_000_000_000);
+    expect(options.capture.serverId).toBe(compileRegion(config, 'eu-west').capture.serverId);
     expect(options.mysql.password.reveal()).toBe('eu-secret');
     expect(options.checkpointStore.kind === 'redis' && options.checkpointStore.url.reveal()).toBe(
       'redis://127.0.0.1:6379',
@@ -70,6 +82,7 @@ describe('compileRegion', () => {
       brokers: ['127.0.0.1:9092'],
       topicPrefix: 'cdc',
       clientId: 'cdc-replicator-us-east',
+      topics: { partitions: 3, replicationFactor: undefined },
     });
     expect(options.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
     expect(options.mysql.password.isEmpty).toBe(true);
@@ -85,7 +98,7 @@ stateDir: state
 pipelines:
   - { name: app, tables: [app.*] }
 `);
-    expect(compileRegion(minimal, 'solo', { baseDir: '/etc/cdc' })).toEqual({
+    expect(compileRegion(minimal, 'solo', { baseDir: '/etc/cdc' })).toMatchObject({
       region: 'solo',
       peers: [],
       mysql: { host: 'db', port: 3306, user: 'cdc', password: anySecret, database: 'app' },

@@ -25,6 +25,19 @@ export interface KafkaOptions {
   /** Shared by all regions; topic names are `<topicPrefix>.<sourceRegion>.<schema>.<table>`. */
   readonly topicPrefix: string;
   readonly clientId: string;
+  /** Partitions and replication factor of topics the replicator creates. */
+  readonly topics: { readonly partitions: number; readonly replicationFactor: number | undefined };
+}
+
+/** Capture stage tuning, units in the names. */
+export interface CaptureOptions {
+  /** server_id the binlog reader presents to MySQL. */
+  readonly serverId: number;
+  readonly maxInFlightBytes: number;
+  readonly batchMaxMessages: number;
+  readonly lingerMs: number;
+  readonly compression: 'none' | 'gzip';
+  readonly checkpointIntervalMs: number;
 }
 
 /**
@@ -72,6 +85,9 @@ export interface RuntimeOptions {
   readonly checkpointStore: CheckpointStoreOptions;
   readonly metrics: MetricsOptions;
   readonly pipelines: readonly PipelineOptions[];
+  readonly capture: CaptureOptions;
+  /** Schema of the replicator's own tables in this region's database. */
+  readonly internalSchema: string;
 }
 
 /** Options of {@link compileRegion} that do not come from the file itself. */
@@ -110,7 +126,20 @@ export function compileRegion(
       brokers: own.kafka?.brokers ?? config.kafka.brokers,
       topicPrefix: config.kafka.topicPrefix,
       clientId: own.kafka?.clientId ?? config.kafka.clientId ?? `cdc-replicator-${region}`,
+      topics: {
+        partitions: config.kafka.topics.partitions,
+        replicationFactor: config.kafka.topics.replicationFactor,
+      },
     },
+    capture: {
+      serverId: config.capture.serverId ?? derivedServerId(region),
+      maxInFlightBytes: config.capture.maxInFlightBytes,
+      batchMaxMessages: config.capture.batchMaxMessages,
+      lingerMs: config.capture.lingerMs,
+      compression: config.capture.compression,
+      checkpointIntervalMs: config.capture.checkpointIntervalMs,
+    },
+    internalSchema: config.internalSchema,
     checkpointStore: compileCheckpointStore(config, region, options),
     metrics: {
       host: own.metrics?.host ?? config.metrics.host,
@@ -125,6 +154,18 @@ export function compileRegion(
           : { strategy: 'lww' },
     })),
   };
+}
+
+/**
+ * A stable server_id for the region's binlog reader, in a range real servers
+ * rarely use (4 000 000 000 and up), so two daemons of one region present
+ * the same id: MySQL then keeps only one dump connection alive, which is
+ * what a standby takeover wants.
+ */
+function derivedServerId(region: string): number {
+  let hash = 0;
+  for (const char of region) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return 4_000_000_000 + (hash % 294_967_295);
 }
 
 /** Compiles every region, in file order. Used by `validate` to prove each daemon could start. */

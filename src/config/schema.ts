@@ -19,6 +19,13 @@ export const CONFIG_DEFAULTS = {
   metricsHost: '0.0.0.0',
   conflictStrategy: 'lww',
   internalSchema: '_cdc',
+  topicPartitions: 3,
+  captureMaxInFlightBytes: 64 * 1024 * 1024,
+  captureBatchMaxMessages: 2000,
+  captureLingerMs: 5,
+  /** Measured by bench/capture: see the comment in src/bus/kafka.ts. */
+  captureCompression: 'none',
+  captureCheckpointIntervalMs: 500,
 } as const;
 
 /**
@@ -163,11 +170,28 @@ export const mysqlSchema = z
   .meta({ description: "The region's own MySQL primary (binlog source and apply target)." });
 
 /** The top-level Kafka block, shared by every region unless a region overrides parts of it. */
+/** How the replicator creates the topics it publishes to when they are missing. */
+export const topicsSchema = z
+  .strictObject({
+    partitions: z.number().int().min(1).max(10_000).default(CONFIG_DEFAULTS.topicPartitions),
+    replicationFactor: z
+      .number()
+      .int()
+      .min(1)
+      .max(32)
+      .optional()
+      .meta({
+        description: "Replicas per partition; the broker's default.replication.factor when absent.",
+      }),
+  })
+  .meta({ description: 'Settings of topics the replicator creates.' });
+
 export const kafkaSchema = z
   .strictObject({
     brokers: brokersSchema,
     topicPrefix: topicPrefixSchema.default(CONFIG_DEFAULTS.topicPrefix),
     clientId: nonEmptyString('clientId').optional(),
+    topics: topicsSchema.prefault({}),
   })
   .meta({
     description: 'Kafka, shared by every region unless a region overrides brokers or clientId.',
@@ -192,6 +216,39 @@ export const regionKafkaSchema = z
     description:
       "This region's own Kafka brokers or client id; topicPrefix is shared and cannot be overridden.",
   });
+
+/** Tuning of the capture stage (binlog → Kafka). */
+export const captureSchema = z
+  .strictObject({
+    serverId: z.number().int().min(1).max(4_294_967_295).optional().meta({
+      description:
+        'server_id the binlog reader presents to MySQL; must differ from every server and replica. Derived from the region name when absent.',
+    }),
+    maxInFlightBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(CONFIG_DEFAULTS.captureMaxInFlightBytes)
+      .meta({
+        description:
+          'Bytes of captured changes not yet acknowledged by Kafka; reading the binlog pauses when reached.',
+      }),
+    batchMaxMessages: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(CONFIG_DEFAULTS.captureBatchMaxMessages),
+    lingerMs: z.number().int().min(0).max(10_000).default(CONFIG_DEFAULTS.captureLingerMs),
+    compression: z.enum(['none', 'gzip']).default(CONFIG_DEFAULTS.captureCompression),
+    checkpointIntervalMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(600_000)
+      .default(CONFIG_DEFAULTS.captureCheckpointIntervalMs),
+  })
+  .meta({ description: 'Capture stage tuning.' });
 
 /** The top-level Redis block. Without it, checkpoints go to a local file store under `stateDir`. */
 export const redisSchema = z
@@ -321,6 +378,7 @@ export const configSchema = z
       description:
         'Directory of the local file checkpoint store (used when no redis block is set), relative to the configuration file.',
     }),
+    capture: captureSchema.prefault({}),
     internalSchema: z
       .string()
       .regex(/^[A-Za-z0-9_]{1,64}$/, { error: 'must be a schema name of letters, digits and "_"' })

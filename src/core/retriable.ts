@@ -94,10 +94,23 @@ function isKafkaJsError(err: object): boolean {
  * tables above. A CdcError passes through unchanged. Programmer errors
  * (TypeError, RangeError, ...) are always fatal.
  */
+/**
+ * Error-like check without `instanceof`: errors created in another realm
+ * (Node's own socket errors inside jest's VM context, for one) fail
+ * `instanceof Error` but are errors all the same.
+ */
+function isErrorLike(err: unknown): err is Error {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof (err as { message?: unknown }).message === 'string'
+  );
+}
+
 export function classifyError(err: unknown, context?: string): CdcError {
   if (err instanceof CdcError) return err;
   const prefix = context === undefined ? '' : `${context}: `;
-  if (!(err instanceof Error)) {
+  if (!isErrorLike(err)) {
     return new CdcError(`${prefix}${String(err)}`, { retriable: false, cause: err });
   }
   if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) {

@@ -1,0 +1,66 @@
+/**
+ * Durable daemon state (DESIGN §1): binlog checkpoints in Redis, or in local
+ * files when a single node runs without Redis. The daemon builds its store
+ * here from the compiled configuration and hands the `CheckpointStore`
+ * interface to capture; nothing else imports the adapters.
+ */
+import type { Logger } from '../core/logger.js';
+import type { Secret } from '../core/secret.js';
+import { FileCheckpointStore } from './file-store.js';
+import { RedisCheckpointStore, type RedisCheckpointStoreOptions } from './redis-store.js';
+import type { CheckpointStore } from './store.js';
+
+export type { Checkpoint, CheckpointStore, FenceToken, StateErrorCode } from './store.js';
+export { STATE_ERROR_CODES } from './store.js';
+export { FileCheckpointStore, checkpointFileName } from './file-store.js';
+export type { FileCheckpointStoreOptions } from './file-store.js';
+export { RedisCheckpointStore } from './redis-store.js';
+export type { RedisCheckpointStoreOptions } from './redis-store.js';
+export { redactRedisUrl } from './redis-url.js';
+
+/**
+ * Which store to use. Structurally the same as the config compiler's
+ * checkpoint store options (so its output can be passed as is), plus optional
+ * Redis tuning that the configuration file does not expose yet.
+ */
+export type CheckpointStoreOptions =
+  | ({
+      readonly kind: 'redis';
+      readonly url: Secret;
+      /** e.g. `cdc:us-east`; a trailing `:` is ignored. */
+      readonly keyPrefix: string;
+    } & Pick<
+      RedisCheckpointStoreOptions,
+      'connectTimeoutMs' | 'commandTimeoutMs' | 'waitForReplicas'
+    >)
+  | {
+      readonly kind: 'file';
+      /** One directory per region: daemons must not share one (see FileCheckpointStore). */
+      readonly dir: string;
+      readonly keyPrefix?: string;
+    };
+
+/** Things a store needs from its host that are not configuration. */
+export interface CheckpointStoreContext {
+  readonly logger?: Logger;
+}
+
+/**
+ * Opens the configured store: for Redis, resolves once the server answers;
+ * for files, once the directory exists.
+ *
+ * @throws CdcError `STATE_UNAVAILABLE` (retriable) when Redis cannot be
+ *   reached in time, `STATE_REDIS_<KIND>` when it refuses the connection (bad
+ *   password), `STATE_IO` when the directory cannot be created.
+ */
+export async function createCheckpointStore(
+  options: CheckpointStoreOptions,
+  context: CheckpointStoreContext = {},
+): Promise<CheckpointStore> {
+  switch (options.kind) {
+    case 'redis':
+      return RedisCheckpointStore.open({ ...options, logger: context.logger });
+    case 'file':
+      return FileCheckpointStore.open({ ...options, logger: context.logger });
+  }
+}
