@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 
 import type { EnvSource } from '../config/env.js';
 import { registerPrepareCommand } from './commands/prepare.js';
+import { registerRunCommand } from './commands/run.js';
 import { registerValidateCommand } from './commands/validate.js';
 import { ExitCode, type CliIo, type CommandContext } from './context.js';
 import { packageVersion } from './version.js';
@@ -72,5 +73,6 @@ function buildProgram(context: CommandContext): Command {
     .allowExcessArguments(false);
   registerValidateCommand(program, context);
   registerPrepareCommand(program, context);
+  registerRunCommand(program, context);
   return program;
 }

@@ -174,15 +174,9 @@ export const mysqlSchema = z
 export const topicsSchema = z
   .strictObject({
     partitions: z.number().int().min(1).max(10_000).default(CONFIG_DEFAULTS.topicPartitions),
-    replicationFactor: z
-      .number()
-      .int()
-      .min(1)
-      .max(32)
-      .optional()
-      .meta({
-        description: "Replicas per partition; the broker's default.replication.factor when absent.",
-      }),
+    replicationFactor: z.number().int().min(1).max(32).optional().meta({
+      description: "Replicas per partition; the broker's default.replication.factor when absent.",
+    }),
   })
   .meta({ description: 'Settings of topics the replicator creates.' });
 

@@ -176,6 +176,8 @@ export function deleteTrigger(
   const ts = `OLD.${quoteId(VERSION_COLUMNS.ts)}`;
   const ver = `OLD.${quoteId(VERSION_COLUMNS.ver)}`;
   const tableText = sqlString(`${table.schema}.${table.table}`);
+  // JSON_SET, not JSON_OBJECT: with a utf8mb4 server charset MariaDB 10.11's
+  // JSON_OBJECT quotes a BIGINT UNSIGNED variable as a string.
   const body = `BEGIN
   DECLARE v_hlc BIGINT UNSIGNED;
   DECLARE v_vv LONGTEXT;
@@ -186,7 +188,7 @@ export function deleteTrigger(
     SET v_key = ${keyJsonSql(table, 'OLD')};
     INSERT INTO ${qualifiedName(internalSchema, INTERNAL_TABLES.tombstones)} (tbl, pk_hash, pk, ver, hlc)
       VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
-              JSON_OBJECT('o', ${sqlString(region)}, 'h', v_hlc, 'vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
+              JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
       ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
   END IF;
 END`;

@@ -1,0 +1,353 @@
+import type { ChangeEvent, RowImage } from '../bus/envelope.js';
+import { ENVELOPE_VERSION } from '../bus/envelope.js';
+import { CdcError } from '../core/errors.js';
+import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { mysqlTimestampToMicros } from '../versioning/hlc.js';
+import {
+  decodeStoredVersion,
+  effectiveVersion,
+  parseStoredVersion,
+  type RowVersion,
+} from '../versioning/version.js';
+import { encodeRow, primaryKeyOf } from './row-codec.js';
+import type { RowValues, SourceEvent } from './source-events.js';
+
+/** What capture does next: publish a change, checkpoint a position, or park a bad row. */
+export type CaptureOutput =
+  | { kind: 'change'; event: ChangeEvent }
+  | { kind: 'commit'; position: string; gtid: string | null }
+  | { kind: 'dead-letter'; reason: string; detail: string; source: Record<string, unknown> }
+  | { kind: 'ddl'; schema: string; statement: string; truncate: boolean }
+  | { kind: 'warning'; reason: string; message: string };
+
+export interface AssemblerOptions {
+  region: string;
+  internalSchema: string;
+  /** True for tables whose changes are published (configured, not internal). */
+  isReplicated: (schema: string, table: string) => boolean;
+}
+
+const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
+
+interface PendingDelete {
+  schema: string;
+  table: string;
+  before: RowImage;
+  pk: RowImage;
+  raw: RowValues;
+  timestampMs: number;
+}
+
+/**
+ * Turns binlog events into change events, one transaction at a time, in
+ * binlog order. It holds no transaction in memory: rows stream out as they
+ * arrive, so a million-row transaction flows through in constant space. The
+ * only state is the deletes waiting for their tombstone, which the trigger
+ * writes right after each deleted row (so at most a row or two).
+ *
+ * Filtering (DESIGN.md §4): a transaction that touches the apply marker is the
+ * applier's own and is dropped whole (the marker is its first row); internal
+ * `_cdc_*` tables are never published, except heartbeats.
+ */
+export class TransactionAssembler {
+  #gtid: string | null = null;
+  #applierTransaction = false;
+  readonly #pendingDeletes = new Map<string, PendingDelete[]>();
+
+  constructor(private readonly options: AssemblerOptions) {}
+
+  push(event: SourceEvent): CaptureOutput[] {
+    switch (event.kind) {
+      case 'begin':
+        this.#gtid = event.gtid;
+        this.#applierTransaction = false;
+        this.#pendingDeletes.clear();
+        return [];
+      case 'rows':
+        return this.#rows(event);
+      case 'commit': {
+        const out = this.#flushUnmatchedDeletes();
+        out.push({ kind: 'commit', position: event.position, gtid: event.gtid ?? this.#gtid });
+        this.#gtid = null;
+        this.#applierTransaction = false;
+        return out;
+      }
+      case 'ddl': {
+        const truncate = /^\s*TRUNCATE\b/i.test(event.statement);
+        return [
+          { kind: 'ddl', schema: event.schema, statement: event.statement, truncate },
+          { kind: 'commit', position: event.position, gtid: event.gtid },
+        ];
+      }
+    }
+  }
+
+  #rows(event: Extract<SourceEvent, { kind: 'rows' }>): CaptureOutput[] {
+    const { internalSchema } = this.options;
+    if (event.schema === internalSchema && event.table === INTERNAL_TABLES.applyMarker) {
+      this.#applierTransaction = true;
+      this.#pendingDeletes.clear();
+      return [];
+    }
+    if (this.#applierTransaction) return [];
+    if (event.schema === internalSchema) {
+      if (event.table === INTERNAL_TABLES.tombstones && event.op !== 'delete') {
+        return this.#tombstones(event);
+      }
+      if (event.table === INTERNAL_TABLES.heartbeat && event.op !== 'delete') {
+        return this.#heartbeats(event);
+      }
+      return [];
+    }
+    if (!this.options.isReplicated(event.schema, event.table)) return [];
+    const out: CaptureOutput[] = [];
+    for (const row of event.rows) {
+      try {
+        if (event.op === 'delete') {
+          this.#queueDelete(event, row);
+        } else {
+          const before = event.op === 'update' ? (row as { before: RowValues }).before : null;
+          const after =
+            event.op === 'update' ? (row as { after: RowValues }).after : (row as RowValues);
+          out.push({ kind: 'change', event: this.#upsert(event, before, after) });
+        }
+      } catch (err) {
+        out.push(this.#deadLetter(err, event, row));
+      }
+    }
+    return out;
+  }
+
+  #upsert(
+    event: Extract<SourceEvent, { kind: 'rows' }>,
+    beforeRaw: RowValues | null,
+    afterRaw: RowValues,
+  ): ChangeEvent {
+    const where = `${event.schema}.${event.table}`;
+    const after = encodeRow(afterRaw, VERSION_COLUMN_SET);
+    const version = this.#rowVersion(afterRaw, where);
+    return this.#envelope(event.op === 'insert' ? 'c' : 'u', event.schema, event.table, {
+      pk: primaryKeyOf(after, event.primaryKey, where),
+      before: beforeRaw === null ? null : encodeRow(beforeRaw, VERSION_COLUMN_SET),
+      after,
+      version,
+      timestampMs: event.timestampMs,
+    });
+  }
+
+  /** The row's effective version from its after-image (DESIGN.md §3), as the applier computes it. */
+  #rowVersion(row: RowValues, where: string): RowVersion {
+    const ts = row[VERSION_COLUMNS.ts];
+    if (typeof ts !== 'string') {
+      throw new CdcError(
+        `${where}: row has no ${VERSION_COLUMNS.ts} column; run prepare for this table`,
+        {
+          code: 'NOT_PREPARED',
+        },
+      );
+    }
+    const stored = row[VERSION_COLUMNS.ver];
+    return effectiveVersion({
+      tsMicros: mysqlTimestampToMicros(ts),
+      stored: decodeVersionValue(stored),
+      self: this.options.region,
+    });
+  }
+
+  #queueDelete(event: Extract<SourceEvent, { kind: 'rows' }>, raw: RowValues): void {
+    const where = `${event.schema}.${event.table}`;
+    const before = encodeRow(raw, VERSION_COLUMN_SET);
+    const pending: PendingDelete = {
+      schema: event.schema,
+      table: event.table,
+      before,
+      pk: primaryKeyOf(before, event.primaryKey, where),
+      raw,
+      timestampMs: event.timestampMs,
+    };
+    const queue = this.#pendingDeletes.get(where);
+    if (queue === undefined) this.#pendingDeletes.set(where, [pending]);
+    else queue.push(pending);
+  }
+
+  /**
+   * The trigger's tombstone follows each deleted row in the same transaction,
+   * in row order, so the oldest pending delete of that table is its row.
+   */
+  #tombstones(event: Extract<SourceEvent, { kind: 'rows' }>): CaptureOutput[] {
+    const out: CaptureOutput[] = [];
+    for (const row of event.rows) {
+      const image =
+        event.op === 'update' ? (row as { after: RowValues }).after : (row as RowValues);
+      const tbl = typeof image.tbl === 'string' ? image.tbl : '';
+      const pending = this.#pendingDeletes.get(tbl)?.shift();
+      if (pending === undefined) {
+        // A tombstone without a delete in this transaction: written by hand, or
+        // for a table this pipeline does not replicate. Nothing to publish.
+        continue;
+      }
+      try {
+        const version = decodeVersionValue(image.ver);
+        if (version === null)
+          throw new CdcError('tombstone has no version', { code: 'VERSION_INVALID' });
+        out.push({
+          kind: 'change',
+          event: this.#envelope('d', pending.schema, pending.table, {
+            pk: pending.pk,
+            before: pending.before,
+            after: null,
+            version,
+            timestampMs: pending.timestampMs,
+          }),
+        });
+      } catch (err) {
+        out.push(this.#deadLetter(err, event, { tombstone: image, deleted: pending.raw }));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Deletes without a tombstone (the trigger is missing, e.g. dropped after
+   * prepare) still replicate, with the version the trigger would have given:
+   * greater than the deleted row's. The local region then has no tombstone,
+   * so a warning says to re-run prepare.
+   */
+  #flushUnmatchedDeletes(): CaptureOutput[] {
+    const out: CaptureOutput[] = [];
+    for (const queue of this.#pendingDeletes.values()) {
+      for (const pending of queue) {
+        const where = `${pending.schema}.${pending.table}`;
+        try {
+          const rowVersion = this.#rowVersion(pending.raw, where);
+          const hlc = Math.max(pending.timestampMs * 1000, rowVersion.hlc + 1);
+          const version: RowVersion = {
+            origin: this.options.region,
+            hlc,
+            vv: { ...rowVersion.vv, [this.options.region]: hlc },
+          };
+          out.push({
+            kind: 'warning',
+            reason: 'delete_without_tombstone',
+            message: `${where}: a delete had no tombstone (is the ${VERSION_COLUMNS.ts} trigger installed? run prepare)`,
+          });
+          out.push({
+            kind: 'change',
+            event: this.#envelope('d', pending.schema, pending.table, {
+              pk: pending.pk,
+              before: pending.before,
+              after: null,
+              version,
+              timestampMs: pending.timestampMs,
+            }),
+          });
+        } catch (err) {
+          out.push({
+            kind: 'dead-letter',
+            reason: 'row_undecodable',
+            detail: err instanceof Error ? err.message : String(err),
+            source: {
+              schema: pending.schema,
+              table: pending.table,
+              gtid: this.#gtid,
+              row: pending.before,
+            },
+          });
+        }
+      }
+    }
+    this.#pendingDeletes.clear();
+    return out;
+  }
+
+  #heartbeats(event: Extract<SourceEvent, { kind: 'rows' }>): CaptureOutput[] {
+    const out: CaptureOutput[] = [];
+    for (const row of event.rows) {
+      const raw = event.op === 'update' ? (row as { after: RowValues }).after : (row as RowValues);
+      const image = encodeRow(raw, VERSION_COLUMN_SET);
+      // Only this region's own beat: other regions' rows arrive through the applier.
+      if (image.region !== this.options.region) continue;
+      const hlc = Number(image.hlc);
+      if (!Number.isSafeInteger(hlc)) continue;
+      out.push({
+        kind: 'change',
+        event: this.#envelope(event.op === 'insert' ? 'c' : 'u', event.schema, event.table, {
+          pk: { region: this.options.region },
+          before: null,
+          after: image,
+          version: { origin: this.options.region, hlc, vv: { [this.options.region]: hlc } },
+          timestampMs: event.timestampMs,
+        }),
+      });
+    }
+    return out;
+  }
+
+  #envelope(
+    op: ChangeEvent['op'],
+    db: string,
+    table: string,
+    parts: {
+      pk: RowImage;
+      before: RowImage | null;
+      after: RowImage | null;
+      version: RowVersion;
+      timestampMs: number;
+    },
+  ): ChangeEvent {
+    return {
+      v: ENVELOPE_VERSION,
+      op,
+      region: this.options.region,
+      db,
+      table,
+      pk: parts.pk,
+      before: parts.before,
+      after: parts.after,
+      hlc: parts.version.hlc,
+      origin: parts.version.origin,
+      vv: parts.version.vv,
+      gtid: this.#gtid,
+      commitTs: parts.timestampMs,
+    };
+  }
+
+  #deadLetter(
+    err: unknown,
+    event: Extract<SourceEvent, { kind: 'rows' }>,
+    row: unknown,
+  ): CaptureOutput {
+    return {
+      kind: 'dead-letter',
+      reason:
+        err instanceof CdcError && err.code === 'VERSION_INVALID'
+          ? 'version_invalid'
+          : 'row_undecodable',
+      detail: err instanceof Error ? err.message : String(err),
+      source: {
+        schema: event.schema,
+        table: event.table,
+        op: event.op,
+        gtid: this.#gtid,
+        row: safeJson(row),
+      },
+    };
+  }
+}
+
+/** `_cdc_ver` arrives as text (MariaDB) or, on MySQL's binary JSON, possibly already parsed. */
+function decodeVersionValue(value: unknown): RowVersion | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return decodeStoredVersion(value);
+  if (Buffer.isBuffer(value)) return decodeStoredVersion(value.toString('utf8'));
+  return parseStoredVersion(value);
+}
+
+/** A JSON-safe copy of a raw row for the dead-letter record. */
+function safeJson(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value, (_key, v: unknown) =>
+      typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? v.toString('base64') : v,
+    ),
+  ) as unknown;
+}

@@ -1,0 +1,215 @@
+import ZongJi, {
+  type AnyBinlogEvent,
+  type DeleteRowsEvent,
+  type QueryEvent,
+  type TableMapEvent,
+  type UpdateRowsEvent,
+  type WriteRowsEvent,
+} from '@vlasky/zongji';
+import type { MysqlOptions } from '../config/compile.js';
+import { CdcError } from '../core/errors.js';
+import { classifyError } from '../core/retriable.js';
+import { describeMysql } from '../mysql/connection.js';
+import type { RowsEvent, SourceEvent } from './source-events.js';
+
+export interface BinlogSourceOptions {
+  mysql: MysqlOptions;
+  serverId: number;
+  /** GTID position to resume after (MariaDB `d-s-n,...` or a MySQL GTID set). */
+  gtidSet: string;
+  /** Schemas and tables whose row events to decode; everything else is skipped unparsed. */
+  includeSchema: Record<string, string[] | true>;
+  /** Primary keys from information_schema, for servers whose binlog does not carry them. */
+  primaryKeys: ReadonlyMap<string, readonly string[]>;
+  onEvent: (event: SourceEvent) => void;
+  /** Any error ends the stream; the owner decides whether to reconnect. */
+  onError: (error: CdcError) => void;
+}
+
+/** MySQL/MariaDB errors that mean the binlog needed to resume is gone. */
+const PURGED_BINLOG_ERRNOS = new Set([1236, 1945, 1955]);
+
+/**
+ * One binlog connection through zongji, translated into {@link SourceEvent}s.
+ * zongji has no flow control of its own; `pause()` stops reading the socket
+ * (MySQL then stops sending once TCP buffers fill) and `resume()` continues.
+ */
+export class BinlogSource {
+  readonly #zongji: ZongJi;
+  readonly #primaryKeys = new Map<number, string[]>();
+  #stopped = false;
+  #paused = false;
+
+  constructor(private readonly options: BinlogSourceOptions) {
+    const { mysql } = options;
+    this.#zongji = new ZongJi({
+      host: mysql.host,
+      port: mysql.port,
+      user: mysql.user,
+      password: mysql.password.reveal(),
+      // Exact values: temporal types as strings with microseconds, in UTC
+      // for TIMESTAMP; JSON as its text; big integers and DECIMAL as strings.
+      dateStrings: true,
+      timezone: 'Z',
+      jsonStrings: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      charset: 'utf8mb4_general_ci',
+    });
+    this.#zongji.on('binlog', (event: AnyBinlogEvent) => this.#handle(event));
+    this.#zongji.on('error', (err: Error) => this.#fail(err));
+  }
+
+  /** Starts streaming; resolves once the server accepted the dump request. */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onReady = (): void => {
+        this.#zongji.removeListener('error', onStartError);
+        resolve();
+      };
+      const onStartError = (err: Error): void => {
+        this.#zongji.removeListener('ready', onReady);
+        reject(this.#classify(err));
+      };
+      this.#zongji.once('ready', onReady);
+      this.#zongji.once('error', onStartError);
+      this.#zongji.start({
+        serverId: this.options.serverId,
+        gtidSet: this.options.gtidSet,
+        includeEvents: [
+          'tablemap',
+          'writerows',
+          'updaterows',
+          'deleterows',
+          'xid',
+          'query',
+          'gtid',
+          'mariadbgtid',
+        ],
+        includeSchema: this.options.includeSchema,
+      });
+    });
+  }
+
+  pause(): void {
+    if (this.#paused || this.#stopped) return;
+    this.#paused = true;
+    this.#zongji.connection?.pause();
+  }
+
+  resume(): void {
+    if (!this.#paused || this.#stopped) return;
+    this.#paused = false;
+    this.#zongji.connection?.resume();
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#zongji.stop();
+  }
+
+  #position(): string {
+    return this.#zongji.gtidSet ?? this.options.gtidSet;
+  }
+
+  #handle(event: AnyBinlogEvent): void {
+    if (this.#stopped) return;
+    try {
+      const translated = this.#translate(event);
+      if (translated !== undefined) this.options.onEvent(translated);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #translate(event: AnyBinlogEvent): SourceEvent | undefined {
+    const gtid = event.gtid ?? null;
+    switch (event.getEventName()) {
+      case 'gtid':
+      case 'mariadbgtid':
+        return { kind: 'begin', gtid };
+      case 'tablemap': {
+        const map = event as TableMapEvent;
+        if (map.primaryKey !== undefined && map.columnNames !== undefined) {
+          const names = map.primaryKey
+            .map((i) => map.columnNames?.[i])
+            .filter((n) => n !== undefined);
+          this.#primaryKeys.set(map.tableId, names);
+        }
+        return undefined;
+      }
+      case 'writerows':
+      case 'updaterows':
+      case 'deleterows': {
+        const rows = event as WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent;
+        const table = rows.tableMap[rows.tableId];
+        if (table === undefined)
+          throw new CdcError(`rows event for unknown table id ${rows.tableId}`);
+        const name = `${table.parentSchema}.${table.tableName}`;
+        const primaryKey =
+          this.#primaryKeys.get(rows.tableId) ?? this.options.primaryKeys.get(name) ?? [];
+        const op =
+          event.getEventName() === 'writerows'
+            ? 'insert'
+            : event.getEventName() === 'updaterows'
+              ? 'update'
+              : 'delete';
+        return {
+          kind: 'rows',
+          op,
+          schema: table.parentSchema,
+          table: table.tableName,
+          primaryKey,
+          rows: rows.rows as RowsEvent['rows'],
+          timestampMs: event.timestamp,
+        };
+      }
+      case 'xid':
+        return { kind: 'commit', gtid, position: this.#position(), timestampMs: event.timestamp };
+      case 'query': {
+        const query = (event as QueryEvent).query.trim();
+        const upper = query.slice(0, 16).toUpperCase();
+        if (upper.startsWith('BEGIN') || upper.startsWith('XA ') || upper.startsWith('SAVEPOINT'))
+          return undefined;
+        if (upper === 'COMMIT' || upper.startsWith('ROLLBACK')) {
+          return { kind: 'commit', gtid, position: this.#position(), timestampMs: event.timestamp };
+        }
+        return {
+          kind: 'ddl',
+          schema: (event as QueryEvent).schema,
+          statement: query,
+          gtid,
+          position: this.#position(),
+          timestampMs: event.timestamp,
+        };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  #classify(err: unknown): CdcError {
+    const errno = (err as { errno?: unknown }).errno;
+    if (typeof errno === 'number' && PURGED_BINLOG_ERRNOS.has(errno)) {
+      return new CdcError(
+        `${describeMysql(this.options.mysql)}: the binlog needed to resume after GTID position ` +
+          `${this.options.gtidSet} is no longer on the server (error ${errno}: ${(err as Error).message}). ` +
+          'Changes after that position cannot be captured; re-bootstrap this region with a snapshot. ' +
+          'Capture never skips ahead on its own.',
+        { code: 'BINLOG_PURGED', retriable: false, cause: err },
+      );
+    }
+    return classifyError(err, `${describeMysql(this.options.mysql)}: binlog stream`);
+  }
+
+  #fail(err: unknown): void {
+    if (this.#stopped) return;
+    this.stop();
+    this.options.onError(this.#classify(err));
+  }
+}

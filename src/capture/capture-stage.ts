@@ -1,0 +1,368 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { compressionType, ensureTopics } from '../bus/kafka.js';
+import { encodeEvent, messageKey, topicName } from '../bus/envelope.js';
+import type { RuntimeOptions } from '../config/compile.js';
+import { tableMatches } from '../config/compile.js';
+import { CdcError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { classifyError } from '../core/retriable.js';
+import { connectMysql, describeMysql } from '../mysql/connection.js';
+import { INTERNAL_TABLES, isInternalTable } from '../mysql/internal-tables.js';
+import { serverInfo } from '../mysql/introspect.js';
+import type { DaemonMetrics } from '../monitor/metrics.js';
+import { planPrepare } from '../prepare/prepare.js';
+import type { CheckpointStore } from '../state/store.js';
+import { TransactionAssembler, type CaptureOutput } from './assembler.js';
+import { BinlogSource } from './binlog-source.js';
+import { CapturePublisher } from './publisher.js';
+import { checkBinlogSettings, currentGtidPosition } from './server-check.js';
+
+/** Key of the capture checkpoint in the region's namespace of the store. */
+export const CAPTURE_CHECKPOINT_KEY = 'capture';
+
+export type CaptureState = 'idle' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+export interface CaptureStageDeps {
+  options: RuntimeOptions;
+  store: CheckpointStore;
+  kafka: Kafka;
+  metrics: DaemonMetrics;
+  logger: Logger;
+}
+
+/** Dead letters of a stage: `<prefix>._dlq.<stage>.<region>` (region names cannot start with `_`). */
+export function deadLetterTopic(prefix: string, stage: string, region: string): string {
+  return `${prefix}._dlq.${stage}.${region}`;
+}
+
+const RECONNECT_INITIAL_MS = 500;
+const RECONNECT_MAX_MS = 30_000;
+
+/**
+ * The capture stage for one region: binlog → change events → Kafka, with the
+ * checkpoint saved only over what Kafka acknowledged. It checks the server
+ * before streaming, refuses to start on an unprepared database, resumes from
+ * its checkpoint (or, the very first time, from the end of the binlog), and
+ * reconnects with backoff when the binlog connection drops.
+ */
+export class CaptureStage {
+  #state: CaptureState = 'idle';
+  #producer: Producer | undefined;
+  #publisher: CapturePublisher | undefined;
+  #source: BinlogSource | undefined;
+  #assembler: TransactionAssembler | undefined;
+  /** Position of the last transaction handed to the publisher: where a reconnect resumes. */
+  #resumePosition = '';
+  #includeSchema: Record<string, string[] | true> = {};
+  #primaryKeys = new Map<string, string[]>();
+  #reconnectDelayMs = RECONNECT_INITIAL_MS;
+  #reconnecting: Promise<void> | undefined;
+  #failure: ((error: CdcError) => void) | undefined;
+  /** Resolves with the error that stopped capture for good. */
+  readonly failed: Promise<CdcError>;
+
+  constructor(private readonly deps: CaptureStageDeps) {
+    this.failed = new Promise((resolve) => (this.#failure = resolve));
+  }
+
+  get state(): CaptureState {
+    return this.#state;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') throw new Error(`capture cannot start from state ${this.#state}`);
+    this.#state = 'starting';
+    const { options, store, kafka, logger } = this.deps;
+    const where = `region ${options.region} (${describeMysql(options.mysql)})`;
+
+    const connection = await connectMysql(options.mysql);
+    let startPosition: string;
+    try {
+      const info = await serverInfo(connection);
+      await checkBinlogSettings(connection, info, where);
+      const plan = await planPrepare(connection, options, options.internalSchema);
+      if (plan.steps.length > 0) {
+        throw new CdcError(
+          `${where}: prepare has not been run (or is out of date): ${plan.steps.map((s) => s.description).join('; ')}. ` +
+            `Run: cdc-replicator prepare --config <file> --region ${options.region}`,
+          { code: 'NOT_PREPARED' },
+        );
+      }
+      for (const table of plan.tables)
+        this.#primaryKeys.set(`${table.schema}.${table.table}`, table.primaryKey);
+      this.#includeSchema = this.#schemaFilter();
+      const checkpoint = await store.load(CAPTURE_CHECKPOINT_KEY);
+      if (checkpoint !== undefined) {
+        startPosition = checkpoint.position;
+        logger.info({ position: startPosition }, 'capture resumes from its checkpoint');
+      } else {
+        // First start: begin at the end of the binlog, and record that at once
+        // so a crash before the first change cannot move the start later.
+        startPosition = await currentGtidPosition(connection, info);
+        await store.save(CAPTURE_CHECKPOINT_KEY, {
+          position: startPosition,
+          savedAtMs: Date.now(),
+        });
+        logger.info({ position: startPosition }, 'capture starts at the current end of the binlog');
+      }
+      const topics = [
+        ...plan.tables.map((t) =>
+          topicName(options.kafka.topicPrefix, options.region, t.schema, t.table),
+        ),
+        topicName(
+          options.kafka.topicPrefix,
+          options.region,
+          options.internalSchema,
+          INTERNAL_TABLES.heartbeat,
+        ),
+        deadLetterTopic(options.kafka.topicPrefix, 'capture', options.region),
+      ];
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const created = await ensureTopics(admin, topics, options.kafka.topics);
+        if (created.length > 0) logger.info({ topics: created }, 'created Kafka topics');
+      } finally {
+        await admin.disconnect();
+      }
+    } finally {
+      await connection.end();
+    }
+
+    this.#producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      // murmur2 on the key, as the Java client: a row's key maps to the same partition from any producer.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      // An idempotent producer keeps retrying; the publisher's own loop logs and backs off on top.
+      retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
+    });
+    await this.#producer.connect();
+    this.#publisher = this.#createPublisher(this.#producer);
+    this.#resumePosition = startPosition;
+    await this.#openSource();
+    this.#state = 'running';
+  }
+
+  /** Stops reading, sends what was captured, saves the checkpoint. */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'idle') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'draining';
+    this.#source?.stop();
+    try {
+      await this.#publisher?.drain();
+    } finally {
+      await this.#producer?.disconnect();
+      this.#state = this.#state === 'draining' ? 'stopped' : this.#state;
+    }
+  }
+
+  #createPublisher(producer: Producer): CapturePublisher {
+    const { options, store, kafka, metrics, logger } = this.deps;
+    const region = options.region;
+    return new CapturePublisher({
+      producer,
+      store,
+      checkpointKey: CAPTURE_CHECKPOINT_KEY,
+      maxInFlightBytes: options.capture.maxInFlightBytes,
+      batchMaxMessages: options.capture.batchMaxMessages,
+      lingerMs: options.capture.lingerMs,
+      compression: compressionType(options.capture.compression),
+      checkpointIntervalMs: options.capture.checkpointIntervalMs,
+      logger,
+      onBackpressure: (paused) => {
+        if (paused) this.#source?.pause();
+        else this.#source?.resume();
+        logger.debug({ paused }, 'capture backpressure');
+      },
+      onInFlightBytes: (bytes) => metrics.captureInFlightBytes.set({ region }, bytes),
+      onAcknowledged: (counts, newestCommitTs) => {
+        for (const { table, op, n } of counts.values())
+          metrics.eventsCapturedTotal.inc({ region, table, op }, n);
+        if (newestCommitTs > 0)
+          metrics.captureLagSeconds.set(
+            { region },
+            Math.max(0, (Date.now() - newestCommitTs) / 1000),
+          );
+      },
+      ensureTopics: async (topics) => {
+        const admin = kafka.admin();
+        await admin.connect();
+        try {
+          await ensureTopics(admin, topics, options.kafka.topics);
+        } finally {
+          await admin.disconnect();
+        }
+      },
+      onFatal: (error) => this.#fail(error),
+    });
+  }
+
+  /** zongji decodes only the configured schemas' rows plus the internal tables capture reads. */
+  #schemaFilter(): Record<string, string[] | true> {
+    const { options } = this.deps;
+    const filter: Record<string, string[] | true> = {};
+    for (const pattern of options.pipelines.flatMap((p) => p.tables)) {
+      const current = filter[pattern.schema];
+      if (pattern.table === '*' || current === true) filter[pattern.schema] = true;
+      else filter[pattern.schema] = [...(current ?? []), pattern.table];
+    }
+    const internal = [
+      INTERNAL_TABLES.tombstones,
+      INTERNAL_TABLES.applyMarker,
+      INTERNAL_TABLES.heartbeat,
+    ];
+    const existing = filter[options.internalSchema];
+    filter[options.internalSchema] = existing === true ? true : [...(existing ?? []), ...internal];
+    return filter;
+  }
+
+  #isReplicated(schema: string, table: string): boolean {
+    if (isInternalTable(table)) return false;
+    return this.deps.options.pipelines.some((p) =>
+      p.tables.some((t) => tableMatches(t, schema, table)),
+    );
+  }
+
+  async #openSource(): Promise<void> {
+    const { options } = this.deps;
+    this.#assembler = new TransactionAssembler({
+      region: options.region,
+      internalSchema: options.internalSchema,
+      isReplicated: (schema, table) => this.#isReplicated(schema, table),
+    });
+    const source = new BinlogSource({
+      mysql: options.mysql,
+      serverId: options.capture.serverId,
+      gtidSet: this.#resumePosition,
+      includeSchema: this.#includeSchema,
+      primaryKeys: this.#primaryKeys,
+      onEvent: (event) => {
+        for (const output of this.#assembler?.push(event) ?? []) this.#handle(output);
+      },
+      onError: (error) => this.#onSourceError(error),
+    });
+    this.#source = source;
+    await source.start();
+    if ((this.#publisher?.inFlightBytes ?? 0) >= options.capture.maxInFlightBytes) source.pause();
+  }
+
+  #handle(output: CaptureOutput): void {
+    const { options, metrics, logger } = this.deps;
+    const publisher = this.#publisher;
+    if (publisher === undefined) return;
+    const region = options.region;
+    switch (output.kind) {
+      case 'change': {
+        const event = output.event;
+        publisher.enqueue({
+          kind: 'message',
+          topic: topicName(options.kafka.topicPrefix, region, event.db, event.table),
+          key: messageKey(event.db, event.table, event.pk),
+          value: encodeEvent(event),
+          table: `${event.db}.${event.table}`,
+          op: event.op,
+          commitTs: event.commitTs,
+        });
+        return;
+      }
+      case 'commit':
+        this.#resumePosition = output.position;
+        publisher.enqueue({ kind: 'commit', position: output.position });
+        return;
+      case 'dead-letter': {
+        metrics.deadLetterTotal.inc({ stage: 'capture', reason: output.reason });
+        logger.error(
+          { reason: output.reason, detail: output.detail },
+          'captured row parked in the dead-letter topic',
+        );
+        const value = Buffer.from(
+          JSON.stringify({
+            stage: 'capture',
+            region,
+            reason: output.reason,
+            error: output.detail,
+            source: output.source,
+          }),
+        );
+        publisher.enqueue({
+          kind: 'message',
+          topic: deadLetterTopic(options.kafka.topicPrefix, 'capture', region),
+          key: output.reason,
+          value,
+          table: 'dead-letter',
+          op: 'dlq',
+          commitTs: Date.now(),
+        });
+        return;
+      }
+      case 'ddl':
+        metrics.captureDdlTotal.inc({ region, kind: output.truncate ? 'truncate' : 'ddl' });
+        if (output.truncate) {
+          logger.warn(
+            { schema: output.schema, statement: output.statement.slice(0, 200) },
+            'TRUNCATE cannot be replicated row by row; other regions keep their rows (delete them there, or re-snapshot)',
+          );
+        } else {
+          logger.info(
+            { schema: output.schema, statement: output.statement.slice(0, 200) },
+            'DDL seen in the binlog (not replicated)',
+          );
+        }
+        return;
+      case 'warning':
+        metrics.captureWarningsTotal.inc({ region, reason: output.reason });
+        logger.warn({ reason: output.reason }, output.message);
+        return;
+    }
+  }
+
+  #onSourceError(error: CdcError): void {
+    const { options, metrics, logger } = this.deps;
+    if (this.#state === 'draining' || this.#state === 'stopped' || this.#state === 'failed') return;
+    if (!error.retriable) {
+      this.#fail(error);
+      return;
+    }
+    if (this.#reconnecting !== undefined) return;
+    metrics.captureReconnectsTotal.inc({ region: options.region });
+    this.#reconnecting = (async () => {
+      for (;;) {
+        const delay = this.#reconnectDelayMs;
+        this.#reconnectDelayMs = Math.min(delay * 2, RECONNECT_MAX_MS);
+        logger.warn(
+          { err: error.message, retryInMs: delay, position: this.#resumePosition },
+          'binlog connection lost; reconnecting',
+        );
+        await sleep(delay);
+        if (this.#state !== 'running') return;
+        try {
+          await this.#openSource();
+          this.#reconnectDelayMs = RECONNECT_INITIAL_MS;
+          logger.info({ position: this.#resumePosition }, 'binlog connection re-established');
+          return;
+        } catch (err) {
+          const classified = classifyError(err, 'reconnecting to the binlog');
+          if (!classified.retriable) {
+            this.#fail(classified);
+            return;
+          }
+        }
+      }
+    })().finally(() => (this.#reconnecting = undefined));
+  }
+
+  #fail(error: CdcError): void {
+    if (this.#state === 'failed') return;
+    this.#state = 'failed';
+    this.#source?.stop();
+    this.#publisher?.abort();
+    this.deps.logger.error({ err: error.message, code: error.code }, 'capture stopped');
+    this.#failure?.(error);
+  }
+}

@@ -1,0 +1,263 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CompressionTypes, Producer, TopicMessages } from 'kafkajs';
+import { CdcError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { classifyError } from '../core/retriable.js';
+import type { CheckpointStore } from '../state/store.js';
+
+/** One Kafka message waiting to be sent, or a transaction boundary between them. */
+export type PublishItem =
+  | {
+      kind: 'message';
+      topic: string;
+      key: string;
+      value: Buffer;
+      table: string;
+      op: string;
+      commitTs: number;
+    }
+  | { kind: 'commit'; position: string };
+
+export interface PublisherOptions {
+  producer: Producer;
+  store: CheckpointStore;
+  checkpointKey: string;
+  maxInFlightBytes: number;
+  batchMaxMessages: number;
+  lingerMs: number;
+  compression: CompressionTypes;
+  checkpointIntervalMs: number;
+  logger: Logger;
+  /** Called with true when the budget is exhausted (stop reading) and false when it has room again. */
+  onBackpressure: (paused: boolean) => void;
+  /** Called after each acknowledged batch with per-(table, op) counts and the newest commit time. */
+  onAcknowledged: (
+    counts: ReadonlyMap<string, { table: string; op: string; n: number }>,
+    newestCommitTs: number,
+  ) => void;
+  onInFlightBytes: (bytes: number) => void;
+  /** Creates topics that do not exist yet (a table added under `schema.*` gets its topic on first use). */
+  ensureTopics: (topics: readonly string[]) => Promise<void>;
+  /** A non-retriable failure: capture must stop. */
+  onFatal: (error: CdcError) => void;
+}
+
+const RETRY_INITIAL_MS = 200;
+const RETRY_MAX_MS = 5_000;
+
+/**
+ * Sends captured changes to Kafka in order, one batch in flight at a time,
+ * and moves the checkpoint only over what Kafka has acknowledged (DESIGN.md
+ * §6). Memory is bounded by `maxInFlightBytes`: above it the owner pauses the
+ * binlog reader, below half of it reading resumes. A failed send is retried
+ * with backoff for as long as the error is retriable (Kafka down means
+ * capture waits); per-key order is kept because nothing later is sent first.
+ */
+export class CapturePublisher {
+  readonly #queue: PublishItem[] = [];
+  #head = 0;
+  #inFlightBytes = 0;
+  #pausedSource = false;
+  #wake: (() => void) | undefined;
+  #stopping = false;
+  #failed: CdcError | undefined;
+  #ackedPosition: string | undefined;
+  #savedPosition: string | undefined;
+  #lastSaveMs = 0;
+  readonly #knownTopics = new Set<string>();
+  readonly #done: Promise<void>;
+
+  constructor(private readonly options: PublisherOptions) {
+    this.#done = this.#pump();
+  }
+
+  /** Bytes accepted but not yet acknowledged. */
+  get inFlightBytes(): number {
+    return this.#inFlightBytes;
+  }
+
+  /** The newest position whose changes Kafka has acknowledged. */
+  get acknowledgedPosition(): string | undefined {
+    return this.#ackedPosition;
+  }
+
+  enqueue(item: PublishItem): void {
+    if (this.#failed !== undefined) return;
+    this.#queue.push(item);
+    if (item.kind === 'message') {
+      this.#inFlightBytes += item.value.length + item.key.length;
+      if (!this.#pausedSource && this.#inFlightBytes >= this.options.maxInFlightBytes) {
+        this.#pausedSource = true;
+        this.options.onBackpressure(true);
+      }
+    }
+    this.#wake?.();
+  }
+
+  /**
+   * Sends everything queued, saves the final checkpoint and stops. Resolves
+   * when done; rejects with the failure if publishing failed.
+   */
+  async drain(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#done;
+    if (this.#failed !== undefined) throw this.#failed;
+  }
+
+  /** Stops at once; whatever was not acknowledged is replayed from the checkpoint on restart. */
+  abort(): void {
+    this.#failed ??= new CdcError('publisher aborted', { code: 'ABORTED' });
+    this.#wake?.();
+  }
+
+  #pending(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#failed !== undefined) return;
+        if (this.#pending() === 0) {
+          await this.#maybeCheckpoint(this.#stopping);
+          if (this.#stopping) return;
+          // Idle: wait for work, or for the interval when a position still awaits its save.
+          const unsaved = this.#ackedPosition !== this.#savedPosition;
+          let timer: NodeJS.Timeout | undefined;
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve;
+            if (unsaved) timer = setTimeout(resolve, this.options.checkpointIntervalMs);
+          });
+          clearTimeout(timer);
+          this.#wake = undefined;
+          continue;
+        }
+        if (
+          !this.#stopping &&
+          this.#pending() < this.options.batchMaxMessages &&
+          this.options.lingerMs > 0
+        ) {
+          // Let a burst accumulate so batches are full; a lone change waits at most lingerMs.
+          await sleep(this.options.lingerMs);
+        }
+        await this.#sendNextBatch();
+        await this.#maybeCheckpoint(false);
+      }
+    } catch (err) {
+      const error = classifyError(err, 'publishing to Kafka');
+      this.#failed = error;
+      this.options.onFatal(error);
+    }
+  }
+
+  async #sendNextBatch(): Promise<void> {
+    const byTopic = new Map<string, TopicMessages>();
+    const counts = new Map<string, { table: string; op: string; n: number }>();
+    let messages = 0;
+    let bytes = 0;
+    let position: string | undefined;
+    let newestCommitTs = 0;
+    let end = this.#head;
+    while (end < this.#queue.length && messages < this.options.batchMaxMessages) {
+      const item = this.#queue[end] as PublishItem;
+      end += 1;
+      if (item.kind === 'commit') {
+        position = item.position;
+        continue;
+      }
+      messages += 1;
+      bytes += item.value.length + item.key.length;
+      newestCommitTs = Math.max(newestCommitTs, item.commitTs);
+      let topic = byTopic.get(item.topic);
+      if (topic === undefined) {
+        topic = { topic: item.topic, messages: [] };
+        byTopic.set(item.topic, topic);
+      }
+      topic.messages.push({ key: item.key, value: item.value });
+      const countKey = `${item.table}\u0000${item.op}`;
+      const count = counts.get(countKey);
+      if (count === undefined) counts.set(countKey, { table: item.table, op: item.op, n: 1 });
+      else count.n += 1;
+    }
+    if (messages > 0) {
+      const fresh = [...byTopic.keys()].filter((topic) => !this.#knownTopics.has(topic));
+      if (fresh.length > 0) {
+        await this.#withRetry('creating topics', () => this.options.ensureTopics(fresh));
+        for (const topic of fresh) this.#knownTopics.add(topic);
+      }
+      await this.#sendWithRetry([...byTopic.values()], messages);
+    }
+    // Only now is everything up to `end` durable in Kafka.
+    this.#head = end;
+    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    this.#inFlightBytes -= bytes;
+    this.options.onInFlightBytes(this.#inFlightBytes);
+    if (position !== undefined) this.#ackedPosition = position;
+    if (messages > 0) this.options.onAcknowledged(counts, newestCommitTs);
+    if (this.#pausedSource && this.#inFlightBytes <= this.options.maxInFlightBytes / 2) {
+      this.#pausedSource = false;
+      this.options.onBackpressure(false);
+    }
+  }
+
+  #sendWithRetry(topicMessages: TopicMessages[], messages: number): Promise<void> {
+    return this.#withRetry(`sending ${messages} changes to Kafka`, async () => {
+      await this.options.producer.sendBatch({
+        topicMessages,
+        acks: -1,
+        compression: this.options.compression,
+      });
+    });
+  }
+
+  async #withRetry(what: string, operation: () => Promise<void>): Promise<void> {
+    let delay = RETRY_INITIAL_MS;
+    for (let attempt = 1; ; attempt += 1) {
+      if (this.#failed !== undefined) throw this.#failed;
+      try {
+        await operation();
+        if (attempt > 1)
+          this.options.logger.info({ attempt }, 'Kafka answers again; capture continues');
+        return;
+      } catch (err) {
+        const error = classifyError(err, what);
+        if (!error.retriable) throw error;
+        this.options.logger.warn(
+          { attempt, retryInMs: delay, err: error.message },
+          'Kafka unavailable; capture waits (reading is paused once the in-flight budget is full)',
+        );
+        await sleep(delay);
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    }
+  }
+
+  async #maybeCheckpoint(force: boolean): Promise<void> {
+    const position = this.#ackedPosition;
+    if (position === undefined || position === this.#savedPosition) return;
+    const now = Date.now();
+    if (!force && now - this.#lastSaveMs < this.options.checkpointIntervalMs) return;
+    let delay = RETRY_INITIAL_MS;
+    for (;;) {
+      try {
+        await this.options.store.save(this.options.checkpointKey, { position, savedAtMs: now });
+        break;
+      } catch (err) {
+        const error = classifyError(err, 'saving the capture checkpoint');
+        if (!error.retriable || this.#failed !== undefined) throw error;
+        this.options.logger.warn(
+          { err: error.message, retryInMs: delay },
+          'checkpoint store unavailable; retrying',
+        );
+        await sleep(delay);
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    }
+    this.#savedPosition = position;
+    this.#lastSaveMs = now;
+  }
+}

@@ -1,0 +1,61 @@
+import type { JsonScalar, RowImage } from '../bus/envelope.js';
+import { CdcError } from '../core/errors.js';
+
+/**
+ * Turns a value decoded by zongji (or read by mysql2 with the same options)
+ * into its exact wire form. zongji already returns integers beyond 2^53 and
+ * DECIMAL as strings and temporal values as strings (`dateStrings`); what is
+ * left is binary data, which JSON cannot carry raw.
+ */
+export function encodeValue(value: unknown, column: string): JsonScalar {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) {
+      throw new CdcError(`column ${column}: non-finite number ${String(value)}`, {
+        code: 'VALUE_INVALID',
+      });
+    }
+    return value;
+  }
+  if (typeof value === 'bigint') return value.toString();
+  if (Buffer.isBuffer(value)) return value.toString('base64');
+  if (typeof value === 'object') {
+    // A JSON column decoded to a value (MySQL's binary JSON): carry it as text.
+    return JSON.stringify(value);
+  }
+  throw new CdcError(`column ${column}: cannot encode a value of type ${typeof value}`, {
+    code: 'VALUE_INVALID',
+  });
+}
+
+/**
+ * Encodes a row image, leaving out the columns `skip` names (the replicator's
+ * own `_cdc_*` version columns, which travel as the event's version instead).
+ */
+export function encodeRow(row: Record<string, unknown>, skip: ReadonlySet<string>): RowImage {
+  const image: RowImage = {};
+  for (const [column, value] of Object.entries(row)) {
+    if (skip.has(column)) continue;
+    image[column] = encodeValue(value, column);
+  }
+  return image;
+}
+
+/** The primary-key part of an encoded row, in key order. */
+export function primaryKeyOf(
+  image: RowImage,
+  primaryKey: readonly string[],
+  where: string,
+): RowImage {
+  const pk: RowImage = {};
+  for (const column of primaryKey) {
+    if (!(column in image)) {
+      throw new CdcError(`${where}: row image lacks primary-key column ${column}`, {
+        code: 'ROW_INVALID',
+      });
+    }
+    pk[column] = image[column] ?? null;
+  }
+  return pk;
+}

@@ -1,0 +1,141 @@
+import type { Kafka } from 'kafkajs';
+import { createKafka } from '../bus/kafka.js';
+import type { RuntimeOptions } from '../config/compile.js';
+import { CdcError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { classifyError } from '../core/retriable.js';
+import { CaptureStage } from '../capture/capture-stage.js';
+import { MetricsServer } from '../monitor/http-server.js';
+import { DaemonMetrics } from '../monitor/metrics.js';
+import { createCheckpointStore } from '../state/index.js';
+import type { CheckpointStore } from '../state/store.js';
+
+export type DaemonState = 'idle' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+export interface DaemonOptions {
+  options: RuntimeOptions;
+  logger: Logger;
+  /** How long a graceful stop may take before it gives up. */
+  drainTimeoutMs?: number;
+}
+
+/**
+ * One region's daemon: wires the stages (capture now; apply and heartbeats
+ * arrive with their issues) to the shared pieces (checkpoint store, Kafka
+ * client, metrics) and owns the lifecycle: idle → starting → running →
+ * draining → stopped, or failed. `stop()` is safe to call twice.
+ */
+export class Daemon {
+  #state: DaemonState = 'idle';
+  readonly metrics = new DaemonMetrics();
+  #store: CheckpointStore | undefined;
+  #kafka: Kafka | undefined;
+  #capture: CaptureStage | undefined;
+  #metricsServer: MetricsServer | undefined;
+  #stopping: Promise<void> | undefined;
+  #metricsPort: number | undefined;
+  #fatal: ((error: CdcError) => void) | undefined;
+  /** Resolves with the error that made the daemon fail. */
+  readonly failed: Promise<CdcError>;
+
+  constructor(private readonly config: DaemonOptions) {
+    this.failed = new Promise((resolve) => (this.#fatal = resolve));
+  }
+
+  get state(): DaemonState {
+    return this.#state;
+  }
+
+  /** The port `/metrics` listens on (useful when configured as 0). */
+  get metricsPort(): number | undefined {
+    return this.#metricsPort;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') throw new Error(`daemon cannot start from state ${this.#state}`);
+    this.#state = 'starting';
+    const { options, logger } = this.config;
+    try {
+      this.#metricsServer = new MetricsServer(options.metrics, this.metrics, () =>
+        this.#readiness(),
+      );
+      this.#metricsPort = await this.#metricsServer.start();
+      this.#store = await createCheckpointStore(options.checkpointStore, { logger });
+      this.#kafka = createKafka(options.kafka, logger);
+      this.#capture = new CaptureStage({
+        options,
+        store: this.#store,
+        kafka: this.#kafka,
+        metrics: this.metrics,
+        logger: logger.child({ stage: 'capture' }),
+      });
+      void this.#capture.failed.then((error) => this.#fail(error));
+      await this.#capture.start();
+      this.#state = 'running';
+      logger.info({ region: options.region, metricsPort: this.#metricsPort }, 'daemon running');
+    } catch (err) {
+      const error = classifyError(err, `starting the daemon for region ${options.region}`);
+      await this.#release();
+      this.#state = 'failed';
+      throw error;
+    }
+  }
+
+  /** Graceful stop: drain in-flight work, save checkpoints, release connections. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#drain();
+    return this.#stopping;
+  }
+
+  async #drain(): Promise<void> {
+    const { logger } = this.config;
+    if (this.#state === 'idle' || this.#state === 'stopped') {
+      this.#state = 'stopped';
+      return;
+    }
+    const wasFailed = this.#state === 'failed';
+    this.#state = 'draining';
+    const timeoutMs = this.config.drainTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([
+        this.#capture?.stop().then(() => 'done' as const),
+        deadline,
+      ]);
+      if (result === 'timeout') {
+        throw new CdcError(
+          `graceful stop did not finish within ${timeoutMs} ms: capture was ${this.#capture?.state ?? 'not started'}; unacknowledged changes replay from the checkpoint on restart`,
+          { code: 'DRAIN_TIMEOUT' },
+        );
+      }
+      logger.info('daemon stopped cleanly');
+    } finally {
+      clearTimeout(timer);
+      await this.#release();
+      this.#state = wasFailed ? 'failed' : 'stopped';
+    }
+  }
+
+  async #release(): Promise<void> {
+    await this.#metricsServer?.stop();
+    await this.#store?.close();
+  }
+
+  #readiness(): { ready: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (this.#state !== 'running') reasons.push(`daemon is ${this.#state}`);
+    if (this.#capture !== undefined && this.#capture.state !== 'running')
+      reasons.push(`capture is ${this.#capture.state}`);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  #fail(error: CdcError): void {
+    if (this.#state === 'draining' || this.#state === 'stopped') return;
+    this.#state = 'failed';
+    this.config.logger.error({ err: error.message, code: error.code }, 'daemon failed');
+    this.#fatal?.(error);
+  }
+}

@@ -1,0 +1,108 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric the daemon exports, in one registry per daemon (several
+ * daemons can share a test process). Names and labels are the contract of
+ * DESIGN.md §7 that dashboards and alert rules rely on: `cdc_*`, `_total`
+ * for counters, units in the name, and bounded labels only (never a primary
+ * key or SQL text).
+ */
+export class DaemonMetrics {
+  readonly registry = new Registry();
+
+  readonly replicationLagSeconds = new Gauge({
+    name: 'cdc_replication_lag_seconds',
+    help: 'End-to-end lag from a source region to this region, measured with heartbeats.',
+    labelNames: ['source_region', 'target_region'] as const,
+    registers: [this.registry],
+  });
+
+  readonly applyLatencySeconds = new Histogram({
+    name: 'cdc_apply_latency_seconds',
+    help: 'Time from source commit to local apply of a change.',
+    labelNames: ['source_region', 'target_region'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly eventsCapturedTotal = new Counter({
+    name: 'cdc_events_captured_total',
+    help: 'Row changes captured from the local binlog and acknowledged by Kafka.',
+    labelNames: ['region', 'table', 'op'] as const,
+    registers: [this.registry],
+  });
+
+  readonly eventsAppliedTotal = new Counter({
+    name: 'cdc_events_applied_total',
+    help: 'Incoming changes by outcome: applied, stale, conflict_won, conflict_lost.',
+    labelNames: ['source_region', 'target_region', 'table', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly conflictsTotal = new Counter({
+    name: 'cdc_conflicts_total',
+    help: 'Concurrent writes to the same row, by resolution.',
+    labelNames: ['table', 'resolution'] as const,
+    registers: [this.registry],
+  });
+
+  readonly deadLetterTotal = new Counter({
+    name: 'cdc_dead_letter_total',
+    help: 'Changes that could not be captured or applied and were parked in a dead-letter topic.',
+    labelNames: ['stage', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly capturePositionLagBytes = new Gauge({
+    name: 'cdc_capture_position_lag_bytes',
+    help: "Bytes between the server's binlog end and the capture checkpoint.",
+    labelNames: ['region'] as const,
+    registers: [this.registry],
+  });
+
+  readonly captureLagSeconds = new Gauge({
+    name: 'cdc_capture_lag_seconds',
+    help: 'Age of the newest change acknowledged by Kafka, relative to its commit time.',
+    labelNames: ['region'] as const,
+    registers: [this.registry],
+  });
+
+  readonly kafkaConsumerLagMessages = new Gauge({
+    name: 'cdc_kafka_consumer_lag_messages',
+    help: 'Messages not yet consumed by this region, per source topic partition.',
+    labelNames: ['source_region', 'topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+
+  readonly captureDdlTotal = new Counter({
+    name: 'cdc_capture_ddl_total',
+    help: 'DDL statements seen in the binlog (logged, never published as data); kind=truncate cannot be replicated.',
+    labelNames: ['region', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly captureWarningsTotal = new Counter({
+    name: 'cdc_capture_warnings_total',
+    help: 'Captured changes that needed attention, by reason.',
+    labelNames: ['region', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly captureInFlightBytes = new Gauge({
+    name: 'cdc_capture_in_flight_bytes',
+    help: 'Bytes captured but not yet acknowledged by Kafka (bounded by capture.maxInFlightBytes).',
+    labelNames: ['region'] as const,
+    registers: [this.registry],
+  });
+
+  readonly captureReconnectsTotal = new Counter({
+    name: 'cdc_capture_reconnects_total',
+    help: 'Binlog connections re-established after a failure.',
+    labelNames: ['region'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+}
