@@ -21,6 +21,7 @@ export default {
       displayName: 'integration',
       roots: ['<rootDir>/test'],
       testMatch: ['**/*.test.ts'],
+      globalSetup: '<rootDir>/test/support/build-dist.js',
     },
   ],
 };

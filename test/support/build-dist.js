@@ -1,0 +1,18 @@
+// jest globalSetup of the integration project: tests that run the daemon as
+// a separate process (kill -9, SIGTERM) start `node dist/cli/main.js`, so the
+// build must be current. tsc is incremental enough to be cheap when nothing changed.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export default function buildDist() {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
+}
