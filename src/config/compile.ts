@@ -29,6 +29,17 @@ export interface KafkaOptions {
   readonly topics: { readonly partitions: number; readonly replicationFactor: number | undefined };
 }
 
+/** Apply stage tuning, units in the names. */
+export interface ApplyOptions {
+  readonly batchMaxEvents: number;
+  readonly partitionsConcurrently: number;
+  readonly maxClockSkewMs: number;
+  readonly conflictSampleRate: number;
+  readonly conflictRetentionMs: number;
+  readonly tombstoneHorizonMs: number;
+  readonly purgeIntervalMs: number;
+}
+
 /** Capture stage tuning, units in the names. */
 export interface CaptureOptions {
   /** server_id the binlog reader presents to MySQL. */
@@ -86,6 +97,7 @@ export interface RuntimeOptions {
   readonly metrics: MetricsOptions;
   readonly pipelines: readonly PipelineOptions[];
   readonly capture: CaptureOptions;
+  readonly apply: ApplyOptions;
   /** Schema of the replicator's own tables in this region's database. */
   readonly internalSchema: string;
 }
@@ -138,6 +150,15 @@ export function compileRegion(
       lingerMs: config.capture.lingerMs,
       compression: config.capture.compression,
       checkpointIntervalMs: config.capture.checkpointIntervalMs,
+    },
+    apply: {
+      batchMaxEvents: config.apply.batchMaxEvents,
+      partitionsConcurrently: config.apply.partitionsConcurrently,
+      maxClockSkewMs: config.apply.maxClockSkewMs,
+      conflictSampleRate: config.apply.conflictSampleRate,
+      conflictRetentionMs: config.apply.conflictRetentionHours * 3_600_000,
+      tombstoneHorizonMs: config.apply.tombstoneHorizonHours * 3_600_000,
+      purgeIntervalMs: config.apply.purgeIntervalMs,
     },
     internalSchema: config.internalSchema,
     checkpointStore: compileCheckpointStore(config, region, options),

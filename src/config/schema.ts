@@ -26,6 +26,13 @@ export const CONFIG_DEFAULTS = {
   /** Measured by bench/capture: see the comment in src/bus/kafka.ts. */
   captureCompression: 'none',
   captureCheckpointIntervalMs: 500,
+  applyBatchMaxEvents: 1000,
+  applyPartitionsConcurrently: 3,
+  applyMaxClockSkewMs: 5000,
+  applyConflictRetentionHours: 168,
+  /** Kafka's default retention is 7 days; tombstones must outlive any event still in flight. */
+  applyTombstoneHorizonHours: 168,
+  applyPurgeIntervalMs: 60_000,
 } as const;
 
 /**
@@ -244,6 +251,41 @@ export const captureSchema = z
   })
   .meta({ description: 'Capture stage tuning.' });
 
+/** Tuning of the apply stage (Kafka → local MySQL). */
+export const applySchema = z
+  .strictObject({
+    batchMaxEvents: z
+      .number()
+      .int()
+      .min(1)
+      .max(50_000)
+      .default(CONFIG_DEFAULTS.applyBatchMaxEvents),
+    partitionsConcurrently: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(CONFIG_DEFAULTS.applyPartitionsConcurrently),
+    maxClockSkewMs: z.number().int().min(0).default(CONFIG_DEFAULTS.applyMaxClockSkewMs).meta({
+      description:
+        'Incoming versions further ahead of local time are still applied, but counted and logged.',
+    }),
+    conflictSampleRate: z.number().min(0).max(1).default(1).meta({
+      description: 'Share of concurrent conflicts recorded in _cdc_conflicts (all are counted).',
+    }),
+    conflictRetentionHours: z.number().min(0).default(CONFIG_DEFAULTS.applyConflictRetentionHours),
+    tombstoneHorizonHours: z
+      .number()
+      .positive()
+      .default(CONFIG_DEFAULTS.applyTombstoneHorizonHours)
+      .meta({
+        description:
+          'Tombstones older than this are purged. Must exceed the longest replication delay, i.e. Kafka retention.',
+      }),
+    purgeIntervalMs: z.number().int().min(1000).default(CONFIG_DEFAULTS.applyPurgeIntervalMs),
+  })
+  .meta({ description: 'Apply stage tuning.' });
+
 /** The top-level Redis block. Without it, checkpoints go to a local file store under `stateDir`. */
 export const redisSchema = z
   .strictObject({
@@ -373,6 +415,7 @@ export const configSchema = z
         'Directory of the local file checkpoint store (used when no redis block is set), relative to the configuration file.',
     }),
     capture: captureSchema.prefault({}),
+    apply: applySchema.prefault({}),
     internalSchema: z
       .string()
       .regex(/^[A-Za-z0-9_]{1,64}$/, { error: 'must be a schema name of letters, digits and "_"' })

@@ -4,6 +4,7 @@ import type { RuntimeOptions } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
+import { ApplyStage } from '../apply/apply-stage.js';
 import { CaptureStage } from '../capture/capture-stage.js';
 import { MetricsServer } from '../monitor/http-server.js';
 import { DaemonMetrics } from '../monitor/metrics.js';
@@ -20,8 +21,8 @@ export interface DaemonOptions {
 }
 
 /**
- * One region's daemon: wires the stages (capture now; apply and heartbeats
- * arrive with their issues) to the shared pieces (checkpoint store, Kafka
+ * One region's daemon: wires the stages (capture and apply; heartbeats
+ * arrive with the monitor) to the shared pieces (checkpoint store, Kafka
  * client, metrics) and owns the lifecycle: idle → starting → running →
  * draining → stopped, or failed. `stop()` is safe to call twice.
  */
@@ -31,6 +32,7 @@ export class Daemon {
   #store: CheckpointStore | undefined;
   #kafka: Kafka | undefined;
   #capture: CaptureStage | undefined;
+  #apply: ApplyStage | undefined;
   #metricsServer: MetricsServer | undefined;
   #stopping: Promise<void> | undefined;
   #metricsPort: number | undefined;
@@ -44,6 +46,11 @@ export class Daemon {
 
   get state(): DaemonState {
     return this.#state;
+  }
+
+  /** The apply stage, when this region has peers (tests pause it to simulate a slow applier). */
+  get apply(): ApplyStage | undefined {
+    return this.#apply;
   }
 
   /** The port `/metrics` listens on (useful when configured as 0). */
@@ -71,10 +78,22 @@ export class Daemon {
       });
       void this.#capture.failed.then((error) => this.#fail(error));
       await this.#capture.start();
+      if (options.peers.length > 0) {
+        this.#apply = new ApplyStage({
+          options,
+          kafka: this.#kafka,
+          metrics: this.metrics,
+          logger: logger.child({ stage: 'apply' }),
+        });
+        void this.#apply.failed.then((error) => this.#fail(error));
+        await this.#apply.start();
+      }
       this.#state = 'running';
       logger.info({ region: options.region, metricsPort: this.#metricsPort }, 'daemon running');
     } catch (err) {
       const error = classifyError(err, `starting the daemon for region ${options.region}`);
+      // Stages that did start must not keep running (and reconnecting) behind a failed start.
+      await Promise.allSettled([this.#apply?.stop(), this.#capture?.stop()]);
       await this.#release();
       this.#state = 'failed';
       throw error;
@@ -101,13 +120,13 @@ export class Daemon {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     try {
-      const result = await Promise.race([
-        this.#capture?.stop().then(() => 'done' as const),
-        deadline,
-      ]);
+      const stages = Promise.all([this.#apply?.stop(), this.#capture?.stop()]);
+      const result = await Promise.race([stages.then(() => 'done' as const), deadline]);
       if (result === 'timeout') {
         throw new CdcError(
-          `graceful stop did not finish within ${timeoutMs} ms: capture was ${this.#capture?.state ?? 'not started'}; unacknowledged changes replay from the checkpoint on restart`,
+          `graceful stop did not finish within ${timeoutMs} ms: capture was ${this.#capture?.state ?? 'not started'}, ` +
+            `apply was ${this.#apply?.state ?? 'not started'}; unacknowledged changes replay from the checkpoint ` +
+            'and unapplied ones from the committed offsets on restart',
           { code: 'DRAIN_TIMEOUT' },
         );
       }
@@ -129,6 +148,8 @@ export class Daemon {
     if (this.#state !== 'running') reasons.push(`daemon is ${this.#state}`);
     if (this.#capture !== undefined && this.#capture.state !== 'running')
       reasons.push(`capture is ${this.#capture.state}`);
+    if (this.#apply !== undefined && this.#apply.state !== 'running')
+      reasons.push(`apply is ${this.#apply.state}`);
     return { ready: reasons.length === 0, reasons };
   }
 

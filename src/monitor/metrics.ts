@@ -74,6 +74,13 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly clockSkewSeconds = new Gauge({
+    name: 'cdc_clock_skew_seconds',
+    help: 'How far the newest incoming version was ahead of the local clock (0 when behind).',
+    labelNames: ['source_region'] as const,
+    registers: [this.registry],
+  });
+
   readonly captureDdlTotal = new Counter({
     name: 'cdc_capture_ddl_total',
     help: 'DDL statements seen in the binlog (logged, never published as data); kind=truncate cannot be replicated.',

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isBinaryDataType } from '../mysql/column-types.js';
 import { qualifiedName, quoteId, sqlString } from '../mysql/identifiers.js';
 import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
 import {
@@ -80,23 +81,13 @@ export function addVersionColumns(table: TableInfo): string | undefined {
   return `ALTER TABLE ${qualifiedName(table.schema, table.table)} ${clauses.join(', ')}`;
 }
 
-const BINARY_TYPES = new Set([
-  'binary',
-  'varbinary',
-  'tinyblob',
-  'blob',
-  'mediumblob',
-  'longblob',
-  'bit',
-]);
-
 /**
  * SQL for one key column's canonical text: HEX for binary types, the
  * server's own text form otherwise. The applier computes tombstone keys with
  * the same expressions (over parameters), so both sides always agree.
  */
 export function canonicalKeyPart(column: ColumnInfo, valueSql: string): string {
-  return BINARY_TYPES.has(column.dataType) ? `HEX(${valueSql})` : `CAST(${valueSql} AS CHAR)`;
+  return isBinaryDataType(column.dataType) ? `HEX(${valueSql})` : `CAST(${valueSql} AS CHAR)`;
 }
 
 /** `JSON_ARRAY(...)` of the key's canonical parts for the row alias (OLD/NEW). */

@@ -1,0 +1,341 @@
+import type mysql from 'mysql2/promise';
+import type { JsonScalar, RowImage } from '../bus/envelope.js';
+import { encodeRow } from '../capture/row-codec.js';
+import { isBinaryDataType } from '../mysql/column-types.js';
+import { qualifiedName, quoteId } from '../mysql/identifiers.js';
+import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
+import { microsToMysqlTimestamp } from '../versioning/hlc.js';
+import { resolve, type ApplyOutcome, type ConflictStrategy } from '../versioning/resolve.js';
+import {
+  decodeStoredVersion,
+  effectiveVersion,
+  encodeStoredVersion,
+  type RowVersion,
+} from '../versioning/version.js';
+import type { ApplyEvent } from './apply-event.js';
+
+/** A concurrent conflict, as recorded in `_cdc_conflicts`. */
+export interface ConflictRecord {
+  pk: RowImage;
+  winner: 'incoming' | 'local';
+  localVersion: RowVersion | null;
+  incomingVersion: RowVersion;
+  localRow: RowImage | null;
+  incomingRow: RowImage | null;
+}
+
+export interface ChunkResult {
+  outcomes: Map<ApplyOutcome, number>;
+  conflicts: ConflictRecord[];
+}
+
+export interface ChunkContext {
+  region: string;
+  internalSchema: string;
+  /** Row of `_cdc_apply_marker` this applier upserts (one per partition, so they never contend). */
+  applierId: string;
+  sourceRegion: string;
+  table: TableInfo;
+  strategy: ConflictStrategy;
+  strategyName: string;
+  /** Whether to record this conflict in `_cdc_conflicts` (sampling). */
+  recordConflict: () => boolean;
+}
+
+interface KeyState {
+  pk: RowImage;
+  /** Whether a row exists locally when the transaction read it. */
+  existed: boolean;
+  localImage: RowImage | null;
+  version: RowVersion | null;
+  live: boolean;
+  image: RowImage | null;
+  /** The row's data comes from an incoming event (must be written). */
+  dataFromIncoming: boolean;
+  versionChanged: boolean;
+}
+
+const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
+
+/** Stable identity of a key inside one chunk (values as the envelope encodes them). */
+function keyId(pk: RowImage, primaryKey: readonly string[]): string {
+  return JSON.stringify(primaryKey.map((c) => pk[c] ?? null));
+}
+
+/** An envelope value as a statement parameter for a local column. */
+export function toParam(column: ColumnInfo, value: JsonScalar | undefined): unknown {
+  if (value === null || value === undefined) return null;
+  if (isBinaryDataType(column.dataType) && typeof value === 'string')
+    return Buffer.from(value, 'base64');
+  return value;
+}
+
+/**
+ * Applies one chunk of events of one table in one MySQL transaction
+ * (DESIGN.md §2–§4): marker first, then the keys' rows and tombstones locked
+ * and read, each event joined into the key's state in order, and only the
+ * final state of each key written, with multi-row statements.
+ */
+export async function applyChunk(
+  connection: mysql.PoolConnection,
+  events: readonly ApplyEvent[],
+  context: ChunkContext,
+): Promise<ChunkResult> {
+  const { table } = context;
+  const primaryKey = table.primaryKey;
+  const columns = new Map(table.columns.map((c) => [c.name, c]));
+  const pkColumns = primaryKey.map((name) => columns.get(name) as ColumnInfo);
+  const target = qualifiedName(table.schema, table.table);
+  const tombstones = qualifiedName(context.internalSchema, INTERNAL_TABLES.tombstones);
+  const tableText = `${table.schema}.${table.table}`;
+
+  const keys = new Map<string, KeyState>();
+  for (const event of events) {
+    const id = keyId(event.pk, primaryKey);
+    if (!keys.has(id)) {
+      keys.set(id, {
+        pk: event.pk,
+        existed: false,
+        localImage: null,
+        version: null,
+        live: false,
+        image: null,
+        dataFromIncoming: false,
+        versionChanged: false,
+      });
+    }
+  }
+  const keyList = [...keys.values()];
+
+  await connection.beginTransaction();
+  try {
+    // 1. The marker: capture drops this whole transaction from the binlog.
+    await connection.query(
+      `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
+       VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
+      [context.applierId, context.sourceRegion],
+    );
+
+    // 2. Lock and read the rows and tombstones of the chunk's keys.
+    const keyRows = keyList
+      .map(
+        (_, i) => `SELECT ${i} AS k, ${pkColumns.map((c) => `? AS ${quoteId(c.name)}`).join(', ')}`,
+      )
+      .join(' UNION ALL ');
+    const keyParams = keyList.flatMap((state) =>
+      pkColumns.map((c) => toParam(c, state.pk[c.name])),
+    );
+    const visible = table.columns.filter((c) => !VERSION_COLUMN_SET.has(c.name));
+    const [rows] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT keys_.k AS _cdc_k, ${visible.map((c) => `t.${quoteId(c.name)}`).join(', ')},
+              CAST(UNIX_TIMESTAMP(t.${quoteId(VERSION_COLUMNS.ts)}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
+              CAST(t.${quoteId(VERSION_COLUMNS.ver)} AS CHAR) AS _cdc_ver_text
+         FROM (${keyRows}) AS keys_
+         JOIN ${target} AS t ON ${pkColumns.map((c) => `t.${quoteId(c.name)} = keys_.${quoteId(c.name)}`).join(' AND ')}
+        FOR UPDATE`,
+      keyParams,
+    );
+    for (const row of rows) {
+      const state = keyList[Number(row._cdc_k)];
+      if (state === undefined) continue;
+      const image: Record<string, unknown> = {};
+      for (const c of visible) image[c.name] = row[c.name];
+      state.existed = true;
+      state.live = true;
+      state.localImage = encodeRow(image, VERSION_COLUMN_SET);
+      state.image = state.localImage;
+      const verText = row._cdc_ver_text as string | null;
+      state.version = effectiveVersion({
+        tsMicros: Number(row._cdc_ts_us),
+        stored: verText === null ? null : decodeStoredVersion(verText),
+        self: context.region,
+      });
+    }
+    const hashExpr = keyHashSql(pkColumns);
+    const [tombRows] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT keys_.k AS _cdc_k, CAST(tb.ver AS CHAR) AS ver
+         FROM (${keyList.map((_, i) => `SELECT ${i} AS k, ${hashExpr} AS h`).join(' UNION ALL ')}) AS keys_
+         JOIN ${tombstones} AS tb ON tb.tbl = ? AND tb.pk_hash = keys_.h
+        FOR UPDATE`,
+      [...keyParams, tableText],
+    );
+    for (const row of tombRows) {
+      const state = keyList[Number(row._cdc_k)];
+      // A live row's version already descends from its tombstone (re-inserts inherit it).
+      if (state === undefined || state.existed) continue;
+      state.version = decodeStoredVersion(String(row.ver));
+    }
+
+    // 3. Join every event into its key's state, in delivery order.
+    const outcomes = new Map<ApplyOutcome, number>();
+    const conflicts: ConflictRecord[] = [];
+    for (const event of events) {
+      const state = keys.get(keyId(event.pk, primaryKey)) as KeyState;
+      const before = { version: state.version, image: state.image };
+      const decision = resolve({
+        local: state.version,
+        incoming: event.version,
+        strategy: context.strategy,
+      });
+      outcomes.set(decision.outcome, (outcomes.get(decision.outcome) ?? 0) + 1);
+      if (decision.outcome === 'conflict_won' || decision.outcome === 'conflict_lost') {
+        conflicts.push({
+          pk: event.pk,
+          winner: decision.winner,
+          localVersion: before.version,
+          incomingVersion: event.version,
+          localRow: before.image,
+          incomingRow: event.image,
+        });
+      }
+      if (decision.winner === 'incoming') {
+        state.live = event.op === 'upsert';
+        state.image = event.after;
+        state.dataFromIncoming = state.live;
+      }
+      if (decision.versionChanged || decision.winner === 'incoming') state.versionChanged = true;
+      state.version = decision.resulting;
+    }
+
+    // 4. Write each key's final state.
+    const changed = keyList.filter((s) => s.versionChanged && s.version !== null);
+    await writeUpserts(
+      connection,
+      target,
+      table,
+      columns,
+      changed.filter((s) => s.live && s.dataFromIncoming),
+    );
+    await writeVersionOnly(
+      connection,
+      target,
+      pkColumns,
+      changed.filter((s) => s.live && !s.dataFromIncoming),
+    );
+    const dead = changed.filter((s) => !s.live);
+    const toDelete = dead.filter((s) => s.existed);
+    if (toDelete.length > 0) {
+      await connection.query(
+        `DELETE FROM ${target} WHERE (${pkColumns.map((c) => quoteId(c.name)).join(', ')}) IN (${toDelete
+          .map(() => `(${pkColumns.map(() => '?').join(', ')})`)
+          .join(', ')})`,
+        toDelete.flatMap((s) => pkColumns.map((c) => toParam(c, s.pk[c.name]))),
+      );
+    }
+    if (dead.length > 0) {
+      const keyJson = keyJsonSql(pkColumns);
+      await connection.query(
+        `INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc) VALUES ${dead
+          .map(() => `(?, UNHEX(SHA2(${keyJson}, 256)), ${keyJson}, ?, ?)`)
+          .join(', ')}
+         ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc)`,
+        dead.flatMap((s) => {
+          const key = pkColumns.map((c) => toParam(c, s.pk[c.name]));
+          const version = s.version as RowVersion;
+          return [tableText, ...key, ...key, encodeStoredVersion(version), version.hlc];
+        }),
+      );
+    }
+    const recorded = conflicts.filter(() => context.recordConflict());
+    if (recorded.length > 0) {
+      await connection.query(
+        `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.conflicts)}
+           (tbl, pk, source_region, strategy, winner, local_ver, incoming_ver, local_row, incoming_row)
+         VALUES ${recorded.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        recorded.flatMap((c) => [
+          tableText,
+          JSON.stringify(c.pk),
+          context.sourceRegion,
+          context.strategyName,
+          c.winner,
+          c.localVersion === null ? null : encodeStoredVersion(c.localVersion),
+          encodeStoredVersion(c.incomingVersion),
+          c.localRow === null ? null : JSON.stringify(c.localRow),
+          c.incomingRow === null ? null : JSON.stringify(c.incomingRow),
+        ]),
+      );
+    }
+    await connection.commit();
+    return { outcomes, conflicts };
+  } catch (err) {
+    await connection.rollback().catch(() => undefined); // the statement error is the one to report
+    throw err;
+  }
+}
+
+/** `JSON_ARRAY(...)` of the key's canonical text, over parameters: the same expressions the tombstone trigger uses over OLD. */
+function keyJsonSql(pkColumns: readonly ColumnInfo[]): string {
+  return `JSON_ARRAY(${pkColumns.map((c) => (isBinaryDataType(c.dataType) ? 'HEX(?)' : 'CAST(? AS CHAR)')).join(', ')})`;
+}
+
+function keyHashSql(pkColumns: readonly ColumnInfo[]): string {
+  return `UNHEX(SHA2(${keyJsonSql(pkColumns)}, 256))`;
+}
+
+function versionParams(version: RowVersion): [string, string] {
+  return [microsToMysqlTimestamp(version.hlc), encodeStoredVersion(version)];
+}
+
+/**
+ * Rows whose data comes from an incoming event. Keys that existed (and are
+ * locked) are upserted; keys that did not are plainly INSERTed, so a local
+ * insert that slipped into the gap (READ COMMITTED takes no gap locks) makes
+ * the statement fail with a duplicate key and the chunk is retried with
+ * fresh reads instead of overwriting a newer local row.
+ */
+async function writeUpserts(
+  connection: mysql.PoolConnection,
+  target: string,
+  table: TableInfo,
+  columns: ReadonlyMap<string, ColumnInfo>,
+  states: readonly KeyState[],
+): Promise<void> {
+  // Rows of one statement must list the same columns; events normally all do.
+  const groups = new Map<string, { names: string[]; existed: boolean; states: KeyState[] }>();
+  for (const state of states) {
+    const names = Object.keys(state.image ?? {}).filter(
+      (n) => columns.has(n) && !VERSION_COLUMN_SET.has(n),
+    );
+    const id = `${state.existed ? 'u' : 'i'}:${names.join('\u0000')}`;
+    const group = groups.get(id);
+    if (group === undefined) groups.set(id, { names, existed: state.existed, states: [state] });
+    else group.states.push(state);
+  }
+  const pk = new Set(table.primaryKey);
+  for (const group of groups.values()) {
+    const all = [...group.names, VERSION_COLUMNS.ts, VERSION_COLUMNS.ver];
+    const placeholders = `(${all.map(() => '?').join(', ')})`;
+    const params = group.states.flatMap((s) => [
+      ...group.names.map((n) => toParam(columns.get(n) as ColumnInfo, s.image?.[n])),
+      ...versionParams(s.version as RowVersion),
+    ]);
+    const updates = all
+      .filter((n) => !pk.has(n))
+      .map((n) => `${quoteId(n)} = VALUES(${quoteId(n)})`);
+    await connection.query(
+      `INSERT INTO ${target} (${all.map(quoteId).join(', ')}) VALUES ${group.states.map(() => placeholders).join(', ')}` +
+        (group.existed ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : ''),
+      params,
+    );
+  }
+}
+
+/** Local data stays, but the stored version absorbed the other side's vector (LWW conflict lost). */
+async function writeVersionOnly(
+  connection: mysql.PoolConnection,
+  target: string,
+  pkColumns: readonly ColumnInfo[],
+  states: readonly KeyState[],
+): Promise<void> {
+  for (const state of states) {
+    await connection.query(
+      `UPDATE ${target} SET ${quoteId(VERSION_COLUMNS.ts)} = ?, ${quoteId(VERSION_COLUMNS.ver)} = ?
+        WHERE ${pkColumns.map((c) => `${quoteId(c.name)} = ?`).join(' AND ')}`,
+      [
+        ...versionParams(state.version as RowVersion),
+        ...pkColumns.map((c) => toParam(c, state.pk[c.name])),
+      ],
+    );
+  }
+}
