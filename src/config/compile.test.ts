@@ -66,6 +66,15 @@ describe('compileRegion', () => {
         compression: 'none',
         checkpointIntervalMs: 500,
       },
+      apply: {
+        batchMaxEvents: 1000,
+        partitionsConcurrently: 3,
+        maxClockSkewMs: 5000,
+        conflictSampleRate: 1,
+        conflictRetentionMs: 168 * 3_600_000,
+        tombstoneHorizonMs: 168 * 3_600_000,
+        purgeIntervalMs: 60_000,
+      },
       internalSchema: '_cdc',
     });
     expect(options.capture.serverId).toBeGreaterThanOrEqual(4_000_000_000);
