@@ -168,8 +168,9 @@ export class ApplyStage {
     await this.#producer.connect();
     const consumer = kafka.consumer({
       groupId: `${prefix}.apply.${options.region}`,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      // A killed daemon's partitions move to its successor after this long.
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
       maxBytesPerPartition: 4 * 1024 * 1024,
     });
     this.#consumer = consumer;

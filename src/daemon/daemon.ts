@@ -6,6 +6,7 @@ import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
 import { ApplyStage } from '../apply/apply-stage.js';
 import { CaptureStage } from '../capture/capture-stage.js';
+import { HeartbeatWriter } from '../monitor/heartbeat.js';
 import { MetricsServer } from '../monitor/http-server.js';
 import { DaemonMetrics } from '../monitor/metrics.js';
 import { createCheckpointStore } from '../state/index.js';
@@ -33,6 +34,7 @@ export class Daemon {
   #kafka: Kafka | undefined;
   #capture: CaptureStage | undefined;
   #apply: ApplyStage | undefined;
+  #heartbeat: HeartbeatWriter | undefined;
   #metricsServer: MetricsServer | undefined;
   #stopping: Promise<void> | undefined;
   #metricsPort: number | undefined;
@@ -87,13 +89,21 @@ export class Daemon {
         });
         void this.#apply.failed.then((error) => this.#fail(error));
         await this.#apply.start();
+        const apply = this.#apply;
+        this.metrics.setLagSource(() => ({ target: options.region, heartbeats: apply.heartbeats }));
       }
+      this.#heartbeat = new HeartbeatWriter(options, logger.child({ component: 'heartbeat' }));
+      await this.#heartbeat.start();
       this.#state = 'running';
       logger.info({ region: options.region, metricsPort: this.#metricsPort }, 'daemon running');
     } catch (err) {
       const error = classifyError(err, `starting the daemon for region ${options.region}`);
       // Stages that did start must not keep running (and reconnecting) behind a failed start.
-      await Promise.allSettled([this.#apply?.stop(), this.#capture?.stop()]);
+      await Promise.allSettled([
+        this.#heartbeat?.stop(),
+        this.#apply?.stop(),
+        this.#capture?.stop(),
+      ]);
       await this.#release();
       this.#state = 'failed';
       throw error;
@@ -120,6 +130,7 @@ export class Daemon {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     try {
+      await this.#heartbeat?.stop();
       const stages = Promise.all([this.#apply?.stop(), this.#capture?.stop()]);
       const result = await Promise.race([stages.then(() => 'done' as const), deadline]);
       if (result === 'timeout') {

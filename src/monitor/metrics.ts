@@ -10,12 +10,35 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class DaemonMetrics {
   readonly registry = new Registry();
 
-  readonly replicationLagSeconds = new Gauge({
+  #lagSource: (() => { target: string; heartbeats: ReadonlyMap<string, number> }) | undefined;
+
+  /**
+   * Computed at scrape time from the newest applied heartbeat of each source,
+   * so a source that stops sending shows lag growing with wall time instead
+   * of freezing at its last value.
+   */
+  readonly replicationLagSeconds: Gauge<'source_region' | 'target_region'> = new Gauge({
     name: 'cdc_replication_lag_seconds',
     help: 'End-to-end lag from a source region to this region, measured with heartbeats.',
     labelNames: ['source_region', 'target_region'] as const,
     registers: [this.registry],
+    collect: () => {
+      const source = this.#lagSource?.();
+      if (source === undefined) return;
+      const nowMicros = Date.now() * 1000;
+      for (const [region, hlc] of source.heartbeats) {
+        this.replicationLagSeconds.set(
+          { source_region: region, target_region: source.target },
+          Math.max(0, nowMicros - hlc) / 1e6,
+        );
+      }
+    },
   });
+
+  /** Where the lag gauge reads the newest applied heartbeat per source region. */
+  setLagSource(source: () => { target: string; heartbeats: ReadonlyMap<string, number> }): void {
+    this.#lagSource = source;
+  }
 
   readonly applyLatencySeconds = new Histogram({
     name: 'cdc_apply_latency_seconds',

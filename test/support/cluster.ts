@@ -98,7 +98,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       for (const r of results)
         if (r.status === 'rejected')
           console.error('daemon stop failed:', (r.reason as Error).message);
-      await Promise.allSettled(connections.map((c) => c.end()));
+      await Promise.allSettled(connections.map((c) => c.end())); // ending twice is harmless
       await sandbox.stop();
     },
   };
