@@ -24,6 +24,14 @@ export interface PublisherOptions {
   checkpointKey: string;
   maxInFlightBytes: number;
   batchMaxMessages: number;
+  /**
+   * Upper bound of one produce request's record bytes. The broker rejects a
+   * partition's record batch above its `message.max.bytes` (1 MiB by
+   * default) with MESSAGE_TOO_LARGE, which is not retriable: without this
+   * bound, a burst of rows of a few KiB fills `batchMaxMessages` past it and
+   * capture stops for good. A single larger message is still sent alone.
+   */
+  batchMaxBytes?: number;
   lingerMs: number;
   compression: CompressionTypes;
   checkpointIntervalMs: number;
@@ -41,6 +49,15 @@ export interface PublisherOptions {
   /** A non-retriable failure: capture must stop. */
   onFatal: (error: CdcError) => void;
 }
+
+/**
+ * Default of {@link PublisherOptions.batchMaxBytes}: the Java producer's
+ * `max.request.size`, kept under the broker's default `message.max.bytes`
+ * (1 048 588) with room for record-batch headers.
+ */
+export const DEFAULT_BATCH_MAX_BYTES = 1_000_000;
+/** Record framing in Kafka's v2 format (length, attributes, deltas, key/value lengths, headers), at most. */
+const RECORD_OVERHEAD_BYTES = 32;
 
 const RETRY_INITIAL_MS = 200;
 const RETRY_MAX_MS = 5_000;
@@ -121,6 +138,10 @@ export class CapturePublisher {
         if (this.#failed !== undefined) return;
         if (this.#pending() === 0) {
           await this.#maybeCheckpoint(this.#stopping);
+          // Changes enqueued while the save was awaited found no waiter to
+          // wake: look again before sleeping, or a reader paused by a full
+          // budget would wait for a wake-up that never comes.
+          if (this.#pending() > 0) continue;
           if (this.#stopping) return;
           // Idle: wait for work, or for the interval when a position still awaits its save.
           const unsaved = this.#ackedPosition !== this.#savedPosition;
@@ -154,18 +175,24 @@ export class CapturePublisher {
   async #sendNextBatch(): Promise<void> {
     const byTopic = new Map<string, TopicMessages>();
     const counts = new Map<string, { table: string; op: string; n: number }>();
+    const maxRequestBytes = this.options.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES;
     let messages = 0;
     let bytes = 0;
+    let requestBytes = 0;
     let position: string | undefined;
     let newestCommitTs = 0;
     let end = this.#head;
     while (end < this.#queue.length && messages < this.options.batchMaxMessages) {
       const item = this.#queue[end] as PublishItem;
-      end += 1;
       if (item.kind === 'commit') {
+        end += 1;
         position = item.position;
         continue;
       }
+      const recordBytes = item.value.length + Buffer.byteLength(item.key) + RECORD_OVERHEAD_BYTES;
+      if (messages > 0 && requestBytes + recordBytes > maxRequestBytes) break;
+      end += 1;
+      requestBytes += recordBytes;
       messages += 1;
       bytes += item.value.length + item.key.length;
       newestCommitTs = Math.max(newestCommitTs, item.commitTs);

@@ -40,6 +40,20 @@ describe('classifyError', () => {
     expect(classifyError(fatal).retriable).toBe(false);
   });
 
+  it("judges kafkajs's gave-up wrapper by what kept failing", () => {
+    // The shape kafkajs' producer throws when the broker stays unreachable.
+    const refused = Object.assign(new Error('Connection error: connect ECONNREFUSED'), {
+      retriable: true,
+      code: 'ECONNREFUSED',
+    });
+    const gaveUp = (cause: Error): Error =>
+      Object.assign(new Error(cause.message), { retriable: false, cause });
+    expect(classifyError(gaveUp(refused)).retriable).toBe(true);
+    const tooLarge = Object.assign(new Error('too large'), { retriable: false, code: 10 });
+    expect(classifyError(gaveUp(tooLarge)).retriable).toBe(false);
+    expect(classifyError(gaveUp(tooLarge)).code).toBe('KAFKA_MESSAGE_TOO_LARGE');
+  });
+
   it('makes programmer errors and unknown errors fatal', () => {
     expect(classifyError(new TypeError('x is undefined')).retriable).toBe(false);
     expect(classifyError(new Error('who knows')).retriable).toBe(false);

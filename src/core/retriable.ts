@@ -129,6 +129,26 @@ export function classifyError(err: unknown, context?: string): CdcError {
   if (code !== undefined && TRANSIENT_SOCKET_CODES.has(code)) {
     return new CdcError(`${prefix}${err.message}`, { retriable: true, code, cause: err });
   }
+  const cause = (err as { cause?: unknown }).cause;
+  if (
+    isKafkaJsError(err) &&
+    (err as { retriable?: unknown }).retriable === false &&
+    isErrorLike(cause) &&
+    cause !== err
+  ) {
+    // kafkajs gives up after its own, short retry budget and wraps the last
+    // failure in a non-retriable error whose `cause` is that failure (nested
+    // retriers wrap once more, keeping the original cause). Whether the
+    // caller's longer retry loop goes on depends on what kept failing: Kafka
+    // being down (connection refused) is worth waiting out (DESIGN.md §6); a
+    // rejected request is not. kafkajs' own consumer decides restarts the same way.
+    const inner = classifyError(cause);
+    return new CdcError(`${prefix}${err.message}`, {
+      retriable: inner.retriable,
+      code: inner.code,
+      cause: err,
+    });
+  }
   if (isKafkaJsError(err)) {
     const protocolCode = numberField(err, 'code');
     const override = protocolCode === undefined ? undefined : KAFKA_PROTOCOL_CODE[protocolCode];

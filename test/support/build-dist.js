@@ -2,6 +2,7 @@
 // a separate process (kill -9, SIGTERM) start `node dist/cli/main.js`, so the
 // build must be current. tsc is incremental enough to be cheap when nothing changed.
 import { execFileSync } from 'node:child_process';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 

@@ -26,6 +26,9 @@ export async function readTopics(
   });
   const consumer = kafka.consumer({
     groupId: `test-reader-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+    // Large fetches: tests read tens of thousands of messages.
+    maxBytesPerPartition: 8 * 1024 * 1024,
+    maxBytes: 32 * 1024 * 1024,
   });
   const messages: ReadMessage[] = [];
   await consumer.connect();
@@ -74,4 +77,73 @@ export async function readTopics(
 /** Change events of the messages, in read order. */
 export function changeEvents(messages: readonly ReadMessage[]): ChangeEvent[] {
   return messages.map((m) => JSON.parse(m.value) as ChangeEvent);
+}
+
+function adminClient(brokers: readonly string[]): Kafka {
+  return new Kafka({ clientId: 'test-admin', brokers: [...brokers], logLevel: logLevel.NOTHING });
+}
+
+/** Messages in a topic (sum over partitions of high watermark minus low watermark). */
+export async function topicMessageCount(
+  brokers: readonly string[],
+  topic: string,
+): Promise<number> {
+  const admin = adminClient(brokers).admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Reads every message the topics hold right now, partition by partition in
+ * offset order (the order within a partition is what consumers rely on).
+ */
+export async function readTopicsToEnd(
+  brokers: readonly string[],
+  topics: readonly string[],
+  timeoutMs = 120_000,
+): Promise<ReadMessage[]> {
+  const admin = adminClient(brokers).admin();
+  const ends = new Map<string, number>();
+  await admin.connect();
+  try {
+    for (const topic of topics) {
+      for (const p of await admin.fetchTopicOffsets(topic)) {
+        if (Number(p.high) > Number(p.low)) ends.set(`${topic}/${p.partition}`, Number(p.high));
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const reached = new Set<string>();
+  let scanned = 0;
+  const messages = await readTopics(
+    brokers,
+    topics,
+    (read) => {
+      for (; scanned < read.length; scanned += 1) {
+        const m = read[scanned] as ReadMessage;
+        const id = `${m.topic}/${m.partition}`;
+        const end = ends.get(id);
+        if (end !== undefined && Number(m.offset) >= end - 1) reached.add(id);
+      }
+      return reached.size === ends.size;
+    },
+    timeoutMs,
+  );
+  return messages
+    .filter((m) => {
+      const end = ends.get(`${m.topic}/${m.partition}`);
+      return end !== undefined && Number(m.offset) < end;
+    })
+    .sort(
+      (a, b) =>
+        a.topic.localeCompare(b.topic) ||
+        a.partition - b.partition ||
+        Number(a.offset) - Number(b.offset),
+    );
 }

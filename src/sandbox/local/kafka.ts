@@ -111,7 +111,10 @@ export class LocalKafka implements SandboxService {
     if (this.#formatted) return;
     this.#writeConfig();
     // A cluster id is 16 random bytes in URL-safe base64, what `kafka-storage random-uuid` prints.
-    const clusterId = randomBytes(16).toString('base64url');
+    // Like Kafka's own Uuid.randomUuid, never one starting with '-': the storage
+    // tool's argument parser would read it as an option (1 start in 64 failed).
+    let clusterId = randomBytes(16).toString('base64url');
+    while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
     try {
       await execFileAsync(this.options.java, [
         ...this.#jvmArgs(),

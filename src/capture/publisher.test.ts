@@ -1,0 +1,126 @@
+import { CompressionTypes, type Producer, type ProducerBatch } from 'kafkajs';
+import { silentLogger } from '../core/logger.js';
+import type { Checkpoint, CheckpointStore } from '../state/store.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CapturePublisher,
+  DEFAULT_BATCH_MAX_BYTES,
+  type PublisherOptions,
+  type PublishItem,
+} from './publisher.js';
+
+/** A producer that records each request; every send succeeds. */
+function recordingProducer(): { producer: Producer; requests: ProducerBatch[] } {
+  const requests: ProducerBatch[] = [];
+  const producer = {
+    sendBatch: (batch: ProducerBatch) => {
+      requests.push(batch);
+      return Promise.resolve([]);
+    },
+  } as unknown as Producer;
+  return { producer, requests };
+}
+
+function memoryStore(): CheckpointStore & { saved: Checkpoint[] } {
+  const saved: Checkpoint[] = [];
+  return {
+    saved,
+    load: () => Promise.resolve(saved.at(-1)),
+    save: (_key, checkpoint) => {
+      saved.push(checkpoint);
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+function message(n: number, bytes: number): PublishItem {
+  return {
+    kind: 'message',
+    topic: `t${n % 2}`,
+    key: `k${n}`,
+    value: Buffer.alloc(bytes, n % 256),
+    table: 'db.t',
+    op: 'c',
+    commitTs: 0,
+  };
+}
+
+function requestBytes(request: ProducerBatch): number {
+  return (request.topicMessages ?? [])
+    .flatMap((t) => t.messages)
+    .reduce((sum, m) => sum + (m.value as Buffer).length + Buffer.byteLength(m.key as string), 0);
+}
+
+function publisherWith(
+  producer: Producer,
+  store: CheckpointStore,
+  overrides: Partial<PublisherOptions> = {},
+): CapturePublisher {
+  return new CapturePublisher({
+    producer,
+    store,
+    checkpointKey: 'capture',
+    maxInFlightBytes: 64 * 1024 * 1024,
+    batchMaxMessages: 2000,
+    lingerMs: 0,
+    compression: CompressionTypes.None,
+    checkpointIntervalMs: 0,
+    logger: silentLogger(),
+    onBackpressure: () => undefined,
+    onAcknowledged: () => undefined,
+    onInFlightBytes: () => undefined,
+    ensureTopics: () => Promise.resolve(),
+    onFatal: (error) => {
+      throw error;
+    },
+    ...overrides,
+  });
+}
+
+describe('CapturePublisher', () => {
+  it('sends changes enqueued while it was saving a checkpoint, without waiting for more', async () => {
+    const { producer, requests } = recordingProducer();
+    let paused = false;
+    // The budget is full after one change: the reader is paused, so no further enqueue will come.
+    const publisher = publisherWith(producer, memoryStore(), {
+      maxInFlightBytes: 1,
+      onBackpressure: (p) => (paused = p),
+    });
+    // The pump is inside its first (idle) checkpoint await right now.
+    publisher.enqueue(message(1, 100));
+    publisher.enqueue({ kind: 'commit', position: '0-1-1' });
+    expect(paused).toBe(true);
+    for (let i = 0; i < 100 && requests.length === 0; i += 1) await sleep(10);
+    expect(requests).toHaveLength(1);
+    expect(paused).toBe(false);
+    await publisher.drain();
+  });
+
+  it("keeps every request under the broker's default message size, in order, one oversized message alone", async () => {
+    const { producer, requests } = recordingProducer();
+    const store = memoryStore();
+    const publisher = publisherWith(producer, store);
+    // 2000 rows of 3 KiB: 6 MiB under batchMaxMessages, far over one request's limit.
+    for (let n = 0; n < 2000; n += 1) publisher.enqueue(message(n, 3 * 1024));
+    publisher.enqueue({ kind: 'commit', position: '0-1-1' });
+    publisher.enqueue(message(2000, 2 * 1024 * 1024));
+    publisher.enqueue({ kind: 'commit', position: '0-1-2' });
+    await publisher.drain();
+
+    const sizes = requests.map(requestBytes);
+    const counts = requests.map((r) => (r.topicMessages ?? []).flatMap((t) => t.messages).length);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(2001);
+    expect(counts.at(-1)).toBe(1);
+    expect(sizes.slice(0, -1).every((size) => size <= DEFAULT_BATCH_MAX_BYTES)).toBe(true);
+    const keys = requests.flatMap((r) =>
+      (r.topicMessages ?? []).flatMap((t) => t.messages.map((m) => Number(String(m.key).slice(1)))),
+    );
+    // Within a topic, messages keep their order across requests.
+    for (const parity of [0, 1]) {
+      const ofTopic = keys.filter((k) => k % 2 === parity);
+      expect(ofTopic).toEqual([...ofTopic].sort((a, b) => a - b));
+    }
+    expect(store.saved.at(-1)?.position).toBe('0-1-2');
+  });
+});
