@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CompressionTypes, Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
 import type { KafkaOptions } from '../config/compile.js';
 import { classifyError } from '../core/retriable.js';
@@ -41,30 +42,46 @@ export function compressionType(codec: 'none' | 'gzip'): CompressionTypes {
   return codec === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
 }
 
+/** How long {@link ensureTopics} waits for freshly created topics to appear in the broker's metadata. */
+const ENSURE_TOPICS_ATTEMPTS = 20;
+const ENSURE_TOPICS_RETRY_MS = 250;
+
 /**
  * Creates the topics that do not exist yet. Existing topics are left as they
  * are (their partition count decides key placement and must not change).
+ *
+ * Retriable failures are retried for a few seconds: a KRaft broker answers
+ * the metadata request that follows CreateTopics with
+ * UNKNOWN_TOPIC_OR_PARTITION until the new topics reach its metadata cache,
+ * and kafkajs' `waitForLeaders` only waits out LEADER_NOT_AVAILABLE.
  */
 export async function ensureTopics(
   admin: Admin,
   topics: readonly string[],
   settings: KafkaOptions['topics'],
 ): Promise<string[]> {
-  try {
-    const existing = new Set(await admin.listTopics());
-    const missing = [...new Set(topics)].filter((topic) => !existing.has(topic));
-    if (missing.length === 0) return [];
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((topic) => ({
-        topic,
-        numPartitions: settings.partitions,
-        // -1 asks the broker for its default.replication.factor.
-        replicationFactor: settings.replicationFactor ?? -1,
-      })),
-    });
-    return missing;
-  } catch (err) {
-    throw classifyError(err, `creating Kafka topics ${topics.join(', ')}`);
+  let requested: string[] = [];
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const existing = new Set(await admin.listTopics());
+      const missing = [...new Set(topics)].filter((topic) => !existing.has(topic));
+      // Created by an earlier attempt whose wait for metadata failed.
+      if (missing.length === 0) return requested;
+      requested = missing;
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: settings.partitions,
+          // -1 asks the broker for its default.replication.factor.
+          replicationFactor: settings.replicationFactor ?? -1,
+        })),
+      });
+      return missing;
+    } catch (err) {
+      const error = classifyError(err, `creating Kafka topics ${topics.join(', ')}`);
+      if (!error.retriable || attempt >= ENSURE_TOPICS_ATTEMPTS) throw error;
+      await sleep(ENSURE_TOPICS_RETRY_MS);
+    }
   }
 }

@@ -27,6 +27,9 @@ export interface AssemblerOptions {
   isReplicated: (schema: string, table: string) => boolean;
 }
 
+/** Row-changing SQL (after any leading comments): in a ROW-format binlog it should never appear as a statement. */
+const STATEMENT_DML = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*(?:INSERT|REPLACE|UPDATE|DELETE|LOAD\s+DATA)\b/i;
+
 const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
 
 interface PendingDelete {
@@ -53,6 +56,14 @@ export class TransactionAssembler {
   #gtid: string | null = null;
   #applierTransaction = false;
   readonly #pendingDeletes = new Map<string, PendingDelete[]>();
+  /**
+   * The previous row's version inputs (`_cdc_ts` text, `_cdc_ver` text) and
+   * result. Every row of one statement carries the same `_cdc_ts`, so a
+   * multi-row write computes its version once instead of parsing the same
+   * timestamp per row (bench/capture found that parse among the top costs).
+   * Versions are never mutated, so events may share one.
+   */
+  #lastVersion: { ts: string; stored: string | null; version: RowVersion } | undefined;
 
   constructor(private readonly options: AssemblerOptions) {}
 
@@ -73,6 +84,23 @@ export class TransactionAssembler {
         return out;
       }
       case 'ddl': {
+        if (STATEMENT_DML.test(event.statement)) {
+          // A session with binlog_format STATEMENT or MIXED (the startup check
+          // sees only the global value) logged its rows as SQL text: there
+          // are no row images to publish, so the change cannot replicate.
+          // Never silently: a warning, counted by reason.
+          return [
+            {
+              kind: 'warning',
+              reason: 'statement_based_dml',
+              message:
+                `a data change was logged as a statement, not as rows, and cannot be captured ` +
+                `(the writing session's binlog_format is not ROW; SET GLOBAL binlog_format only affects new sessions): ` +
+                event.statement.slice(0, 200),
+            },
+            { kind: 'commit', position: event.position, gtid: event.gtid },
+          ];
+        }
         const truncate = /^\s*TRUNCATE\b/i.test(event.statement);
         return [
           { kind: 'ddl', schema: event.schema, statement: event.statement, truncate },
@@ -147,11 +175,20 @@ export class TransactionAssembler {
       );
     }
     const stored = row[VERSION_COLUMNS.ver];
-    return effectiveVersion({
+    // Only text (MariaDB) or absent versions are memoised; MySQL's parsed JSON is not comparable by value.
+    const storedText = stored === null || stored === undefined ? null : stored;
+    const last = this.#lastVersion;
+    if (last !== undefined && last.ts === ts && last.stored === storedText) return last.version;
+    const version = effectiveVersion({
       tsMicros: mysqlTimestampToMicros(ts),
       stored: decodeVersionValue(stored),
       self: this.options.region,
     });
+    this.#lastVersion =
+      typeof storedText === 'string' || storedText === null
+        ? { ts, stored: storedText, version }
+        : undefined;
+    return version;
   }
 
   #queueDelete(event: Extract<SourceEvent, { kind: 'rows' }>, raw: RowValues): void {

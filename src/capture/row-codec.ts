@@ -35,9 +35,12 @@ export function encodeValue(value: unknown, column: string): JsonScalar {
  */
 export function encodeRow(row: Record<string, unknown>, skip: ReadonlySet<string>): RowImage {
   const image: RowImage = {};
-  for (const [column, value] of Object.entries(row)) {
+  // Object.keys, not Object.entries: same columns in the same order, without a pair array per column.
+  const columns = Object.keys(row);
+  for (let i = 0; i < columns.length; i += 1) {
+    const column = columns[i] as string;
     if (skip.has(column)) continue;
-    image[column] = encodeValue(value, column);
+    image[column] = encodeValue(row[column], column);
   }
   return image;
 }
