@@ -3,6 +3,7 @@ import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { ensureTopics } from '../bus/kafka.js';
+import { Murmur2Partitioner } from '../bus/partitioner.js';
 import { topicName } from '../bus/envelope.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -164,7 +165,11 @@ export class ApplyStage {
       await admin.disconnect();
     }
 
-    this.#producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.#producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Murmur2Partitioner,
+    });
     await this.#producer.connect();
     const consumer = kafka.consumer({
       groupId: `${prefix}.apply.${options.region}`,

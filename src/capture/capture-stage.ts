@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
+import { Murmur2Partitioner } from '../bus/partitioner.js';
 import { compressionType, ensureTopics } from '../bus/kafka.js';
 import { encodeEvent, messageKey, topicName } from '../bus/envelope.js';
 import type { RuntimeOptions } from '../config/compile.js';
@@ -135,7 +136,7 @@ export class CaptureStage {
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       // murmur2 on the key, as the Java client: a row's key maps to the same partition from any producer.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: Murmur2Partitioner,
       // An idempotent producer keeps retrying; the publisher's own loop logs and backs off on top.
       retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
     });

@@ -1,0 +1,133 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+
+export interface MachineInfo {
+  nproc: number;
+  cpuModel: string;
+  memoryTotalMb: number;
+  os: string;
+  node: string;
+  java: string | null;
+  loadAverageAtStart: number[];
+}
+
+function javaVersion(): string | null {
+  try {
+    // `java -version` prints to stderr.
+    const out = execFileSync('java', ['-version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return out.split('\n')[0]?.trim() ?? null;
+  } catch (err) {
+    const stderr = (err as { stderr?: unknown }).stderr;
+    if (typeof stderr === 'string' && stderr.length > 0)
+      return stderr.split('\n')[0]?.trim() ?? null;
+    return null;
+  }
+}
+
+export function machineInfo(): MachineInfo {
+  return {
+    nproc: availableParallelism(),
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryTotalMb: Math.round(totalmem() / 1024 / 1024),
+    os: `${type()} ${release()}`,
+    node: process.version,
+    java: javaVersion(),
+    loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}
+
+/** Version of an installed dependency, from its package.json. */
+export function packageVersion(root: string, name: string): string | null {
+  try {
+    const pkg = JSON.parse(
+      readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8'),
+    ) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : null;
+  } catch (err) {
+    if (err instanceof Error) return null;
+    throw err;
+  }
+}
+
+let clockTicks: number | undefined;
+
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU time (user + system, all threads) a process has used, in ms; 0 when it is gone or not on Linux. */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; fields after it are space-separated.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    return ((utime + stime) * 1000) / ticksPerSecond();
+  } catch (err) {
+    if (err instanceof Error) return 0;
+    throw err;
+  }
+}
+
+/** Busy CPU time of the whole machine (all cores), in ms; 0 when not on Linux. */
+function machineBusyMs(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    // cpu user nice system idle iowait irq softirq steal ...
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    const ticks = [user, nice, system, irq, softirq, steal].reduce<number>(
+      (t, v) => t + (v ?? 0),
+      0,
+    );
+    return (ticks * 1000) / ticksPerSecond();
+  } catch (err) {
+    if (err instanceof Error) return 0;
+    throw err;
+  }
+}
+
+/**
+ * CPU time used by this process, by named groups of child processes, and by
+ * everything else on the machine (`other`: a busy neighbour makes a run slow,
+ * and the results should say so) over an interval.
+ */
+export class CpuMeter {
+  readonly #startSelf = process.cpuUsage();
+  readonly #startGroups = new Map<string, number>();
+  readonly #startMachine = machineBusyMs();
+
+  constructor(private readonly groups: Readonly<Record<string, () => readonly number[]>>) {
+    for (const [name, pids] of Object.entries(groups)) this.#startGroups.set(name, sumCpu(pids()));
+  }
+
+  /** CPU ms since construction: `bench` is this Node process, then the groups, then `other`. */
+  read(): Record<string, number> {
+    const self = process.cpuUsage(this.#startSelf);
+    const out: Record<string, number> = { bench: Math.round((self.user + self.system) / 1000) };
+    for (const [name, pids] of Object.entries(this.groups))
+      out[name] = Math.round(sumCpu(pids()) - (this.#startGroups.get(name) ?? 0));
+    const ours = Object.values(out).reduce((t, v) => t + v, 0);
+    out.other = Math.max(0, Math.round(machineBusyMs() - this.#startMachine - ours));
+    return out;
+  }
+}
+
+function sumCpu(pids: readonly number[]): number {
+  return pids.reduce((total, pid) => total + processCpuMs(pid), 0);
+}
