@@ -219,7 +219,7 @@ async function main(): Promise<void> {
 
   const records: RunRecord[] = [];
   const backlogs: Record<string, unknown>[] = [];
-  let profile: ProfileSummary | undefined;
+  const profiles: Record<string, ProfileSummary> = {};
   let mariadbVersion = '';
   let sandbox: Sandbox | undefined;
   const daemons: Daemon[] = [];
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
         const cpuMs = cpu.read();
         if (profiler !== undefined && profileFile !== undefined) {
           const spots = hotspots(await profiler.stop(profileFile), root);
-          profile = {
+          profiles[`conflicts ${pct} %`] = {
             file: profileFile,
             owners: spots.owners.slice(0, 15),
             functions: spots.functions.slice(0, 30),
@@ -461,18 +461,19 @@ async function main(): Promise<void> {
         for (const pct of settings.conflictPercents) await applyRun(shape, pct);
       if (settings.cpuProfile && partitions === settings.partitions[0] && shapes[0] !== undefined) {
         mkdirSync(settings.outDir, { recursive: true });
-        await applyRun(
-          shapes[0],
-          0,
-          join(settings.outDir, `apply-${fileTimestamp(startedAt)}.cpuprofile`),
-        );
+        for (const pct of settings.conflictPercents)
+          await applyRun(
+            shapes[0],
+            pct,
+            join(settings.outDir, `apply-${fileTimestamp(startedAt)}-conflicts${pct}.cpuprofile`),
+          );
       }
     }
 
     const headline =
       `apply bench: ${formatInt(N)} single-row changes (~200-byte rows) from A applied in B; ` +
       `${machine.nproc} cores, load ${machine.loadAverageAtStart.join(' ')} at start, node ${machine.node}, MariaDB ${mariadbVersion}, Kafka ${KAFKA_VERSION}`;
-    console.log(formatReport(records, headline, profile));
+    console.log(formatReport(records, headline, profiles));
 
     const best = Math.max(
       ...records.filter((r) => r.conflictPercent === 0).map((r) => r.rowsPerSec),
@@ -509,7 +510,7 @@ async function main(): Promise<void> {
           pass: best >= TARGET_ROWS_PER_SEC,
         },
       },
-      profile,
+      profiles,
     };
     mkdirSync(settings.outDir, { recursive: true });
     const file = join(settings.outDir, `apply-${fileTimestamp(startedAt)}.json`);
@@ -528,7 +529,7 @@ async function main(): Promise<void> {
 function formatReport(
   records: readonly RunRecord[],
   headline: string,
-  profile: ProfileSummary | undefined,
+  profiles: Readonly<Record<string, ProfileSummary>>,
 ): string {
   const header = [
     'partitions',
@@ -596,8 +597,12 @@ function formatReport(
       lines.push(
         `check failed (p=${r.partitions} batch=${r.batchMaxEvents} ${r.conflictPercent} %): ${r.check.detail}`,
       );
-  if (profile !== undefined) {
-    lines.push('', `CPU profile of one apply run: ${profile.file}`, '  self time by owner:');
+  for (const [name, profile] of Object.entries(profiles)) {
+    lines.push(
+      '',
+      `CPU profile of one apply run, ${name}: ${profile.file}`,
+      '  self time by owner:',
+    );
     for (const h of profile.owners.slice(0, 12))
       lines.push(`    ${`${h.selfPercent.toFixed(1)} %`.padStart(7)}  ${h.name}`);
     lines.push('  top functions:');
