@@ -198,22 +198,80 @@ END`;
  * local writes would then share one version and the second would be dropped
  * elsewhere as a duplicate. Rows whose visible columns did not change keep
  * their version, so no-op updates replicate nothing.
+ *
+ * An update that changes the primary key is a delete of the old key and an
+ * insert of the new one, which is how other regions apply it (with the one
+ * version capture publishes for the update). So it leaves a tombstone for
+ * the old key here too, with that version, as the delete trigger would;
+ * without it, a concurrent update of the old key arriving later brings the
+ * row back in this region only. And, as the insert trigger does for a
+ * re-insert, when the new key has a tombstone the row's version follows it:
+ * stamped above it, and with its vector merged in (stored as a version just
+ * below the stamp, so the effective version is `self` at the stamp with the
+ * union of both histories). Otherwise the move loses to that old delete in
+ * every other region (by hlc under skew, or by vector under region priority)
+ * and stays only here.
  */
-export function updateTrigger(table: TableInfo): TriggerDefinition {
+export function updateTrigger(
+  table: TableInfo,
+  internalSchema: string,
+  region: string,
+): TriggerDefinition {
   const name = triggerName('bu', table.table);
   const ts = quoteId(VERSION_COLUMNS.ts);
   const ver = quoteId(VERSION_COLUMNS.ver);
+  const tombstones = qualifiedName(internalSchema, INTERNAL_TABLES.tombstones);
+  const tableText = sqlString(`${table.schema}.${table.table}`);
   const visible = table.columns.filter(
     (c) => c.name !== VERSION_COLUMNS.ts && c.name !== VERSION_COLUMNS.ver,
   );
   const changed = visible
     .map((c) => `NOT (NEW.${quoteId(c.name)} <=> OLD.${quoteId(c.name)})`)
     .join(' OR ');
+  const keyChanged = table.primaryKey
+    .map((c) => `NOT (NEW.${quoteId(c)} <=> OLD.${quoteId(c)})`)
+    .join(' OR ');
+  const selfEntry = sqlString(`$."${region}"`);
   const body = `BEGIN
+  DECLARE v_hlc BIGINT UNSIGNED;
+  DECLARE v_new_key_ver LONGTEXT;
+  DECLARE v_new_key_hlc BIGINT UNSIGNED;
+  DECLARE v_vv LONGTEXT;
+  DECLARE v_key LONGTEXT;
+  DECLARE v_regions LONGTEXT;
+  DECLARE v_path VARCHAR(80);
+  DECLARE v_entry BIGINT UNSIGNED;
+  DECLARE v_i INT DEFAULT 0;
   IF ${APPLIER_SESSION_FLAG} IS NULL THEN
     SET NEW.${ver} = OLD.${ver};
     IF ${changed} THEN
-      SET NEW.${ts} = ${timestampFromMicros(nextHlcSql(effectiveHlcSql(`OLD.${ts}`, `OLD.${ver}`)))};
+      SET v_hlc = ${nextHlcSql(effectiveHlcSql(`OLD.${ts}`, `OLD.${ver}`))};
+      IF ${keyChanged} THEN
+        SET v_vv = COALESCE(JSON_EXTRACT(OLD.${ver}, '$.vv'), '{}');
+        SELECT ver, hlc INTO v_new_key_ver, v_new_key_hlc FROM ${tombstones}
+          WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
+        IF v_new_key_ver IS NOT NULL THEN
+          SET v_hlc = GREATEST(v_hlc, v_new_key_hlc + 1);
+          SET v_regions = JSON_KEYS(JSON_EXTRACT(v_new_key_ver, '$.vv'));
+          WHILE v_i < JSON_LENGTH(v_regions) DO
+            SET v_path = CONCAT('$."', JSON_UNQUOTE(JSON_EXTRACT(v_regions, CONCAT('$[', v_i, ']'))), '"');
+            SET v_entry = CAST(JSON_EXTRACT(JSON_EXTRACT(v_new_key_ver, '$.vv'), v_path) AS UNSIGNED);
+            IF COALESCE(CAST(JSON_EXTRACT(v_vv, v_path) AS UNSIGNED), 0) < v_entry THEN
+              SET v_vv = JSON_SET(v_vv, v_path, v_entry);
+            END IF;
+            SET v_i = v_i + 1;
+          END WHILE;
+          SET NEW.${ver} = JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc - 1,
+                                    '$.vv', JSON_EXTRACT(JSON_SET(v_vv, ${selfEntry}, v_hlc - 1), '$'));
+        END IF;
+        SET v_vv = JSON_SET(v_vv, ${selfEntry}, v_hlc);
+        SET v_key = ${keyJsonSql(table, 'OLD')};
+        INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc)
+          VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
+                  JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
+          ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
+      END IF;
+      SET NEW.${ts} = ${timestampFromMicros('v_hlc')};
     ELSE
       SET NEW.${ts} = OLD.${ts};
     END IF;

@@ -138,7 +138,7 @@ export async function planPrepare(
     const wanted: TriggerDefinition[] = [
       deleteTrigger(table, internalSchema, options.region),
       insertTrigger(table, internalSchema),
-      updateTrigger(table),
+      updateTrigger(table, internalSchema, options.region),
     ];
     for (const trigger of wanted) {
       const current = triggers.get(`${table.schema}.${trigger.name}`);
