@@ -35,7 +35,7 @@ import { CpuMeter, machineInfo, packageVersion } from '../support/machine.js';
 import { fileTimestamp, gitRevision, repoRoot } from '../support/repo.js';
 import { formatInt } from '../support/stats.js';
 import { parseSettings, USAGE } from './settings.js';
-import { COLUMNS, insertStatements, range, runStatements, tableDdl } from './workload.js';
+import { COLUMNS, insertStatements, range, runStatements, tableDdl } from '../support/workload.js';
 
 const A = 'a';
 const B = 'b';

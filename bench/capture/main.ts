@@ -34,7 +34,7 @@ import { captureRun } from './capture-run.js';
 import { rawRead } from './raw-reader.js';
 import { formatReport, summariseRuns, type ProfileSummary, type RunRecord } from './report.js';
 import { parseSettings, USAGE, type Variant } from './settings.js';
-import { binlogBytes, tableDdl, writeBacklog } from './workload.js';
+import { binlogBytes, tableDdl, writeBacklog } from '../support/workload.js';
 
 const REGION = 'bench';
 const SCHEMA = 'bench_capture';

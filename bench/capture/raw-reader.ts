@@ -1,3 +1,4 @@
+import { zongjiConnectionOptions } from '../../src/capture/binlog-source.js';
 import ZongJi, {
   type AnyBinlogEvent,
   type DeleteRowsEvent,
@@ -33,18 +34,7 @@ export interface RawReadResult {
  */
 export function rawRead(options: RawReadOptions): Promise<RawReadResult> {
   const { mysql } = options;
-  const zongji = new ZongJi({
-    host: mysql.host,
-    port: mysql.port,
-    user: mysql.user,
-    password: mysql.password.reveal(),
-    dateStrings: true,
-    timezone: 'Z',
-    jsonStrings: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    charset: 'utf8mb4_general_ci',
-  });
+  const zongji = new ZongJi(zongjiConnectionOptions(mysql));
   return new Promise<RawReadResult>((resolve, reject) => {
     let rows = 0;
     let rowsEventBytes = 0;

@@ -5,6 +5,7 @@ import ZongJi, {
   type TableMapEvent,
   type UpdateRowsEvent,
   type WriteRowsEvent,
+  type ZongJiDsn,
 } from '@vlasky/zongji';
 import type { MysqlOptions } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
@@ -26,6 +27,26 @@ export interface BinlogSourceOptions {
   onError: (error: CdcError) => void;
 }
 
+/**
+ * The binlog connection's options. Exact values: temporal types as strings
+ * with microseconds, in UTC for TIMESTAMP; JSON as its text; big integers and
+ * DECIMAL as strings.
+ */
+export function zongjiConnectionOptions(mysql: MysqlOptions): ZongJiDsn {
+  return {
+    host: mysql.host,
+    port: mysql.port,
+    user: mysql.user,
+    password: mysql.password.reveal(),
+    dateStrings: true,
+    timezone: 'Z',
+    jsonStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    charset: 'utf8mb4_general_ci',
+  };
+}
+
 /** MySQL/MariaDB errors that mean the binlog needed to resume is gone. */
 const PURGED_BINLOG_ERRNOS = new Set([1236, 1945, 1955]);
 
@@ -41,21 +62,7 @@ export class BinlogSource {
   #paused = false;
 
   constructor(private readonly options: BinlogSourceOptions) {
-    const { mysql } = options;
-    this.#zongji = new ZongJi({
-      host: mysql.host,
-      port: mysql.port,
-      user: mysql.user,
-      password: mysql.password.reveal(),
-      // Exact values: temporal types as strings with microseconds, in UTC
-      // for TIMESTAMP; JSON as its text; big integers and DECIMAL as strings.
-      dateStrings: true,
-      timezone: 'Z',
-      jsonStrings: true,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      charset: 'utf8mb4_general_ci',
-    });
+    this.#zongji = new ZongJi(zongjiConnectionOptions(options.mysql));
     this.#zongji.on('binlog', (event: AnyBinlogEvent) => this.#handle(event));
     this.#zongji.on('error', (err: Error) => this.#fail(err));
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, tableContent, waitFor, type Cluster } from '../../support/cluster.js';
 import { startDaemonProcess, type DaemonProcess } from '../../support/daemon-process.js';
+import { seededRandom } from '../../support/random.js';
 
 /**
  * The most important test of the project: random concurrent writes in three
@@ -30,18 +31,6 @@ function seeds(): number[] {
   const count = Number(process.env.CDC_CONVERGENCE_SEED_COUNT ?? 2);
   const base = Number(process.env.CDC_CONVERGENCE_SEED_BASE ?? 1001);
   return Array.from({ length: count }, (_, i) => base + i);
-}
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function rng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Errors a concurrent writer may legitimately hit; the operation then simply did not happen. */
@@ -177,7 +166,7 @@ describe('convergence: random concurrent writes in three regions', () => {
   it.each(seedList.map((seed, i) => [seed, tables[i] as string]))(
     'seed %i converges after writers, a kill -9 and a paused applier',
     async (seed, table) => {
-      const random = rng(seed);
+      const random = seededRandom(seed);
       const connections = await Promise.all(
         REGIONS.flatMap((r) => Array.from({ length: WRITERS_PER_REGION }, () => cluster.db(r))),
       );
@@ -185,7 +174,7 @@ describe('convergence: random concurrent writes in three regions', () => {
         writer(
           db,
           table,
-          rng(seed * 1000 + i),
+          seededRandom(seed * 1000 + i),
           `${REGIONS[Math.floor(i / WRITERS_PER_REGION)] ?? '?'}w${i}`,
         ),
       );

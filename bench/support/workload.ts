@@ -1,6 +1,8 @@
+import type mysql from 'mysql2/promise';
 import type { MysqlConnection } from '../../src/mysql/connection.js';
+import { seededRandom } from '../../test/support/random.js';
 
-/** The bench table: about 200 bytes per row, a typical OLTP shape (the same as bench/capture's). */
+/** The bench table of bench/capture and bench/apply: about 200 bytes per row, a typical OLTP shape. */
 export function tableDdl(schema: string, table: string): string {
   return `CREATE TABLE \`${schema}\`.\`${table}\` (
   id BIGINT NOT NULL PRIMARY KEY,
@@ -18,18 +20,6 @@ export const COLUMNS = 'id, account_id, quantity, status, amount_cents, created_
 const NOTE_LENGTH = 150;
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ';
 
-/** mulberry32: a fixed seed gives the same rows every run, so runs and machines compare. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
@@ -45,7 +35,8 @@ export function insertStatements(
   batchRows: number,
   seed: number,
 ): string[] {
-  const next = random(seed);
+  // A fixed seed gives the same rows every run, so runs and machines compare.
+  const next = seededRandom(seed);
   const baseMs = Date.UTC(2024, 0, 1);
   const statements: string[] = [];
   for (let first = 0; first < ids.length; first += batchRows) {
@@ -83,4 +74,33 @@ export async function runStatements(
   const started = performance.now();
   for (const sql of statements) await connection.query(sql);
   return performance.now() - started;
+}
+
+export interface BacklogResult {
+  rows: number;
+  transactions: number;
+  elapsedMs: number;
+}
+
+/**
+ * Inserts `rows` rows with ids 1..rows, `batchRows` per multi-row INSERT
+ * (one autocommit transaction each), as fast as one connection can.
+ */
+export async function writeBacklog(
+  connection: MysqlConnection,
+  schema: string,
+  table: string,
+  rows: number,
+  batchRows: number,
+  seed = 42,
+): Promise<BacklogResult> {
+  const statements = insertStatements(schema, table, range(1, rows), batchRows, seed);
+  const elapsedMs = await runStatements(connection, statements);
+  return { rows, transactions: statements.length, elapsedMs };
+}
+
+/** Total size of the server's binary logs, to report bytes per row as the binlog stores them. */
+export async function binlogBytes(connection: MysqlConnection): Promise<number> {
+  const [logs] = await connection.query<mysql.RowDataPacket[]>('SHOW BINARY LOGS');
+  return logs.reduce((total, log) => total + Number(log.File_size ?? 0), 0);
 }
