@@ -266,7 +266,7 @@ export class TransactionAssembler {
           out.push({
             kind: 'warning',
             reason: 'delete_without_tombstone',
-            message: `${where}: a delete had no tombstone (is the ${VERSION_COLUMNS.ts} trigger installed? run prepare)`,
+            message: `${where}: a delete had no tombstone (is its AFTER DELETE trigger missing? run prepare)`,
           });
           out.push({
             kind: 'change',
@@ -380,11 +380,16 @@ function decodeVersionValue(value: unknown): RowVersion | null {
   return parseStoredVersion(value);
 }
 
-/** A JSON-safe copy of a raw row for the dead-letter record. */
+/**
+ * A JSON-safe copy of a raw row for the dead-letter record: bigints as text,
+ * bytes as base64. (A replacer would see a Buffer only after its own toJSON.)
+ */
 function safeJson(value: unknown): unknown {
-  return JSON.parse(
-    JSON.stringify(value, (_key, v: unknown) =>
-      typeof v === 'bigint' ? v.toString() : Buffer.isBuffer(v) ? v.toString('base64') : v,
-    ),
-  ) as unknown;
+  if (typeof value === 'bigint') return value.toString();
+  if (Buffer.isBuffer(value)) return value.toString('base64');
+  if (Array.isArray(value)) return value.map(safeJson);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, safeJson(v)]));
+  }
+  return value;
 }

@@ -119,14 +119,16 @@ export class CaptureStage {
         ),
         deadLetterTopic(options.kafka.topicPrefix, 'capture', options.region),
       ];
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        const created = await ensureTopics(admin, topics, options.kafka.topics);
-        if (created.length > 0) logger.info({ topics: created }, 'created Kafka topics');
-      } finally {
-        await admin.disconnect();
-      }
+      await this.#whileStartingRetry('creating Kafka topics', async () => {
+        const admin = kafka.admin();
+        await admin.connect();
+        try {
+          const created = await ensureTopics(admin, topics, options.kafka.topics);
+          if (created.length > 0) logger.info({ topics: created }, 'created Kafka topics');
+        } finally {
+          await admin.disconnect();
+        }
+      });
     } finally {
       await connection.end();
     }
@@ -140,11 +142,36 @@ export class CaptureStage {
       // An idempotent producer keeps retrying; the publisher's own loop logs and backs off on top.
       retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
     });
-    await this.#producer.connect();
+    const producer = this.#producer;
+    await this.#whileStartingRetry('connecting the Kafka producer', () => producer.connect());
     this.#publisher = this.#createPublisher(this.#producer);
     this.#resumePosition = startPosition;
     await this.#openSource();
     this.#state = 'running';
+  }
+
+  /**
+   * Kafka being unreachable at start is waited out (with backoff, logged),
+   * as it is while running: a daemon that starts before its broker must not
+   * crash-loop. Anything not retriable, or a stop, ends the wait.
+   */
+  async #whileStartingRetry(what: string, operation: () => Promise<void>): Promise<void> {
+    let delay = RECONNECT_INITIAL_MS;
+    for (;;) {
+      try {
+        await operation();
+        return;
+      } catch (err) {
+        const error = classifyError(err, what);
+        if (!error.retriable || this.#state !== 'starting') throw error;
+        this.deps.logger.warn(
+          { err: error.message, retryInMs: delay },
+          'Kafka unavailable at start; waiting',
+        );
+        await sleep(delay);
+        delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+      }
+    }
   }
 
   /** Stops reading, sends what was captured, saves the checkpoint. */
