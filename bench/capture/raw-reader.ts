@@ -1,4 +1,4 @@
-import { zongjiConnectionOptions } from '../../src/capture/binlog-source.js';
+import { BINLOG_EVENTS, zongjiConnectionOptions } from '../../src/capture/binlog-source.js';
 import ZongJi, {
   type AnyBinlogEvent,
   type DeleteRowsEvent,
@@ -72,16 +72,7 @@ export function rawRead(options: RawReadOptions): Promise<RawReadResult> {
     zongji.start({
       serverId: options.serverId,
       gtidSet: options.gtidSet,
-      includeEvents: [
-        'tablemap',
-        'writerows',
-        'updaterows',
-        'deleterows',
-        'xid',
-        'query',
-        'gtid',
-        'mariadbgtid',
-      ],
+      includeEvents: [...BINLOG_EVENTS],
       includeSchema: options.includeSchema,
     });
   });

@@ -47,6 +47,18 @@ export function zongjiConnectionOptions(mysql: MysqlOptions): ZongJiDsn {
   };
 }
 
+/** The zongji events capture translates; everything else is skipped undecoded. */
+export const BINLOG_EVENTS = [
+  'tablemap',
+  'writerows',
+  'updaterows',
+  'deleterows',
+  'xid',
+  'query',
+  'gtid',
+  'mariadbgtid',
+] as const;
+
 /** MySQL/MariaDB errors that mean the binlog needed to resume is gone. */
 const PURGED_BINLOG_ERRNOS = new Set([1236, 1945, 1955]);
 
@@ -83,16 +95,7 @@ export class BinlogSource {
       this.#zongji.start({
         serverId: this.options.serverId,
         gtidSet: this.options.gtidSet,
-        includeEvents: [
-          'tablemap',
-          'writerows',
-          'updaterows',
-          'deleterows',
-          'xid',
-          'query',
-          'gtid',
-          'mariadbgtid',
-        ],
+        includeEvents: [...BINLOG_EVENTS],
         includeSchema: this.options.includeSchema,
       });
     });

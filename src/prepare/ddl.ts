@@ -119,6 +119,21 @@ export interface TriggerDefinition {
   create: string;
 }
 
+/** A trigger on `table` with its CREATE statement. */
+function triggerDefinition(
+  table: TableInfo,
+  name: string,
+  timing: 'AFTER DELETE' | 'BEFORE UPDATE' | 'BEFORE INSERT',
+  body: string,
+): TriggerDefinition {
+  return {
+    name,
+    table,
+    body,
+    create: `CREATE TRIGGER ${qualifiedName(table.schema, name)} ${timing} ON ${qualifiedName(table.schema, table.table)} FOR EACH ROW ${body}`,
+  };
+}
+
 /** Exact microseconds since the epoch of a TIMESTAMP(6) expression (no time-zone round trip). */
 function micros(timestampSql: string): string {
   return `CAST(UNIX_TIMESTAMP(${timestampSql}) * 1000000 AS UNSIGNED)`;
@@ -183,12 +198,7 @@ export function deleteTrigger(
       ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
   END IF;
 END`;
-  return {
-    name,
-    table,
-    body,
-    create: `CREATE TRIGGER ${qualifiedName(table.schema, name)} AFTER DELETE ON ${qualifiedName(table.schema, table.table)} FOR EACH ROW ${body}`,
-  };
+  return triggerDefinition(table, name, 'AFTER DELETE', body);
 }
 
 /**
@@ -277,12 +287,7 @@ export function updateTrigger(
     END IF;
   END IF;
 END`;
-  return {
-    name,
-    table,
-    body,
-    create: `CREATE TRIGGER ${qualifiedName(table.schema, name)} BEFORE UPDATE ON ${qualifiedName(table.schema, table.table)} FOR EACH ROW ${body}`,
-  };
+  return triggerDefinition(table, name, 'BEFORE UPDATE', body);
 }
 
 /**
@@ -308,12 +313,7 @@ export function insertTrigger(table: TableInfo, internalSchema: string): Trigger
     END IF;
   END IF;
 END`;
-  return {
-    name,
-    table,
-    body,
-    create: `CREATE TRIGGER ${qualifiedName(table.schema, name)} BEFORE INSERT ON ${qualifiedName(table.schema, table.table)} FOR EACH ROW ${body}`,
-  };
+  return triggerDefinition(table, name, 'BEFORE INSERT', body);
 }
 
 export function dropTrigger(schema: string, name: string): string {

@@ -170,16 +170,3 @@ export async function applyPrepare(connection: MysqlConnection, plan: PreparePla
     }
   }
 }
-
-/**
- * Whether `prepare` has run for these tables: `run` refuses to start
- * otherwise. Returns the list of what is missing (empty when ready).
- */
-export async function missingPreparation(
-  connection: MysqlConnection,
-  options: RuntimeOptions,
-  internalSchema: string,
-): Promise<string[]> {
-  const plan = await planPrepare(connection, options, internalSchema);
-  return plan.steps.map((s) => s.description);
-}
