@@ -8,6 +8,7 @@ import { tableMatches } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
+import { retryRetriable } from '../core/retry.js';
 import { connectMysql, describeMysql } from '../mysql/connection.js';
 import { INTERNAL_TABLES, isInternalTable } from '../mysql/internal-tables.js';
 import { serverInfo } from '../mysql/introspect.js';
@@ -155,23 +156,18 @@ export class CaptureStage {
    * as it is while running: a daemon that starts before its broker must not
    * crash-loop. Anything not retriable, or a stop, ends the wait.
    */
-  async #whileStartingRetry(what: string, operation: () => Promise<void>): Promise<void> {
-    let delay = RECONNECT_INITIAL_MS;
-    for (;;) {
-      try {
-        await operation();
-        return;
-      } catch (err) {
-        const error = classifyError(err, what);
-        if (!error.retriable || this.#state !== 'starting') throw error;
+  #whileStartingRetry(what: string, operation: () => Promise<void>): Promise<void> {
+    return retryRetriable(operation, {
+      what,
+      initialDelayMs: RECONNECT_INITIAL_MS,
+      maxDelayMs: RECONNECT_MAX_MS,
+      keepGoing: () => this.#state === 'starting',
+      onRetry: (error, delay) =>
         this.deps.logger.warn(
           { err: error.message, retryInMs: delay },
           'Kafka unavailable at start; waiting',
-        );
-        await sleep(delay);
-        delay = Math.min(delay * 2, RECONNECT_MAX_MS);
-      }
-    }
+        ),
+    });
   }
 
   /** Stops reading, sends what was captured, saves the checkpoint. */

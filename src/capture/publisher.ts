@@ -3,6 +3,7 @@ import type { CompressionTypes, Producer, TopicMessages } from 'kafkajs';
 import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
+import { retryRetriable } from '../core/retry.js';
 import type { CheckpointStore } from '../state/store.js';
 
 /** One Kafka message waiting to be sent, or a transaction boundary between them. */
@@ -241,26 +242,25 @@ export class CapturePublisher {
     });
   }
 
-  async #withRetry(what: string, operation: () => Promise<void>): Promise<void> {
-    let delay = RETRY_INITIAL_MS;
-    for (let attempt = 1; ; attempt += 1) {
-      if (this.#failed !== undefined) throw this.#failed;
-      try {
+  #withRetry(what: string, operation: () => Promise<void>): Promise<void> {
+    return retryRetriable(
+      async (attempt) => {
+        if (this.#failed !== undefined) throw this.#failed;
         await operation();
         if (attempt > 1)
           this.options.logger.info({ attempt }, 'Kafka answers again; capture continues');
-        return;
-      } catch (err) {
-        const error = classifyError(err, what);
-        if (!error.retriable) throw error;
-        this.options.logger.warn(
-          { attempt, retryInMs: delay, err: error.message },
-          'Kafka unavailable; capture waits (reading is paused once the in-flight budget is full)',
-        );
-        await sleep(delay);
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
-      }
-    }
+      },
+      {
+        what,
+        initialDelayMs: RETRY_INITIAL_MS,
+        maxDelayMs: RETRY_MAX_MS,
+        onRetry: (error, delay, attempt) =>
+          this.options.logger.warn(
+            { attempt, retryInMs: delay, err: error.message },
+            'Kafka unavailable; capture waits (reading is paused once the in-flight budget is full)',
+          ),
+      },
+    );
   }
 
   async #maybeCheckpoint(force: boolean): Promise<void> {
@@ -268,22 +268,20 @@ export class CapturePublisher {
     if (position === undefined || position === this.#savedPosition) return;
     const now = Date.now();
     if (!force && now - this.#lastSaveMs < this.options.checkpointIntervalMs) return;
-    let delay = RETRY_INITIAL_MS;
-    for (;;) {
-      try {
-        await this.options.store.save(this.options.checkpointKey, { position, savedAtMs: now });
-        break;
-      } catch (err) {
-        const error = classifyError(err, 'saving the capture checkpoint');
-        if (!error.retriable || this.#failed !== undefined) throw error;
-        this.options.logger.warn(
-          { err: error.message, retryInMs: delay },
-          'checkpoint store unavailable; retrying',
-        );
-        await sleep(delay);
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
-      }
-    }
+    await retryRetriable(
+      () => this.options.store.save(this.options.checkpointKey, { position, savedAtMs: now }),
+      {
+        what: 'saving the capture checkpoint',
+        initialDelayMs: RETRY_INITIAL_MS,
+        maxDelayMs: RETRY_MAX_MS,
+        keepGoing: () => this.#failed === undefined,
+        onRetry: (error, delay) =>
+          this.options.logger.warn(
+            { err: error.message, retryInMs: delay },
+            'checkpoint store unavailable; retrying',
+          ),
+      },
+    );
     this.#savedPosition = position;
     this.#lastSaveMs = now;
   }
