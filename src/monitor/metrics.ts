@@ -132,6 +132,50 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly applyBatchEvents = new Histogram({
+    name: 'cdc_apply_batch_events',
+    help: 'Events per apply transaction (one table chunk of one partition).',
+    labelNames: ['source_region', 'target_region'] as const,
+    buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000],
+    registers: [this.registry],
+  });
+
+  readonly applyBatchDurationSeconds = new Histogram({
+    name: 'cdc_apply_batch_duration_seconds',
+    help: 'Wall time of one apply transaction, from BEGIN to COMMIT, retries included.',
+    labelNames: ['source_region', 'target_region'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  });
+
+  readonly lastHeartbeatTimestampSeconds = new Gauge({
+    name: 'cdc_last_heartbeat_timestamp_seconds',
+    help: 'Source time (unix seconds) of the newest heartbeat applied from each source region.',
+    labelNames: ['source_region', 'target_region'] as const,
+    registers: [this.registry],
+  });
+
+  readonly lagAnomaly = new Gauge({
+    name: 'cdc_lag_anomaly',
+    help: '1 while lag or throughput of a region pair departs from its own recent normal.',
+    labelNames: ['source_region', 'target_region'] as const,
+    registers: [this.registry],
+  });
+
+  readonly snapshotRowsTotal = new Counter({
+    name: 'cdc_snapshot_rows_total',
+    help: 'Rows published by snapshots (op=r events), per table.',
+    labelNames: ['region', 'table'] as const,
+    registers: [this.registry],
+  });
+
+  readonly captureLeader = new Gauge({
+    name: 'cdc_capture_leader',
+    help: "1 while this daemon holds its region's capture lease and captures; 0 on a standby.",
+    labelNames: ['region'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
