@@ -42,7 +42,13 @@ describe('compileRegion', () => {
         topics: { partitions: 3, replicationFactor: undefined },
       },
       checkpointStore: { kind: 'redis', url: anySecret, keyPrefix: 'cdc:eu-west:' },
-      metrics: { host: '0.0.0.0', port: 9465 },
+      metrics: { host: '0.0.0.0', port: 9465, url: 'http://127.0.0.1:9465' },
+      monitor: {
+        heartbeatIntervalMs: 1000,
+        lagThresholdSeconds: 30,
+        sampleIntervalMs: 1000,
+        anomalyDetection: true,
+      },
       pipelines: [
         {
           name: 'app',
@@ -93,7 +99,7 @@ describe('compileRegion', () => {
       clientId: 'cdc-replicator-us-east',
       topics: { partitions: 3, replicationFactor: undefined },
     });
-    expect(options.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
+    expect(options.metrics).toEqual({ host: '0.0.0.0', port: 9464, url: 'http://127.0.0.1:9464' });
     expect(options.mysql.password.isEmpty).toBe(true);
     expect(options.peers).toEqual(['eu-west']);
   });
@@ -113,7 +119,7 @@ pipelines:
       mysql: { host: 'db', port: 3306, user: 'cdc', password: anySecret, database: 'app' },
       kafka: { brokers: ['k:9092'], topicPrefix: 'cdc', clientId: 'shared-client' },
       checkpointStore: { kind: 'file', dir: '/etc/cdc/state/solo' },
-      metrics: { host: '0.0.0.0', port: 9464 },
+      metrics: { host: '0.0.0.0', port: 9464, url: 'http://127.0.0.1:9464' },
       pipelines: [
         { name: 'app', tables: [{ schema: 'app', table: '*' }], conflict: { strategy: 'lww' } },
       ],
@@ -122,6 +128,22 @@ pipelines:
       kind: 'file',
       dir: 'state/solo',
     });
+  });
+
+  it('derives the status url from the metrics address unless the region sets one', () => {
+    const withUrls = parseConfig(`regions:
+  a:
+    mysql: { host: db, user: u, password: "" }
+    metrics: { port: 9470, url: "https://cdc-a.example.internal:8443/" }
+  b:
+    mysql: { host: db, user: u, password: "" }
+    metrics: { host: "10.0.0.7", port: 9471 }
+kafka: { brokers: ["k:9092"] }
+pipelines:
+  - { name: app, tables: [app.users] }
+`);
+    expect(compileRegion(withUrls, 'a').metrics.url).toBe('https://cdc-a.example.internal:8443');
+    expect(compileRegion(withUrls, 'b').metrics.url).toBe('http://10.0.0.7:9471');
   });
 
   it('lets one region use its own Redis with its own key prefix', () => {

@@ -13,6 +13,7 @@ import {
   CONFIG_DEFAULTS,
   TABLE_PATTERN,
   type MysqlConfig,
+  type RegionConfig,
   type ValidatedConfig,
 } from './schema.js';
 
@@ -65,6 +66,16 @@ export interface MetricsOptions {
   readonly host: string;
   /** 0 asks the OS for a free port. */
   readonly port: number;
+  /** Where `status` reads this daemon's metrics: the configured url, else derived from host and port. */
+  readonly url: string;
+}
+
+/** Heartbeats, lag threshold and anomaly detection. */
+export interface MonitorOptions {
+  readonly heartbeatIntervalMs: number;
+  readonly lagThresholdSeconds: number;
+  readonly sampleIntervalMs: number;
+  readonly anomalyDetection: boolean;
 }
 
 /** A table selector: `table` is `'*'` for every table of the schema. */
@@ -98,6 +109,7 @@ export interface RuntimeOptions {
   readonly pipelines: readonly PipelineOptions[];
   readonly capture: CaptureOptions;
   readonly apply: ApplyOptions;
+  readonly monitor: MonitorOptions;
   /** Schema of the replicator's own tables in this region's database. */
   readonly internalSchema: string;
 }
@@ -162,9 +174,12 @@ export function compileRegion(
     },
     internalSchema: config.internalSchema,
     checkpointStore: compileCheckpointStore(config, region, options),
-    metrics: {
-      host: own.metrics?.host ?? config.metrics.host,
-      port: own.metrics?.port ?? config.metrics.port,
+    metrics: compileMetrics(config, own),
+    monitor: {
+      heartbeatIntervalMs: config.monitor.heartbeatIntervalMs,
+      lagThresholdSeconds: config.monitor.lagThresholdSeconds,
+      sampleIntervalMs: config.monitor.sampleIntervalMs,
+      anomalyDetection: config.monitor.anomaly.enabled,
     },
     pipelines: config.pipelines.map((pipeline) => ({
       name: pipeline.name,
@@ -187,6 +202,16 @@ function derivedServerId(region: string): number {
   let hash = 0;
   for (const char of region) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
   return 4_000_000_000 + (hash % 294_967_295);
+}
+
+function compileMetrics(config: ValidatedConfig, own: RegionConfig): MetricsOptions {
+  const host = own.metrics?.host ?? config.metrics.host;
+  const port = own.metrics?.port ?? config.metrics.port;
+  // A wildcard listen address is not an address to connect to; the daemon is then reachable locally.
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const url =
+    own.metrics?.url ?? `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+  return { host, port, url: url.replace(/\/+$/, '') };
 }
 
 /** Compiles every region, in file order. Used by `validate` to prove each daemon could start. */

@@ -35,6 +35,10 @@ export const CONFIG_DEFAULTS = {
   /** Kafka's default retention is 7 days; tombstones must outlive any event still in flight. */
   applyTombstoneHorizonHours: 168,
   applyPurgeIntervalMs: 60_000,
+  heartbeatIntervalMs: 1000,
+  /** /readyz fails and `status` exits non-zero above this end-to-end lag. */
+  lagThresholdSeconds: 30,
+  monitorSampleIntervalMs: 1000,
 } as const;
 
 /**
@@ -320,10 +324,52 @@ export const regionMetricsSchema = z
   .strictObject({
     port: portSchema(0).optional(),
     host: metricsHostSchema.optional(),
+    url: z
+      .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+      .optional()
+      .meta({
+        description:
+          "Where `cdc-replicator status` reaches this region's daemon (e.g. behind a load balancer); http://<host>:<port> when absent.",
+      }),
   })
   .meta({
     description: "This region's metrics address, e.g. { port: 9465 } when daemons share a machine.",
   });
+
+/** Heartbeats, lag thresholds and the lag anomaly detector (DESIGN.md §7). */
+export const monitorSchema = z
+  .strictObject({
+    heartbeatIntervalMs: z
+      .number()
+      .int()
+      .min(50)
+      .max(60_000)
+      .default(CONFIG_DEFAULTS.heartbeatIntervalMs)
+      .meta({ description: 'How often the daemon writes its heartbeat row.' }),
+    lagThresholdSeconds: z.number().positive().default(CONFIG_DEFAULTS.lagThresholdSeconds).meta({
+      description:
+        'End-to-end lag above which /readyz fails and `status` exits non-zero, per region pair.',
+    }),
+    sampleIntervalMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(60_000)
+      .default(CONFIG_DEFAULTS.monitorSampleIntervalMs)
+      .meta({
+        description: 'How often lag, consumer lag, capture position and dependencies are sampled.',
+      }),
+    anomaly: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+      })
+      .prefault({})
+      .meta({
+        description:
+          'Flags lag or throughput that departs from its own recent normal (cdc_lag_anomaly).',
+      }),
+  })
+  .meta({ description: 'Heartbeats, lag threshold and anomaly detection.' });
 
 /** One region: its MySQL primary and optional overrides of the shared blocks. */
 export const regionSchema = z
@@ -428,6 +474,7 @@ export const configSchema = z
       }),
     pipelines: z.array(pipelineSchema).min(1, { error: 'at least one pipeline is required' }),
     metrics: metricsSchema.prefault({}),
+    monitor: monitorSchema.prefault({}),
   })
   .meta({ title: 'cdc-replicator configuration' });
 
