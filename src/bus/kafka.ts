@@ -3,6 +3,7 @@ import { CompressionTypes, Kafka, logLevel, type Admin, type LogEntry } from 'ka
 import type { KafkaOptions } from '../config/compile.js';
 import { classifyError } from '../core/retriable.js';
 import type { Logger } from '../core/logger.js';
+import { kafkaSaslOptions, nodeTlsOptions } from '../core/tls.js';
 
 /** kafkajs log levels → pino methods. kafkajs' own console logger is never used. */
 function kafkaLogCreator(logger: Logger) {
@@ -28,6 +29,8 @@ export function createKafka(options: KafkaOptions, logger: Logger): Kafka {
     connectionTimeout: 5_000,
     requestTimeout: 30_000,
     retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 10 },
+    ...(options.tls === undefined ? {} : { ssl: nodeTlsOptions(options.tls) }),
+    ...(options.sasl === undefined ? {} : { sasl: kafkaSaslOptions(options.sasl) }),
   });
 }
 

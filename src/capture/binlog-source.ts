@@ -10,6 +10,7 @@ import ZongJi, {
 import type { MysqlOptions } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
 import { classifyError } from '../core/retriable.js';
+import { mysqlSslOptions } from '../core/tls.js';
 import { describeMysql } from '../mysql/connection.js';
 import type { RowsEvent, SourceEvent } from './source-events.js';
 
@@ -44,6 +45,7 @@ export function zongjiConnectionOptions(mysql: MysqlOptions): ZongJiDsn {
     supportBigNumbers: true,
     bigNumberStrings: true,
     charset: 'utf8mb4_general_ci',
+    ...(mysql.tls === undefined ? {} : { ssl: mysqlSslOptions(mysql.tls) }),
   };
 }
 

@@ -14,7 +14,8 @@ import { INTERNAL_TABLES, isInternalTable } from '../mysql/internal-tables.js';
 import { serverInfo } from '../mysql/introspect.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import { planPrepare } from '../prepare/prepare.js';
-import type { CheckpointStore } from '../state/store.js';
+import { LEASE_LOST } from '../state/lease.js';
+import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js';
 import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
 import { CapturePublisher } from './publisher.js';
@@ -32,6 +33,19 @@ export interface CaptureStageDeps {
   metrics: DaemonMetrics;
   logger: Logger;
 }
+  /** Set when capture runs under a lease (several daemons per region); absent for a lone daemon. */
+  fence?: CaptureFence;
+}
+
+/**
+ * The lease capture runs under: checkpoint saves carry its fencing token, and
+ * nothing is sent to Kafka once `held()` turns false, so a daemon that lost
+ * its lease (e.g. paused past the TTL) stops publishing even before it
+ * learns so from Redis.
+ */
+export interface CaptureFence {
+  readonly token: FenceToken;
+  readonly held: () => boolean;
 
 /** Dead letters of a stage: `<prefix>._dlq.<stage>.<region>` (region names cannot start with `_`). */
 export function deadLetterTopic(prefix: string, stage: string, region: string): string {
@@ -69,13 +83,17 @@ export class CaptureStage {
   }
 
   get state(): CaptureState {
+  /** The store as capture uses it: fenced with the lease's token when there is one. */
+  readonly #checkpoints: CheckpointStore;
     return this.#state;
   }
 
   async start(): Promise<void> {
     if (this.#state !== 'idle') throw new Error(`capture cannot start from state ${this.#state}`);
+    this.#checkpoints = deps.fence === undefined ? deps.store : fencedStore(deps.store, deps.fence);
     this.#state = 'starting';
-    const { options, store, kafka, logger } = this.deps;
+    const { options, kafka, logger } = this.deps;
+    const store = this.#checkpoints;
     const where = `region ${options.region} (${describeMysql(options.mysql)})`;
 
     const connection = await connectMysql(options.mysql);
@@ -122,6 +140,9 @@ export class CaptureStage {
       ];
       await this.#whileStartingRetry('creating Kafka topics', async () => {
         const admin = kafka.admin();
+        // Under a lease, record the new token at once: from here on a former
+        // holder that wakes up is refused even before this one's first save.
+        if (this.deps.fence !== undefined) await store.save(CAPTURE_CHECKPOINT_KEY, checkpoint);
         await admin.connect();
         try {
           const created = await ensureTopics(admin, topics, options.kafka.topics);
@@ -187,14 +208,30 @@ export class CaptureStage {
   }
 
   #createPublisher(producer: Producer): CapturePublisher {
-    const { options, store, kafka, metrics, logger } = this.deps;
+    const { options, kafka, metrics, logger, fence } = this.deps;
     const region = options.region;
     return new CapturePublisher({
-      producer,
-      store,
+      producer: fence === undefined ? producer : fencedProducer(producer, fence),
+      store: this.#checkpoints,
       checkpointKey: CAPTURE_CHECKPOINT_KEY,
       maxInFlightBytes: options.capture.maxInFlightBytes,
       batchMaxMessages: options.capture.batchMaxMessages,
+  /**
+   * Stops at once without sending or saving anything more: for a lost lease,
+   * where another daemon now captures and publishing on would only race it.
+   * Whatever was not acknowledged is the new holder's to replay.
+   */
+  async abort(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'idle' || this.#state === 'failed') {
+      this.#state = this.#state === 'idle' ? 'stopped' : this.#state;
+      return;
+    }
+    this.#state = 'stopped';
+    this.#source?.stop();
+    this.#publisher?.abort();
+    await this.#producer?.disconnect();
+  }
+
       lingerMs: options.capture.lingerMs,
       compression: compressionType(options.capture.compression),
       checkpointIntervalMs: options.capture.checkpointIntervalMs,
@@ -389,4 +426,34 @@ export class CaptureStage {
     this.deps.logger.error({ err: error.message, code: error.code }, 'capture stopped');
     this.#failure?.(error);
   }
+}
+
+function leaseLost(what: string): CdcError {
+  return new CdcError(`capture lease no longer held: not ${what}`, {
+    retriable: false,
+    code: LEASE_LOST,
+  });
+}
+
+/** The store with every save carrying the lease's token, and no save once the lease is gone. */
+function fencedStore(store: CheckpointStore, fence: CaptureFence): CheckpointStore {
+  return {
+    load: (key) => store.load(key),
+    save: (key: string, checkpoint: Checkpoint) => {
+      if (!fence.held()) return Promise.reject(leaseLost('saving the checkpoint'));
+      return store.save(key, checkpoint, fence.token);
+    },
+    close: () => store.close(),
+  };
+}
+
+/** The producer, refusing to send once the lease is gone. */
+function fencedProducer(producer: Producer, fence: CaptureFence): Producer {
+  return {
+    ...producer,
+    sendBatch: (batch) => {
+      if (!fence.held()) return Promise.reject(leaseLost('publishing'));
+      return producer.sendBatch(batch);
+    },
+  };
 }

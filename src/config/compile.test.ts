@@ -71,6 +71,7 @@ describe('compileRegion', () => {
         lingerMs: 5,
         compression: 'none',
         checkpointIntervalMs: 500,
+        lease: { ttlMs: 10_000, renewIntervalMs: 3_333 },
       },
       apply: {
         batchMaxEvents: 1000,

@@ -9,16 +9,27 @@ import { join, resolve } from 'node:path';
 
 import { ConfigError } from '../core/errors.js';
 import type { Secret } from '../core/secret.js';
+import type { SaslOptions, TlsOptions } from '../core/tls.js';
 import {
   CONFIG_DEFAULTS,
   TABLE_PATTERN,
-  type MysqlConfig,
   type RegionConfig,
   type ValidatedConfig,
 } from './schema.js';
+import { formatKeyPath } from './key-path.js';
+import { compilePassword, compileSasl, compileTls } from './tls.js';
 
 /** The region's own MySQL primary. The password stays wrapped until handed to the driver. */
-export type MysqlOptions = Readonly<MysqlConfig>;
+export interface MysqlOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** From `password` or read from `passwordFile`. */
+  readonly password: Secret;
+  readonly database?: string | undefined;
+  /** TLS with certificates already read; absent for a plain connection. */
+  readonly tls?: TlsOptions | undefined;
+}
 
 /** The Kafka cluster this region's daemon connects to. */
 export interface KafkaOptions {
@@ -28,6 +39,10 @@ export interface KafkaOptions {
   readonly clientId: string;
   /** Partitions and replication factor of topics the replicator creates. */
   readonly topics: { readonly partitions: number; readonly replicationFactor: number | undefined };
+  /** TLS to the brokers; absent for plaintext. */
+  readonly tls?: TlsOptions | undefined;
+  /** SASL authentication; absent when the brokers need none. */
+  readonly sasl?: SaslOptions | undefined;
 }
 
 /** Apply stage tuning, units in the names. */
@@ -50,6 +65,8 @@ export interface CaptureOptions {
   readonly lingerMs: number;
   readonly compression: 'none' | 'gzip';
   readonly checkpointIntervalMs: number;
+  /** The capture lease (with a Redis store): TTL and renewal period. */
+  readonly lease: { readonly ttlMs: number; readonly renewIntervalMs: number };
 }
 
 /**
@@ -58,7 +75,13 @@ export interface CaptureOptions {
  * so regions may share one Redis.
  */
 export type CheckpointStoreOptions =
-  | { readonly kind: 'redis'; readonly url: Secret; readonly keyPrefix: string }
+  | {
+      readonly kind: 'redis';
+      readonly url: Secret;
+      readonly keyPrefix: string;
+      /** Certificates for a `rediss://` url; the system CAs when absent. */
+      readonly tls?: TlsOptions | undefined;
+    }
   | { readonly kind: 'file'; readonly dir: string };
 
 /** The address of `/metrics`, `/healthz` and `/readyz`. */
@@ -145,7 +168,7 @@ export function compileRegion(
   return {
     region,
     peers: names.filter((name) => name !== region),
-    mysql: own.mysql,
+    mysql: compileMysql(own, region, options),
     kafka: {
       brokers: own.kafka?.brokers ?? config.kafka.brokers,
       topicPrefix: config.kafka.topicPrefix,
@@ -154,6 +177,7 @@ export function compileRegion(
         partitions: config.kafka.topics.partitions,
         replicationFactor: config.kafka.topics.replicationFactor,
       },
+      ...compileKafkaSecurity(config, own, region, options),
     },
     capture: {
       serverId: config.capture.serverId ?? derivedServerId(region),
@@ -162,6 +186,11 @@ export function compileRegion(
       lingerMs: config.capture.lingerMs,
       compression: config.capture.compression,
       checkpointIntervalMs: config.capture.checkpointIntervalMs,
+      lease: {
+        ttlMs: config.capture.lease.ttlMs,
+        renewIntervalMs:
+          config.capture.lease.renewIntervalMs ?? Math.floor(config.capture.lease.ttlMs / 3),
+      },
     },
     apply: {
       batchMaxEvents: config.apply.batchMaxEvents,
@@ -231,7 +260,21 @@ function compileCheckpointStore(
   const url = override?.url ?? config.redis?.url;
   if (url !== undefined) {
     const prefix = override?.keyPrefix ?? config.redis?.keyPrefix ?? CONFIG_DEFAULTS.redisKeyPrefix;
-    return { kind: 'redis', url, keyPrefix: `${prefix}:${region}:` };
+    const [tlsPath, tls] =
+      override?.tls !== undefined
+        ? [['regions', region, 'redis', 'tls'], override.tls]
+        : [['redis', 'tls'], config.redis?.tls];
+    if (tls !== undefined && !url.reveal().startsWith('rediss:')) {
+      throw new ConfigError([
+        `${formatKeyPath(tlsPath)}: TLS needs a rediss:// url (the url in use starts with redis://)`,
+      ]);
+    }
+    return {
+      kind: 'redis',
+      url,
+      keyPrefix: `${prefix}:${region}:`,
+      ...(tls === undefined ? {} : { tls: compileTls(tlsPath, tls, options.baseDir) }),
+    };
   }
   // One directory per region, so daemons sharing a machine and a stateDir never share files.
   const dir =
@@ -239,6 +282,49 @@ function compileCheckpointStore(
       ? join(config.stateDir, region)
       : resolve(options.baseDir, config.stateDir, region);
   return { kind: 'file', dir };
+}
+
+function compileMysql(own: RegionConfig, region: string, options: CompileOptions): MysqlOptions {
+  const path = ['regions', region, 'mysql'];
+  const { host, port, user, database, tls } = own.mysql;
+  if (tls?.servername !== undefined) {
+    throw new ConfigError([
+      `${formatKeyPath([...path, 'tls', 'servername'])}: not supported for MySQL: the driver checks the certificate against host, so set host to the name in the certificate`,
+    ]);
+  }
+  return {
+    host,
+    port,
+    user,
+    password: compilePassword(path, own.mysql, options.baseDir),
+    ...(database === undefined ? {} : { database }),
+    ...(tls === undefined ? {} : { tls: compileTls([...path, 'tls'], tls, options.baseDir) }),
+  };
+}
+
+/** TLS and SASL of the region's Kafka: a region's own block replaces the shared one. */
+function compileKafkaSecurity(
+  config: ValidatedConfig,
+  own: RegionConfig,
+  region: string,
+  options: CompileOptions,
+): Pick<KafkaOptions, 'tls' | 'sasl'> {
+  const result: { tls?: TlsOptions; sasl?: SaslOptions } = {};
+  if (own.kafka?.tls !== undefined) {
+    result.tls = compileTls(['regions', region, 'kafka', 'tls'], own.kafka.tls, options.baseDir);
+  } else if (config.kafka.tls !== undefined) {
+    result.tls = compileTls(['kafka', 'tls'], config.kafka.tls, options.baseDir);
+  }
+  if (own.kafka?.sasl !== undefined) {
+    result.sasl = compileSasl(
+      ['regions', region, 'kafka', 'sasl'],
+      own.kafka.sasl,
+      options.baseDir,
+    );
+  } else if (config.kafka.sasl !== undefined) {
+    result.sasl = compileSasl(['kafka', 'sasl'], config.kafka.sasl, options.baseDir);
+  }
+  return result;
 }
 
 /**

@@ -41,8 +41,8 @@ metrics: { port: 9464 }
 `,
       { env: { EU_PW: 'pw' } },
     );
-    expect(config.regions['eu-west']?.mysql.password.reveal()).toBe('pw');
-    expect(config.regions['us-east']?.mysql.password.isEmpty).toBe(true);
+    expect(config.regions['eu-west']?.mysql.password?.reveal()).toBe('pw');
+    expect(config.regions['us-east']?.mysql.password?.isEmpty).toBe(true);
     expect(config.metrics).toEqual({ port: 9464, host: '0.0.0.0' });
     expect(config.stateDir).toBe('.cdc-state');
     expect(config.redis?.keyPrefix).toBe('cdc');
@@ -279,7 +279,7 @@ ${KAFKA_AND_PIPELINES}`;
   it('expands variables, defaults and escapes before validation', () => {
     const config = parseConfig(file('$${literal}-${PW}', '"${PORT:-3310}"'), { env: { PW: 'pw' } });
     const mysql = config.regions['us-east']?.mysql;
-    expect(mysql?.password.reveal()).toBe('${literal}-pw');
+    expect(mysql?.password?.reveal()).toBe('${literal}-pw');
     expect(mysql?.port).toBe(3310);
   });
 

@@ -28,6 +28,8 @@ export const CONFIG_DEFAULTS = {
   /** Measured by bench/capture: see the comment in src/bus/kafka.ts. */
   captureCompression: 'none',
   captureCheckpointIntervalMs: 500,
+  /** A standby takes over within this long after the capture holder dies. */
+  captureLeaseTtlMs: 10_000,
   applyBatchMaxEvents: 1000,
   applyPartitionsConcurrently: 3,
   applyMaxClockSkewMs: 5000,
@@ -168,6 +170,72 @@ export const tablePatternSchema = z
       `${JSON.stringify(issue.input)} is an internal table (${INTERNAL_TABLE_PREFIX}*) and is never replicated`,
   });
 
+/**
+ * TLS of a client connection. Certificates are named by file (read when the
+ * daemon's options are compiled, relative to the configuration file), so no
+ * key material sits in the YAML. An empty block `{}` means TLS with the
+ * system's trusted CAs.
+ */
+export const tlsSchema = z
+  .strictObject({
+    caFile: nonEmptyString('caFile').optional().meta({
+      description:
+        "PEM file of the CA(s) that signed the server's certificate; system CAs when absent.",
+    }),
+    certFile: nonEmptyString('certFile').optional().meta({
+      description: 'PEM client certificate, for servers that require one (needs keyFile).',
+    }),
+    keyFile: nonEmptyString('keyFile').optional().meta({
+      description: 'PEM private key of certFile; its content is never logged.',
+    }),
+    rejectUnauthorized: z.boolean().default(true).meta({
+      description:
+        'Refuse servers whose certificate does not verify against the CAs and name. Turn off only for tests: it allows a man in the middle.',
+    }),
+    servername: nonEmptyString('servername').optional().meta({
+      description:
+        "Name the server's certificate must carry (and SNI), when it differs from the host connected to.",
+    }),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [tls.certFile === undefined ? 'certFile' : 'keyFile'],
+        message: 'certFile and keyFile go together: a client certificate needs its key',
+      });
+    }
+  })
+  .meta({ description: 'TLS for this connection; certificates by file name.' });
+
+/**
+ * A password given inline (`password`, usually `${VAR}`) or as a file
+ * (`passwordFile`, e.g. a mounted secret), exactly one of the two.
+ */
+function exactlyOnePassword(
+  value: { password?: unknown; passwordFile?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (value.password !== undefined && value.passwordFile !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['passwordFile'],
+      message: 'give either password or passwordFile, not both',
+    });
+  } else if (value.password === undefined && value.passwordFile === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['password'],
+      message: 'password or passwordFile is required',
+    });
+  }
+}
+
+const passwordFileSchema = nonEmptyString('passwordFile').meta({
+  description:
+    'File holding the password (one trailing newline is ignored), instead of password; read at start, never logged.',
+});
+
 /** The connection to the region's own MySQL primary. Only regions have one. */
 export const mysqlSchema = z
   .strictObject({
@@ -175,12 +243,35 @@ export const mysqlSchema = z
     // prefault, not default: the JSON Schema keeps a prefault for a transforming schema.
     port: portSchema(1).prefault(CONFIG_DEFAULTS.mysqlPort),
     user: nonEmptyString('user'),
-    password: secretString().meta({
-      description: 'May be empty. Write "${VAR}" to keep it out of the file; it is never logged.',
-    }),
+    password: secretString()
+      .meta({
+        description: 'May be empty. Write "${VAR}" to keep it out of the file; it is never logged.',
+      })
+      .optional(),
+    passwordFile: passwordFileSchema.optional(),
     database: nonEmptyString('database').optional(),
+    tls: tlsSchema.optional(),
   })
+  .superRefine(exactlyOnePassword)
   .meta({ description: "The region's own MySQL primary (binlog source and apply target)." });
+
+/** SASL authentication to Kafka. */
+export const saslSchema = z
+  .strictObject({
+    mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512'], {
+      error: 'mechanism must be "plain", "scram-sha-256" or "scram-sha-512"',
+    }),
+    username: nonEmptyString('username'),
+    password: secretString()
+      .meta({ description: 'Write "${VAR}" to keep it out of the file; it is never logged.' })
+      .optional(),
+    passwordFile: passwordFileSchema.optional(),
+  })
+  .superRefine(exactlyOnePassword)
+  .meta({
+    description:
+      'SASL authentication to the brokers (use with tls: PLAIN sends the password as is).',
+  });
 
 /** The top-level Kafka block, shared by every region unless a region overrides parts of it. */
 /** How the replicator creates the topics it publishes to when they are missing. */
@@ -199,6 +290,8 @@ export const kafkaSchema = z
     topicPrefix: topicPrefixSchema.default(CONFIG_DEFAULTS.topicPrefix),
     clientId: nonEmptyString('clientId').optional(),
     topics: topicsSchema.prefault({}),
+    tls: tlsSchema.optional(),
+    sasl: saslSchema.optional(),
   })
   .meta({
     description: 'Kafka, shared by every region unless a region overrides brokers or clientId.',
@@ -213,6 +306,10 @@ export const regionKafkaSchema = z
   .strictObject({
     brokers: brokersSchema.optional(),
     clientId: nonEmptyString('clientId').optional(),
+    tls: tlsSchema.optional().meta({ description: "This region's Kafka TLS; replaces kafka.tls." }),
+    sasl: saslSchema
+      .optional()
+      .meta({ description: "This region's Kafka credentials; replace kafka.sasl." }),
     topicPrefix: z
       .never({
         error: 'topicPrefix must be the same for every region: set it in the top-level kafka block',
@@ -254,6 +351,36 @@ export const captureSchema = z
       .min(0)
       .max(600_000)
       .default(CONFIG_DEFAULTS.captureCheckpointIntervalMs),
+    lease: z
+      .strictObject({
+        ttlMs: z
+          .number()
+          .int()
+          .min(500)
+          .max(600_000)
+          .default(CONFIG_DEFAULTS.captureLeaseTtlMs)
+          .meta({
+            description:
+              'Lifetime of the capture lease in Redis: a standby takes over within this long after the holder dies.',
+          }),
+        renewIntervalMs: z.number().int().min(50).optional().meta({
+          description: 'How often the holder renews; a third of ttlMs when absent, at most half.',
+        }),
+      })
+      .superRefine((lease, ctx) => {
+        if (lease.renewIntervalMs !== undefined && lease.renewIntervalMs * 2 > lease.ttlMs) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['renewIntervalMs'],
+            message: `must be at most half of ttlMs (${lease.ttlMs}), so one late renewal does not lose the lease`,
+          });
+        }
+      })
+      .prefault({})
+      .meta({
+        description:
+          'Several daemons may serve a region: one captures under this Redis lease, the others stand by. Needs the redis block.',
+      }),
   })
   .meta({ description: 'Capture stage tuning.' });
 
@@ -297,6 +424,9 @@ export const redisSchema = z
   .strictObject({
     url: redisUrlSchema,
     keyPrefix: redisKeyPrefixSchema.default(CONFIG_DEFAULTS.redisKeyPrefix),
+    tls: tlsSchema.optional().meta({
+      description: 'Certificates for a rediss:// url (a rediss:// url alone uses the system CAs).',
+    }),
   })
   .meta({
     description:
@@ -308,6 +438,7 @@ export const regionRedisSchema = z
   .strictObject({
     url: redisUrlSchema.optional(),
     keyPrefix: redisKeyPrefixSchema.optional(),
+    tls: tlsSchema.optional().meta({ description: "This region's Redis TLS; replaces redis.tls." }),
   })
   .meta({ description: "This region's own Redis url or key prefix." });
 
@@ -488,3 +619,7 @@ export type RegionConfig = z.output<typeof regionSchema>;
 export type MysqlConfig = z.output<typeof mysqlSchema>;
 /** One validated pipeline, table patterns still as written. */
 export type PipelineConfig = z.output<typeof pipelineSchema>;
+/** A validated TLS block. */
+export type TlsConfig = z.output<typeof tlsSchema>;
+/** A validated SASL block; the password (if inline) is a {@link Secret}. */
+export type SaslConfig = z.output<typeof saslSchema>;

@@ -5,7 +5,7 @@ import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
 import { ApplyStage } from '../apply/apply-stage.js';
-import { CaptureStage } from '../capture/capture-stage.js';
+import { CaptureLeadership } from './capture-leadership.js';
 import { HeartbeatWriter } from '../monitor/heartbeat.js';
 import { MetricsServer } from '../monitor/http-server.js';
 import { DaemonMetrics } from '../monitor/metrics.js';
@@ -32,7 +32,8 @@ export class Daemon {
   readonly metrics = new DaemonMetrics();
   #store: CheckpointStore | undefined;
   #kafka: Kafka | undefined;
-  #capture: CaptureStage | undefined;
+  /** Capture, under the region's lease when checkpoints are in Redis (a standby is ready too). */
+  #capture: CaptureLeadership | undefined;
   #apply: ApplyStage | undefined;
   #heartbeat: HeartbeatWriter | undefined;
   #metricsServer: MetricsServer | undefined;
@@ -71,7 +72,7 @@ export class Daemon {
       this.#metricsPort = await this.#metricsServer.start();
       this.#store = await createCheckpointStore(options.checkpointStore, { logger });
       this.#kafka = createKafka(options.kafka, logger);
-      this.#capture = new CaptureStage({
+      this.#capture = new CaptureLeadership({
         options,
         store: this.#store,
         kafka: this.#kafka,

@@ -2,6 +2,7 @@ import mysql from 'mysql2/promise';
 import type { MysqlOptions } from '../config/compile.js';
 import { classifyError } from '../core/retriable.js';
 import type { CdcError } from '../core/errors.js';
+import { mysqlSslOptions } from '../core/tls.js';
 
 export type MysqlConnection = mysql.Connection;
 
@@ -26,12 +27,13 @@ export function clientOptions(options: MysqlOptions): mysql.ConnectionOptions {
     charset: 'utf8mb4_general_ci',
     connectTimeout: 10_000,
     multipleStatements: false,
+    ...(options.tls === undefined ? {} : { ssl: mysqlSslOptions(options.tls) }),
   };
 }
 
 /** Where a connection goes, for error messages (never the password). */
 export function describeMysql(options: MysqlOptions): string {
-  return `MySQL ${options.user}@${options.host}:${options.port}`;
+  return `MySQL ${options.user}@${options.host}:${options.port}${options.tls === undefined ? '' : ' (TLS)'}`;
 }
 
 /** Wraps a driver error so the message says which server and what was being done. */

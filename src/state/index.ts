@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../core/logger.js';
 import type { Secret } from '../core/secret.js';
+import type { TlsOptions } from '../core/tls.js';
 import { FileCheckpointStore } from './file-store.js';
 import { RedisCheckpointStore, type RedisCheckpointStoreOptions } from './redis-store.js';
 import type { CheckpointStore } from './store.js';
@@ -29,6 +30,8 @@ export type CheckpointStoreOptions =
       readonly url: Secret;
       /** e.g. `cdc:us-east`; a trailing `:` is ignored. */
       readonly keyPrefix: string;
+      /** Certificates for a `rediss://` url. */
+      readonly tls?: TlsOptions | undefined;
     } & Pick<
       RedisCheckpointStoreOptions,
       'connectTimeoutMs' | 'commandTimeoutMs' | 'waitForReplicas'

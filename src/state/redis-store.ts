@@ -4,6 +4,7 @@ import { CdcError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
 import type { Secret } from '../core/secret.js';
+import { nodeTlsOptions, type TlsOptions } from '../core/tls.js';
 import {
   assertValidFence,
   assertValidKey,
@@ -43,6 +44,8 @@ export interface RedisCheckpointStoreOptions {
    * `timeoutMs` must be below `commandTimeoutMs`. Default: no waiting.
    */
   readonly waitForReplicas?: { readonly replicas: number; readonly timeoutMs: number };
+  /** Certificates for a `rediss://` url (which alone uses the system CAs). */
+  readonly tls?: TlsOptions | undefined;
   readonly logger?: Logger;
 }
 
@@ -239,6 +242,7 @@ export class RedisCheckpointStore implements CheckpointStore {
       // gone, and it keeps the process alive that long after close(); it is a
       // real option, missing only from the type declarations.
       disconnectTimeout: 200,
+      ...(options.tls === undefined ? {} : { tls: nodeTlsOptions(options.tls) }),
     };
     this.#client = new Redis(url, clientOptions);
     this.#client.on('error', (err: unknown) => {
