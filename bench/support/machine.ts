@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
@@ -14,19 +14,17 @@ export interface MachineInfo {
 }
 
 function javaVersion(): string | null {
-  try {
-    // `java -version` prints to stderr.
-    const out = execFileSync('java', ['-version'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return out.split('\n')[0]?.trim() ?? null;
-  } catch (err) {
-    const stderr = (err as { stderr?: unknown }).stderr;
-    if (typeof stderr === 'string' && stderr.length > 0)
-      return stderr.split('\n')[0]?.trim() ?? null;
-    return null;
-  }
+  // `java -version` prints to stderr.
+  const out = spawnSync('java', ['-version'], { encoding: 'utf8' });
+  const text = `${out.stderr ?? ''}${out.stdout ?? ''}`.trim();
+  return text === '' ? null : (text.split('\n')[0]?.trim() ?? null);
+}
+
+/** `mariadbd --version`, e.g. `mariadbd  Ver 10.11.6-MariaDB-0+deb12u1 for debian-linux-gnu`. */
+export function mariadbVersion(): string | null {
+  const out = spawnSync('mariadbd', ['--version'], { encoding: 'utf8' });
+  const match = /Ver\s+(\S+)/.exec(out.stdout ?? '');
+  return match?.[1] ?? null;
 }
 
 export function machineInfo(): MachineInfo {

@@ -1,0 +1,143 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ManagedProcess } from '../../src/sandbox/processes.js';
+import { ProcSampler } from './proc.js';
+import { parseProm, type PromSample } from './prom.js';
+
+export interface DaemonProcOptions {
+  root: string;
+  configFile: string;
+  region: string;
+  metricsPort: number;
+  logDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Label for the log file name. */
+  label: string;
+}
+
+/**
+ * `cdc-replicator run` as its own process (`node dist/cli/main.js run`), so
+ * its RSS and CPU time are its own and read from /proc. Started through the
+ * launcher's ManagedProcess, so it never outlives the bench.
+ */
+export class DaemonProc {
+  readonly process: ManagedProcess;
+  readonly logFile: string;
+  sampler: ProcSampler | undefined;
+  spawnedAt = 0;
+
+  constructor(readonly options: DaemonProcOptions) {
+    this.logFile = join(options.logDir, `${options.label}.log`);
+    this.process = new ManagedProcess({
+      name: `daemon[${options.label}]`,
+      command: process.execPath,
+      args: [
+        join(options.root, 'dist', 'cli', 'main.js'),
+        'run',
+        '--config',
+        options.configFile,
+        '--region',
+        options.region,
+        '--drain-timeout',
+        '60000',
+      ],
+      logFile: this.logFile,
+      marker: options.configFile,
+      env: { ...process.env, CDC_LOG_LEVEL: 'info', ...options.env },
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
+  start(): void {
+    mkdirSync(this.options.logDir, { recursive: true });
+    this.spawnedAt = performance.now();
+    this.process.start();
+    this.sampler = new ProcSampler(() => this.process.pid);
+  }
+
+  output(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw err;
+    }
+  }
+
+  #failure(): Error | undefined {
+    if (this.process.running) return undefined;
+    return new Error(
+      `daemon ${this.options.label} exited (${this.process.exitDescription ?? 'unknown'}):\n${this.output().split('\n').slice(-30).join('\n')}`,
+    );
+  }
+
+  /** Throws with the log tail if the process has died. */
+  check(): void {
+    const failure = this.#failure();
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Waits for the "daemon running" log line (capture streaming, apply subscribed). */
+  async waitRunning(timeoutMs = 120_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (this.output().includes('"msg":"daemon running"')) return;
+      this.check();
+      if (performance.now() > deadline)
+        throw new Error(`daemon ${this.options.label} not running after ${timeoutMs} ms`);
+      await sleep(100);
+    }
+  }
+
+  async metrics(): Promise<PromSample[]> {
+    const response = await fetch(`http://127.0.0.1:${this.options.metricsPort}/metrics`);
+    if (!response.ok) throw new Error(`metrics of ${this.options.label}: HTTP ${response.status}`);
+    return parseProm(await response.text());
+  }
+
+  /** Metrics, or `undefined` while the server is not up yet. */
+  async tryMetrics(): Promise<PromSample[] | undefined> {
+    try {
+      return await this.metrics();
+    } catch (err) {
+      this.check();
+      if (err instanceof Error) return undefined;
+      throw err;
+    }
+  }
+
+  /** SIGTERM (drain), SIGKILL past the deadline; returns the peak RSS seen (MiB). */
+  async stop(): Promise<void> {
+    this.sampler?.sample();
+    await this.process.stop(90_000);
+    this.sampler?.stop();
+  }
+}
+
+/** Polls `read` until it reaches `target`; fails after `stallMs` without progress or when `check` throws. */
+export async function waitUntil(
+  read: () => Promise<number>,
+  target: number,
+  what: string,
+  options: { stallMs?: number; pollMs?: number; check?: () => void } = {},
+): Promise<void> {
+  const stallMs = options.stallMs ?? 120_000;
+  let seen = -1;
+  let progressAt = performance.now();
+  for (;;) {
+    options.check?.();
+    const now = await read();
+    if (now >= target) return;
+    if (now > seen) {
+      seen = now;
+      progressAt = performance.now();
+    } else if (performance.now() - progressAt > stallMs) {
+      throw new Error(`${what} stalled at ${seen} of ${target}, no progress for ${stallMs} ms`);
+    }
+    await sleep(options.pollMs ?? 50);
+  }
+}
