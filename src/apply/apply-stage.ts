@@ -57,6 +57,17 @@ function strategyOf(pipeline: PipelineOptions): { strategy: ConflictStrategy; na
     : { strategy: { kind: 'lww' }, name: 'lww' };
 }
 
+/** Per source region: events applied and a moving average of apply-transaction time. */
+export interface SourceActivity {
+  events: number;
+  batchSecondsEwma: number;
+}
+
+/** The consumer group shared by every applier of one region. */
+export function applyGroupId(topicPrefix: string, region: string): string {
+  return `${topicPrefix}.apply.${region}`;
+}
+
 /**
  * The apply stage: consumes every other region's change topics with one
  * consumer group per target region, applies each partition's events in
@@ -77,6 +88,14 @@ export class ApplyStage {
   readonly failed: Promise<CdcError>;
   /** Newest heartbeat hlc (µs) per source region, for the lag gauge. */
   readonly #lastHeartbeat = new Map<string, number>();
+  /**
+   * Source time (µs) up to which each source region is known to be applied:
+   * the newest heartbeat or applied change, clamped to local time so a source
+   * whose clock runs ahead cannot hide lag.
+   */
+  readonly #progress = new Map<string, number>();
+  readonly #bySource = new Map<string, SourceActivity>();
+  #startedAtMs = 0;
 
   constructor(private readonly deps: ApplyStageDeps) {
     this.failed = new Promise((resolve) => (this.#failure = resolve));
@@ -89,6 +108,30 @@ export class ApplyStage {
   /** Newest heartbeat time (µs since the epoch) applied from each source region. */
   get heartbeats(): ReadonlyMap<string, number> {
     return this.#lastHeartbeat;
+  }
+
+  /** Source time (µs since the epoch) up to which each source region has been applied here. */
+  get progress(): ReadonlyMap<string, number> {
+    return this.#progress;
+  }
+
+  /** When the stage started consuming (ms since the epoch); lag from a silent source counts from here. */
+  get startedAtMs(): number {
+    return this.#startedAtMs;
+  }
+
+  /** Events applied and apply-transaction timing per source region, for throughput and diagnosis. */
+  activity(source: string): Readonly<SourceActivity> {
+    return this.#bySource.get(source) ?? { events: 0, batchSecondsEwma: 0 };
+  }
+
+  /** The consumer group of this region's appliers and the topics it reads. */
+  get consumerGroup(): { groupId: string; topics: readonly { topic: string; source: string }[] } {
+    const { options } = this.deps;
+    return {
+      groupId: applyGroupId(options.kafka.topicPrefix, options.region),
+      topics: [...this.#routes].map(([topic, route]) => ({ topic, source: route.sourceRegion })),
+    };
   }
 
   async start(): Promise<void> {
@@ -172,7 +215,7 @@ export class ApplyStage {
     });
     await this.#producer.connect();
     const consumer = kafka.consumer({
-      groupId: `${prefix}.apply.${options.region}`,
+      groupId: applyGroupId(prefix, options.region),
       // A killed daemon's partitions move to its successor after this long.
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
@@ -194,6 +237,7 @@ export class ApplyStage {
     this.#purgeTimer = setInterval(() => void this.#purge(), options.apply.purgeIntervalMs);
     this.#purgeTimer.unref();
     this.#state = 'running';
+    this.#startedAtMs = Date.now();
     logger.info({ topics: this.#routes.size, sources: options.peers }, 'apply running');
   }
 
@@ -334,8 +378,9 @@ export class ApplyStage {
     for (let attempt = 1; ; attempt += 1) {
       this.#assertRunning();
       try {
+        const startedMs = performance.now();
         const result = await this.#applyOnce(topic, partition, route, events);
-        this.#record(route, events, result);
+        this.#record(route, events, result, (performance.now() - startedMs) / 1000);
         return;
       } catch (err) {
         const error = classifyError(
@@ -404,8 +449,21 @@ export class ApplyStage {
     }
   }
 
-  #record(route: TopicRoute, events: readonly ApplyEvent[], result: ChunkResult): void {
+  #record(
+    route: TopicRoute,
+    events: readonly ApplyEvent[],
+    result: ChunkResult,
+    seconds: number,
+  ): void {
     const { options, metrics, logger } = this.deps;
+    const pair = { source_region: route.sourceRegion, target_region: options.region };
+    metrics.applyBatchEvents.observe(pair, events.length);
+    metrics.applyBatchDurationSeconds.observe(pair, seconds);
+    const activity = this.#bySource.get(route.sourceRegion) ?? { events: 0, batchSecondsEwma: 0 };
+    activity.events += events.length;
+    activity.batchSecondsEwma =
+      activity.batchSecondsEwma === 0 ? seconds : activity.batchSecondsEwma * 0.9 + seconds * 0.1;
+    this.#bySource.set(route.sourceRegion, activity);
     const labels = {
       source_region: route.sourceRegion,
       target_region: options.region,
@@ -428,6 +486,7 @@ export class ApplyStage {
     const nowMs = Date.now();
     const nowMicros = nowMs * 1000;
     let maxSkewMicros = 0;
+    let newestMicros = 0;
     for (const event of events) {
       if (event.commitTs > 0)
         metrics.applyLatencySeconds.observe(
@@ -435,7 +494,9 @@ export class ApplyStage {
           Math.max(0, nowMs - event.commitTs) / 1000,
         );
       maxSkewMicros = Math.max(maxSkewMicros, event.version.hlc - nowMicros);
+      newestMicros = Math.max(newestMicros, event.version.hlc);
     }
+    this.#advance(route.sourceRegion, newestMicros, nowMicros);
     metrics.clockSkewSeconds.set(
       { source_region: route.sourceRegion },
       Math.max(0, maxSkewMicros) / 1e6,
@@ -462,6 +523,7 @@ export class ApplyStage {
         if (typeof event.hlc === 'number' && event.region === route.sourceRegion) {
           const previous = this.#lastHeartbeat.get(route.sourceRegion) ?? 0;
           if (event.hlc > previous) this.#lastHeartbeat.set(route.sourceRegion, event.hlc);
+          this.#advance(route.sourceRegion, event.hlc, Date.now() * 1000);
         }
       } catch (err) {
         this.deps.logger.warn(
@@ -470,6 +532,11 @@ export class ApplyStage {
         );
       }
     }
+  }
+
+  #advance(source: string, sourceMicros: number, nowMicros: number): void {
+    const reached = Math.min(sourceMicros, nowMicros);
+    if (reached > (this.#progress.get(source) ?? 0)) this.#progress.set(source, reached);
   }
 
   async #deadLetter(

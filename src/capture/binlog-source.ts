@@ -12,7 +12,7 @@ import { CdcError } from '../core/errors.js';
 import { classifyError } from '../core/retriable.js';
 import { mysqlSslOptions } from '../core/tls.js';
 import { describeMysql } from '../mysql/connection.js';
-import type { RowsEvent, SourceEvent } from './source-events.js';
+import type { BinlogCoordinates, RowsEvent, SourceEvent } from './source-events.js';
 
 export interface BinlogSourceOptions {
   mysql: MysqlOptions;
@@ -60,6 +60,11 @@ export const BINLOG_EVENTS = [
   'gtid',
   'mariadbgtid',
 ] as const;
+
+interface ZongjiPositionOptions {
+  filename?: unknown;
+  position?: unknown;
+}
 
 /** MySQL/MariaDB errors that mean the binlog needed to resume is gone. */
 const PURGED_BINLOG_ERRNOS = new Set([1236, 1945, 1955]);
@@ -129,6 +134,15 @@ export class BinlogSource {
     return this.#zongji.gtidSet ?? this.options.gtidSet;
   }
 
+  /** zongji keeps the (file, offset) resume pair in its options, updated before each event is emitted. */
+  #coordinates(): BinlogCoordinates | undefined {
+    const { filename, position } = (this.#zongji as unknown as { options: ZongjiPositionOptions })
+      .options;
+    return typeof filename === 'string' && typeof position === 'number' && position > 0
+      ? { file: filename, offset: position }
+      : undefined;
+  }
+
   #handle(event: AnyBinlogEvent): void {
     if (this.#stopped) return;
     try {
@@ -182,14 +196,26 @@ export class BinlogSource {
         };
       }
       case 'xid':
-        return { kind: 'commit', gtid, position: this.#position(), timestampMs: event.timestamp };
+        return {
+          kind: 'commit',
+          gtid,
+          position: this.#position(),
+          timestampMs: event.timestamp,
+          coordinates: this.#coordinates(),
+        };
       case 'query': {
         const query = (event as QueryEvent).query.trim();
         const upper = query.slice(0, 16).toUpperCase();
         if (upper.startsWith('BEGIN') || upper.startsWith('XA ') || upper.startsWith('SAVEPOINT'))
           return undefined;
         if (upper === 'COMMIT' || upper.startsWith('ROLLBACK')) {
-          return { kind: 'commit', gtid, position: this.#position(), timestampMs: event.timestamp };
+          return {
+            kind: 'commit',
+            gtid,
+            position: this.#position(),
+            timestampMs: event.timestamp,
+            coordinates: this.#coordinates(),
+          };
         }
         return {
           kind: 'ddl',
@@ -198,6 +224,7 @@ export class BinlogSource {
           gtid,
           position: this.#position(),
           timestampMs: event.timestamp,
+          coordinates: this.#coordinates(),
         };
       }
       default:

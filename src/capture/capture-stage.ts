@@ -19,6 +19,7 @@ import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js'
 import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
 import { CapturePublisher } from './publisher.js';
+import type { BinlogCoordinates } from './source-events.js';
 import { checkBinlogSettings, currentGtidPosition } from './server-check.js';
 
 /** Key of the capture checkpoint in the region's namespace of the store. */
@@ -32,7 +33,6 @@ export interface CaptureStageDeps {
   kafka: Kafka;
   metrics: DaemonMetrics;
   logger: Logger;
-}
   /** Set when capture runs under a lease (several daemons per region); absent for a lone daemon. */
   fence?: CaptureFence;
 }
@@ -46,6 +46,7 @@ export interface CaptureStageDeps {
 export interface CaptureFence {
   readonly token: FenceToken;
   readonly held: () => boolean;
+}
 
 /** Dead letters of a stage: `<prefix>._dlq.<stage>.<region>` (region names cannot start with `_`). */
 export function deadLetterTopic(prefix: string, stage: string, region: string): string {
@@ -53,6 +54,7 @@ export function deadLetterTopic(prefix: string, stage: string, region: string): 
 }
 
 const RECONNECT_INITIAL_MS = 500;
+const MAX_REMEMBERED_COORDINATES = 200_000;
 const RECONNECT_MAX_MS = 30_000;
 
 /**
@@ -73,24 +75,47 @@ export class CaptureStage {
   #includeSchema: Record<string, string[] | true> = {};
   #primaryKeys = new Map<string, string[]>();
   #reconnectDelayMs = RECONNECT_INITIAL_MS;
+  /**
+   * Binlog coordinates of transactions handed to the publisher, by GTID
+   * position, oldest first: the acknowledged one gives the position lag.
+   */
+  readonly #coordinates = new Map<string, BinlogCoordinates>();
+  #acknowledgedCommitTs = 0;
   #reconnecting: Promise<void> | undefined;
   #failure: ((error: CdcError) => void) | undefined;
+  /** The store as capture uses it: fenced with the lease's token when there is one. */
+  readonly #checkpoints: CheckpointStore;
   /** Resolves with the error that stopped capture for good. */
   readonly failed: Promise<CdcError>;
 
   constructor(private readonly deps: CaptureStageDeps) {
     this.failed = new Promise((resolve) => (this.#failure = resolve));
+    this.#checkpoints = deps.fence === undefined ? deps.store : fencedStore(deps.store, deps.fence);
   }
 
   get state(): CaptureState {
-  /** The store as capture uses it: fenced with the lease's token when there is one. */
-  readonly #checkpoints: CheckpointStore;
     return this.#state;
+  }
+
+  /**
+   * How far Kafka has acknowledged: the binlog coordinates of the newest
+   * acknowledged transaction (when the reader knew them) and its commit time.
+   */
+  acknowledgedProgress(): { coordinates: BinlogCoordinates | undefined; commitTs: number } {
+    const position = this.#publisher?.acknowledgedPosition;
+    const coordinates = position === undefined ? undefined : this.#coordinates.get(position);
+    if (coordinates !== undefined) {
+      // Older entries are behind the acknowledged one for good.
+      for (const key of this.#coordinates.keys()) {
+        if (key === position) break;
+        this.#coordinates.delete(key);
+      }
+    }
+    return { coordinates, commitTs: this.#acknowledgedCommitTs };
   }
 
   async start(): Promise<void> {
     if (this.#state !== 'idle') throw new Error(`capture cannot start from state ${this.#state}`);
-    this.#checkpoints = deps.fence === undefined ? deps.store : fencedStore(deps.store, deps.fence);
     this.#state = 'starting';
     const { options, kafka, logger } = this.deps;
     const store = this.#checkpoints;
@@ -115,6 +140,9 @@ export class CaptureStage {
       const checkpoint = await store.load(CAPTURE_CHECKPOINT_KEY);
       if (checkpoint !== undefined) {
         startPosition = checkpoint.position;
+        // Under a lease, record the new token at once: from here on a former
+        // holder that wakes up is refused even before this one's first save.
+        if (this.deps.fence !== undefined) await store.save(CAPTURE_CHECKPOINT_KEY, checkpoint);
         logger.info({ position: startPosition }, 'capture resumes from its checkpoint');
       } else {
         // First start: begin at the end of the binlog, and record that at once
@@ -140,9 +168,6 @@ export class CaptureStage {
       ];
       await this.#whileStartingRetry('creating Kafka topics', async () => {
         const admin = kafka.admin();
-        // Under a lease, record the new token at once: from here on a former
-        // holder that wakes up is refused even before this one's first save.
-        if (this.deps.fence !== undefined) await store.save(CAPTURE_CHECKPOINT_KEY, checkpoint);
         await admin.connect();
         try {
           const created = await ensureTopics(admin, topics, options.kafka.topics);
@@ -191,6 +216,22 @@ export class CaptureStage {
     });
   }
 
+  /**
+   * Stops at once without sending or saving anything more: for a lost lease,
+   * where another daemon now captures and publishing on would only race it.
+   * Whatever was not acknowledged is the new holder's to replay.
+   */
+  async abort(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'idle' || this.#state === 'failed') {
+      this.#state = this.#state === 'idle' ? 'stopped' : this.#state;
+      return;
+    }
+    this.#state = 'stopped';
+    this.#source?.stop();
+    this.#publisher?.abort();
+    await this.#producer?.disconnect();
+  }
+
   /** Stops reading, sends what was captured, saves the checkpoint. */
   async stop(): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'idle') {
@@ -216,22 +257,6 @@ export class CaptureStage {
       checkpointKey: CAPTURE_CHECKPOINT_KEY,
       maxInFlightBytes: options.capture.maxInFlightBytes,
       batchMaxMessages: options.capture.batchMaxMessages,
-  /**
-   * Stops at once without sending or saving anything more: for a lost lease,
-   * where another daemon now captures and publishing on would only race it.
-   * Whatever was not acknowledged is the new holder's to replay.
-   */
-  async abort(): Promise<void> {
-    if (this.#state === 'stopped' || this.#state === 'idle' || this.#state === 'failed') {
-      this.#state = this.#state === 'idle' ? 'stopped' : this.#state;
-      return;
-    }
-    this.#state = 'stopped';
-    this.#source?.stop();
-    this.#publisher?.abort();
-    await this.#producer?.disconnect();
-  }
-
       lingerMs: options.capture.lingerMs,
       compression: compressionType(options.capture.compression),
       checkpointIntervalMs: options.capture.checkpointIntervalMs,
@@ -245,6 +270,7 @@ export class CaptureStage {
       onAcknowledged: (counts, newestCommitTs) => {
         for (const { table, op, n } of counts.values())
           metrics.eventsCapturedTotal.inc({ region, table, op }, n);
+        this.#acknowledgedCommitTs = Math.max(this.#acknowledgedCommitTs, newestCommitTs);
         if (newestCommitTs > 0)
           metrics.captureLagSeconds.set(
             { region },
@@ -304,6 +330,8 @@ export class CaptureStage {
       includeSchema: this.#includeSchema,
       primaryKeys: this.#primaryKeys,
       onEvent: (event) => {
+        if ((event.kind === 'commit' || event.kind === 'ddl') && event.coordinates !== undefined)
+          this.#rememberCoordinates(event.position, event.coordinates);
         for (const output of this.#assembler?.push(event) ?? []) this.#handle(output);
       },
       onError: (error) => this.#onSourceError(error),
@@ -311,6 +339,15 @@ export class CaptureStage {
     this.#source = source;
     await source.start();
     if ((this.#publisher?.inFlightBytes ?? 0) >= options.capture.maxInFlightBytes) source.pause();
+  }
+
+  #rememberCoordinates(position: string, coordinates: BinlogCoordinates): void {
+    this.#coordinates.set(position, coordinates);
+    // Bounded even if nobody asks: the in-flight budget holds far fewer transactions than this.
+    if (this.#coordinates.size > MAX_REMEMBERED_COORDINATES) {
+      const oldest = this.#coordinates.keys().next();
+      if (oldest.done !== true) this.#coordinates.delete(oldest.value);
+    }
   }
 
   #handle(output: CaptureOutput): void {

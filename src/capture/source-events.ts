@@ -23,12 +23,20 @@ export interface RowsEvent {
   timestampMs: number;
 }
 
+/** A byte position in the server's binlog files, for position-lag metrics (resuming uses GTIDs). */
+export interface BinlogCoordinates {
+  file: string;
+  offset: number;
+}
+
 export interface CommitEvent {
   kind: 'commit';
   gtid: string | null;
   /** The reader's position after this transaction: resuming there skips it, and nothing after it. */
   position: string;
   timestampMs: number;
+  /** Where the transaction ends in the binlog, when the reader knows. */
+  coordinates?: BinlogCoordinates;
 }
 
 export interface DdlEvent {
@@ -39,6 +47,7 @@ export interface DdlEvent {
   /** Position after the statement (DDL commits on its own). */
   position: string;
   timestampMs: number;
+  coordinates?: BinlogCoordinates;
 }
 
 export type SourceEvent = BeginEvent | RowsEvent | CommitEvent | DdlEvent;

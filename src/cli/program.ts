@@ -6,9 +6,13 @@
 import { Command, CommanderError } from 'commander';
 
 import type { EnvSource } from '../config/env.js';
+import { registerBootstrapCommand } from './commands/bootstrap.js';
 import { registerPrepareCommand } from './commands/prepare.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerSnapshotCommand } from './commands/snapshot.js';
+import { registerStatusCommand } from './commands/status.js';
 import { registerValidateCommand } from './commands/validate.js';
+import { registerVerifyCommand } from './commands/verify.js';
 import { ExitCode, type CliIo, type CommandContext } from './context.js';
 import { packageVersion } from './version.js';
 
@@ -74,5 +78,9 @@ function buildProgram(context: CommandContext): Command {
   registerValidateCommand(program, context);
   registerPrepareCommand(program, context);
   registerRunCommand(program, context);
+  registerStatusCommand(program, context);
+  registerSnapshotCommand(program, context);
+  registerBootstrapCommand(program, context);
+  registerVerifyCommand(program, context);
   return program;
 }

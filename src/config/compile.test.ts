@@ -43,6 +43,7 @@ describe('compileRegion', () => {
       },
       checkpointStore: { kind: 'redis', url: anySecret, keyPrefix: 'cdc:eu-west:' },
       metrics: { host: '0.0.0.0', port: 9465, url: 'http://127.0.0.1:9465' },
+      peerMetricsUrls: { 'us-east': 'http://127.0.0.1:9464' },
       monitor: {
         heartbeatIntervalMs: 1000,
         lagThresholdSeconds: 30,
@@ -121,6 +122,7 @@ pipelines:
       kafka: { brokers: ['k:9092'], topicPrefix: 'cdc', clientId: 'shared-client' },
       checkpointStore: { kind: 'file', dir: '/etc/cdc/state/solo' },
       metrics: { host: '0.0.0.0', port: 9464, url: 'http://127.0.0.1:9464' },
+      peerMetricsUrls: {},
       pipelines: [
         { name: 'app', tables: [{ schema: 'app', table: '*' }], conflict: { strategy: 'lww' } },
       ],

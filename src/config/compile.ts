@@ -133,6 +133,8 @@ export interface RuntimeOptions {
   readonly capture: CaptureOptions;
   readonly apply: ApplyOptions;
   readonly monitor: MonitorOptions;
+  /** Where every other region's daemon serves its metrics (the lag diagnosis reads their capture lag). */
+  readonly peerMetricsUrls: Readonly<Record<string, string>>;
   /** Schema of the replicator's own tables in this region's database. */
   readonly internalSchema: string;
 }
@@ -204,6 +206,11 @@ export function compileRegion(
     internalSchema: config.internalSchema,
     checkpointStore: compileCheckpointStore(config, region, options),
     metrics: compileMetrics(config, own),
+    peerMetricsUrls: Object.fromEntries(
+      names
+        .filter((name) => name !== region)
+        .map((name) => [name, compileMetrics(config, config.regions[name] as RegionConfig).url]),
+    ),
     monitor: {
       heartbeatIntervalMs: config.monitor.heartbeatIntervalMs,
       lagThresholdSeconds: config.monitor.lagThresholdSeconds,

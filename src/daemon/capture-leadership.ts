@@ -80,6 +80,11 @@ export class CaptureLeadership {
     return this.#role;
   }
 
+  /** The capture stage while this daemon captures; undefined on a standby. */
+  get stage(): CaptureStage | undefined {
+    return this.#capture;
+  }
+
   /** The fencing token of the current term, when leading. */
   get token(): number | undefined {
     return this.#term?.token;

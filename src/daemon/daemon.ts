@@ -8,6 +8,7 @@ import { ApplyStage } from '../apply/apply-stage.js';
 import { CaptureLeadership } from './capture-leadership.js';
 import { HeartbeatWriter } from '../monitor/heartbeat.js';
 import { MetricsServer } from '../monitor/http-server.js';
+import { PipelineMonitor } from '../monitor/pipeline-monitor.js';
 import { DaemonMetrics } from '../monitor/metrics.js';
 import { createCheckpointStore } from '../state/index.js';
 import type { CheckpointStore } from '../state/store.js';
@@ -36,6 +37,7 @@ export class Daemon {
   #capture: CaptureLeadership | undefined;
   #apply: ApplyStage | undefined;
   #heartbeat: HeartbeatWriter | undefined;
+  #monitor: PipelineMonitor | undefined;
   #metricsServer: MetricsServer | undefined;
   #stopping: Promise<void> | undefined;
   #metricsPort: number | undefined;
@@ -90,17 +92,30 @@ export class Daemon {
         });
         void this.#apply.failed.then((error) => this.#fail(error));
         await this.#apply.start();
-        const apply = this.#apply;
-        this.metrics.setLagSource(() => ({ target: options.region, heartbeats: apply.heartbeats }));
       }
-      this.#heartbeat = new HeartbeatWriter(options, logger.child({ component: 'heartbeat' }));
+      this.#heartbeat = new HeartbeatWriter(
+        options,
+        logger.child({ component: 'heartbeat' }),
+        options.monitor.heartbeatIntervalMs,
+      );
       await this.#heartbeat.start();
+      this.#monitor = new PipelineMonitor({
+        options,
+        metrics: this.metrics,
+        logger: logger.child({ component: 'monitor' }),
+        kafka: this.#kafka,
+        store: this.#store,
+        apply: () => this.#apply,
+        capture: () => this.#capture?.stage,
+      });
+      await this.#monitor.start();
       this.#state = 'running';
       logger.info({ region: options.region, metricsPort: this.#metricsPort }, 'daemon running');
     } catch (err) {
       const error = classifyError(err, `starting the daemon for region ${options.region}`);
       // Stages that did start must not keep running (and reconnecting) behind a failed start.
       await Promise.allSettled([
+        this.#monitor?.stop(),
         this.#heartbeat?.stop(),
         this.#apply?.stop(),
         this.#capture?.stop(),
@@ -131,7 +146,7 @@ export class Daemon {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     try {
-      await this.#heartbeat?.stop();
+      await Promise.all([this.#monitor?.stop(), this.#heartbeat?.stop()]);
       const stages = Promise.all([this.#apply?.stop(), this.#capture?.stop()]);
       const result = await Promise.race([stages.then(() => 'done' as const), deadline]);
       if (result === 'timeout') {
@@ -162,6 +177,7 @@ export class Daemon {
       reasons.push(`capture is ${this.#capture.state}`);
     if (this.#apply !== undefined && this.#apply.state !== 'running')
       reasons.push(`apply is ${this.#apply.state}`);
+    if (this.#state === 'running') reasons.push(...(this.#monitor?.readiness() ?? []));
     return { ready: reasons.length === 0, reasons };
   }
 

@@ -1,5 +1,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The lag of one region pair at this instant. */
+export interface PairLag {
+  readonly source: string;
+  readonly target: string;
+  readonly seconds: number;
+  /** Source time (µs) of the newest heartbeat applied, if any. */
+  readonly lastHeartbeatMicros?: number | undefined;
+}
+
 /**
  * Every metric the daemon exports, in one registry per daemon (several
  * daemons can share a test process). Names and labels are the contract of
@@ -10,33 +19,30 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class DaemonMetrics {
   readonly registry = new Registry();
 
-  #lagSource: (() => { target: string; heartbeats: ReadonlyMap<string, number> }) | undefined;
+  #lagSource: (() => readonly PairLag[]) | undefined;
 
   /**
-   * Computed at scrape time from the newest applied heartbeat of each source,
-   * so a source that stops sending shows lag growing with wall time instead
-   * of freezing at its last value.
+   * Computed at scrape time from what the apply stage has applied, so a
+   * source that stops sending shows lag growing with wall time instead of
+   * freezing at its last value.
    */
   readonly replicationLagSeconds: Gauge<'source_region' | 'target_region'> = new Gauge({
     name: 'cdc_replication_lag_seconds',
-    help: 'End-to-end lag from a source region to this region, measured with heartbeats.',
+    help: 'End-to-end lag from a source region to this region: now minus the source time up to which changes (heartbeats included) are applied.',
     labelNames: ['source_region', 'target_region'] as const,
     registers: [this.registry],
     collect: () => {
-      const source = this.#lagSource?.();
-      if (source === undefined) return;
-      const nowMicros = Date.now() * 1000;
-      for (const [region, hlc] of source.heartbeats) {
-        this.replicationLagSeconds.set(
-          { source_region: region, target_region: source.target },
-          Math.max(0, nowMicros - hlc) / 1e6,
-        );
+      for (const lag of this.#lagSource?.() ?? []) {
+        const labels = { source_region: lag.source, target_region: lag.target };
+        this.replicationLagSeconds.set(labels, lag.seconds);
+        if (lag.lastHeartbeatMicros !== undefined)
+          this.lastHeartbeatTimestampSeconds.set(labels, lag.lastHeartbeatMicros / 1e6);
       }
     },
   });
 
-  /** Where the lag gauge reads the newest applied heartbeat per source region. */
-  setLagSource(source: () => { target: string; heartbeats: ReadonlyMap<string, number> }): void {
+  /** Where the lag gauges read the current lag per source region. */
+  setLagSource(source: () => readonly PairLag[]): void {
     this.#lagSource = source;
   }
 
