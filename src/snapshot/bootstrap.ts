@@ -1,0 +1,102 @@
+import type mysql from 'mysql2/promise';
+import type { RuntimeOptions } from '../config/compile.js';
+import { CdcError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
+import { qualifiedName, quoteId } from '../mysql/identifiers.js';
+import { VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { describeTable } from '../mysql/introspect.js';
+import { applyPrepare, planPrepare } from '../prepare/prepare.js';
+import { selectTables } from './snapshot.js';
+
+/**
+ * The database half of bringing a new region up (docs/BOOTSTRAP.md): the
+ * tables the source region replicates are created in the new region where
+ * they are missing (from the source's own definitions, without the
+ * replicator's version columns), and `prepare` runs there. The data half is
+ * a snapshot of the source.
+ */
+
+/**
+ * The source's `SHOW CREATE TABLE` text made into a statement for another
+ * server: qualified with the schema, the INVISIBLE `_cdc_*` columns left out
+ * (`prepare` adds them with its own definition).
+ */
+export function portableCreateTable(schema: string, table: string, createSql: string): string {
+  const lines = createSql.split('\n');
+  const header = lines[0] ?? '';
+  const match = /^CREATE TABLE `(?:[^`]|``)+`/.exec(header);
+  if (match === null) {
+    throw new CdcError(`cannot read the definition of ${schema}.${table}: ${header.slice(0, 80)}`, {
+      code: 'BOOTSTRAP_DDL',
+    });
+  }
+  const versionColumns = [VERSION_COLUMNS.ts, VERSION_COLUMNS.ver].map((c) => `${quoteId(c)} `);
+  const kept = lines
+    .slice(1)
+    .filter((line) => !versionColumns.some((prefix) => line.trimStart().startsWith(prefix)));
+  return [
+    `CREATE TABLE ${qualifiedName(schema, table)}${header.slice(match[0].length)}`,
+    ...kept,
+  ].join('\n');
+}
+
+export interface BootstrapSchemaResult {
+  created: string[];
+  nonEmpty: string[];
+  prepareSteps: string[];
+}
+
+/** Creates missing tables in `target` from `source`'s definitions, then runs prepare there. */
+export async function bootstrapSchema(
+  source: RuntimeOptions,
+  target: RuntimeOptions,
+  tables: readonly string[],
+  logger: Logger,
+): Promise<BootstrapSchemaResult> {
+  const result: BootstrapSchemaResult = { created: [], nonEmpty: [], prepareSteps: [] };
+  const sourceWhere = `region ${source.region} (${describeMysql(source.mysql)})`;
+  const targetWhere = `region ${target.region} (${describeMysql(target.mysql)})`;
+  let from: MysqlConnection | undefined;
+  let to: MysqlConnection | undefined;
+  try {
+    from = await connectMysql(source.mysql);
+    to = await connectMysql(target.mysql);
+    const shapes = await selectTables(from, source, tables, sourceWhere);
+    for (const shape of shapes) {
+      const existing = await describeTable(to, shape.schema, shape.table);
+      if (existing !== undefined) {
+        const [rows] = await to.query<mysql.RowDataPacket[]>(
+          `SELECT 1 AS one FROM ${qualifiedName(shape.schema, shape.table)} LIMIT 1`,
+        );
+        if (rows.length > 0) result.nonEmpty.push(shape.name);
+        continue;
+      }
+      const [schemas] = await from.query<mysql.RowDataPacket[]>(
+        'SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+        [shape.schema],
+      );
+      const charset = schemas[0] as { cs?: string; co?: string } | undefined;
+      await to.query(
+        `CREATE DATABASE IF NOT EXISTS ${quoteId(shape.schema)}` +
+          (charset?.cs === undefined
+            ? ''
+            : ` CHARACTER SET ${String(charset.cs)} COLLATE ${String(charset.co)}`),
+      );
+      const [create] = await from.query<mysql.RowDataPacket[]>(
+        `SHOW CREATE TABLE ${qualifiedName(shape.schema, shape.table)}`,
+      );
+      const text = String((create[0] as Record<string, unknown> | undefined)?.['Create Table']);
+      await to.query(portableCreateTable(shape.schema, shape.table, text));
+      logger.info({ table: shape.name }, `created in ${targetWhere} from ${sourceWhere}`);
+      result.created.push(shape.name);
+    }
+    const plan = await planPrepare(to, target, target.internalSchema);
+    await applyPrepare(to, plan);
+    result.prepareSteps = plan.steps.map((s) => s.description);
+  } finally {
+    await from?.end().catch(() => undefined);
+    await to?.end().catch(() => undefined);
+  }
+  return result;
+}
