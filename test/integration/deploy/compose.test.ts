@@ -215,6 +215,8 @@ describe('compose stack', () => {
       expect(metrics?.host).toBe('0.0.0.0');
       expect(containerPorts(daemon.spec, daemon.service)).toContain(metrics?.port);
       expected.push(`${daemon.service}:${metrics?.port}`);
+      // `status` reaches every region's daemon at its metrics url, from inside the stack.
+      expect(metrics?.url).toBe(`http://${daemon.service}:${metrics?.port}`);
     }
     expect(targets.sort()).toEqual(expected.sort());
   });
