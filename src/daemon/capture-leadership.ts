@@ -186,7 +186,7 @@ export class CaptureLeadership {
           );
           return false;
         });
-        if (released) this.#deps.logger.info({ token: term.token }, 'capture lease released');
+        if (released) this.#deps.logger.info({ fenceToken: term.token }, 'capture lease released');
       }
       if (this.#role !== 'single')
         this.#deps.metrics.captureLeader.set({ region: this.#region }, 0);
@@ -243,7 +243,7 @@ export class CaptureLeadership {
     this.#term = term;
     this.#role = 'leader';
     metrics.captureLeader.set({ region: this.#region }, 1);
-    logger.info({ token: term.token, owner: this.#lease?.owner }, 'capture lease acquired');
+    logger.info({ fenceToken: term.token, owner: this.#lease?.owner }, 'capture lease acquired');
     const capture = new CaptureStage({
       ...this.#deps,
       fence: { token: term.token, held: () => this.#term === term && term.isHeld(now()) },
@@ -269,7 +269,10 @@ export class CaptureLeadership {
     this.#term = undefined;
     this.#role = 'standby';
     metrics.captureLeader.set({ region: this.#region }, 0);
-    logger.warn({ token: term.token, reason }, 'capture lease lost; capture stopped, standing by');
+    logger.warn(
+      { fenceToken: term.token, reason },
+      'capture lease lost; capture stopped, standing by',
+    );
     const capture = this.#capture;
     this.#capture = undefined;
     try {

@@ -21,6 +21,8 @@ export interface LocalMariaDbOptions {
   bufferPoolMb: number;
   programs: { mariadbd: string; mariadbInstallDb: string };
   startTimeoutMs?: number;
+  /** More server options after the defaults, e.g. `--ssl-cert=...` for the TLS tests. */
+  extraArgs?: readonly string[];
 }
 
 /**
@@ -79,6 +81,7 @@ export class LocalMariaDb implements SandboxService {
         // Test servers on temp dirs: the replicator's durability is under test, not MariaDB's fsync.
         '--innodb-flush-log-at-trx-commit=2',
         '--performance-schema=OFF',
+        ...(options.extraArgs ?? []),
       ],
     });
   }
