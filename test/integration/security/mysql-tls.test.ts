@@ -6,7 +6,6 @@
  * refuse a server whose certificate another CA signed, saying why.
  */
 import { jest } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,36 +19,13 @@ import { connectMysql } from '../../../src/mysql/connection.js';
 import { LocalMariaDb } from '../../../src/sandbox/local/mariadb.js';
 import { freePort } from '../../../src/sandbox/ports.js';
 import { requirePrograms } from '../../../src/sandbox/prerequisites.js';
+import { makeCa, makeServerCert } from './certs.js';
 
 jest.setTimeout(120_000);
 
 const REGION = 'secure';
 const USER = 'cdc_tls';
 const PASSWORD = 'tls-only-pw';
-
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-/** A CA, and a server certificate for 127.0.0.1 signed by it. */
-function makeCa(dir: string, name: string): void {
-  openssl(dir, [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-    '-subj', `/CN=${name} test CA`, '-keyout', `${name}-ca.key`, '-out', `${name}-ca.pem`,
-  ]); // prettier-ignore
-}
-
-function makeServerCert(dir: string, ca: string): void {
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl(dir, [
-    'req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1',
-    '-keyout', 'server.key', '-out', 'server.csr',
-  ]); // prettier-ignore
-  openssl(dir, [
-    'x509', '-req', '-in', 'server.csr', '-CA', `${ca}-ca.pem`, '-CAkey', `${ca}-ca.key`,
-    '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.pem',
-  ]); // prettier-ignore
-}
 
 describe('TLS to MySQL', () => {
   let dir: string;
