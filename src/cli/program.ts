@@ -12,6 +12,7 @@ import { registerRunCommand } from './commands/run.js';
 import { registerSnapshotCommand } from './commands/snapshot.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerValidateCommand } from './commands/validate.js';
+import { registerVerifyCommand } from './commands/verify.js';
 import { ExitCode, type CliIo, type CommandContext } from './context.js';
 import { packageVersion } from './version.js';
 
@@ -80,5 +81,6 @@ function buildProgram(context: CommandContext): Command {
   registerStatusCommand(program, context);
   registerSnapshotCommand(program, context);
   registerBootstrapCommand(program, context);
+  registerVerifyCommand(program, context);
   return program;
 }

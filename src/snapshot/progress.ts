@@ -23,7 +23,8 @@ export class RateMeter {
 
   record(tMs: number, done: number): void {
     this.#samples.push({ t: tMs, done });
-    while (this.#samples.length > 2 && tMs - (this.#samples[1]?.t ?? tMs) >= this.windowMs)
+    // Samples older than the window go, but two always stay so there is a rate.
+    while (this.#samples.length > 2 && (this.#samples[0]?.t ?? tMs) < tMs - this.windowMs)
       this.#samples.shift();
   }
 

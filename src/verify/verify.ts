@@ -1,0 +1,345 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kafka, Producer } from 'kafkajs';
+import type mysql from 'mysql2/promise';
+import type { RuntimeOptions } from '../config/compile.js';
+import { encodeRow } from '../capture/row-codec.js';
+import { CdcError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
+import { describeTable } from '../mysql/introspect.js';
+import type { KeyValues } from '../snapshot/key-range.js';
+import { Pacer } from '../snapshot/pacer.js';
+import type { ProgressView } from '../snapshot/progress.js';
+import { readKeys, readRange, readTombstones, type TableShape } from '../snapshot/rows.js';
+import { createEventProducer, estimateRows, selectTables } from '../snapshot/snapshot.js';
+import { chunkChecksumSql, chunkEndSql, summariesEqual, type ChunkSummary } from './checksum.js';
+import {
+  assessKey,
+  differingKeys,
+  sameStates,
+  type Candidate,
+  type Divergence,
+  type RegionState,
+} from './diff.js';
+import { repairDivergence, type RepairOutcome } from './repair.js';
+import type { VerifySummary } from './report.js';
+import type { RowVersion } from '../versioning/version.js';
+
+/**
+ * `verify`: compares regions while they keep taking writes.
+ *
+ * 1. Chunks of `chunkSize` keys (boundaries from the first region's primary
+ *    key index) are summarised in every region by count and checksum.
+ * 2. Where summaries differ, the chunk's rows are read from every region and
+ *    compared, giving the keys that differ.
+ * 3. Those keys are read again after `recheckDelayMs`, `rechecks` times: a
+ *    difference that a change in flight explains disappears. A key is
+ *    reported only if it still differs at the end, and a key still changing
+ *    during the last recheck gets more rechecks (up to three times as many).
+ *    The versions tell which region is behind (see {@link assessKey}).
+ */
+
+export interface VerifyRunOptions {
+  /** The regions to compare; the first one's key index sets the chunk boundaries. */
+  regions: readonly RuntimeOptions[];
+  tables: readonly string[];
+  chunkSize: number;
+  chunksPerSecond: number;
+  recheckDelayMs: number;
+  rechecks: number;
+  repair: boolean;
+  kafkaOf: (options: RuntimeOptions) => Kafka;
+  progress: ProgressView;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+export interface VerifyResult {
+  summary: VerifySummary;
+  divergences: Divergence[];
+  repairs: RepairOutcome[];
+  interrupted: boolean;
+}
+
+interface TableWork {
+  shape: TableShape;
+  candidates: Map<string, Candidate>;
+}
+
+export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
+  const started = Date.now();
+  const { logger } = run;
+  const reference = run.regions[0];
+  if (reference === undefined || run.regions.length < 2) {
+    throw new CdcError('verify needs at least two regions to compare', { code: 'VERIFY_REGIONS' });
+  }
+  const names = run.regions.map((r) => r.region);
+  const connections = new Map<string, MysqlConnection>();
+  const producers = new Map<string, Producer>();
+  const summary: VerifySummary = {
+    regions: names,
+    tables: 0,
+    chunks: 0,
+    chunksDiffering: 0,
+    rows: 0,
+    resolvedOnRecheck: 0,
+    divergent: 0,
+    seconds: 0,
+  };
+  const result: VerifyResult = { summary, divergences: [], repairs: [], interrupted: false };
+  try {
+    for (const options of run.regions)
+      connections.set(options.region, await connectMysql(options.mysql));
+    const refConnection = connections.get(reference.region) as MysqlConnection;
+    const where = `region ${reference.region} (${describeMysql(reference.mysql)})`;
+    const shapes = await selectTables(refConnection, reference, run.tables, where);
+    for (const shape of shapes) await checkSameColumns(shape, run.regions, connections);
+    summary.tables = shapes.length;
+
+    const pacer = new Pacer(run.chunksPerSecond);
+    const work: TableWork[] = [];
+    for (const shape of shapes) {
+      if (run.signal?.aborted === true) break;
+      run.progress.add(shape.name, shape.name, await estimateRows(refConnection, shape));
+      const candidates = await scanTable(run, shape, connections, pacer, summary);
+      work.push({ shape, candidates });
+    }
+    result.interrupted = run.signal?.aborted === true;
+    const total = work.reduce((n, w) => n + w.candidates.size, 0);
+    if (total > 0 && !result.interrupted) {
+      logger.info({ keys: total }, 'rechecking rows that differed (changes may be in flight)');
+      result.divergences = await recheck(run, work, connections, summary);
+    }
+    summary.divergent = result.divergences.length;
+    if (run.repair && result.divergences.length > 0) {
+      const byRegion = new Map(run.regions.map((r) => [r.region, r]));
+      const producerOf = async (region: string): Promise<Producer> => {
+        let producer = producers.get(region);
+        if (producer === undefined) {
+          producer = createEventProducer(run.kafkaOf(byRegion.get(region) as RuntimeOptions));
+          await producer.connect();
+          producers.set(region, producer);
+        }
+        return producer;
+      };
+      const shapeOf = new Map(shapes.map((s) => [s.name, s]));
+      for (const d of result.divergences) {
+        result.repairs.push(
+          await repairDivergence(
+            d,
+            shapeOf.get(d.table) as TableShape,
+            byRegion,
+            connections,
+            producerOf,
+          ),
+        );
+      }
+    }
+  } finally {
+    await Promise.allSettled([...producers.values()].map((p) => p.disconnect()));
+    await Promise.allSettled([...connections.values()].map((c) => c.end()));
+  }
+  summary.seconds = (Date.now() - started) / 1000;
+  return result;
+}
+
+/** Every region's table must have the reference's data columns, or rows cannot be compared. */
+async function checkSameColumns(
+  shape: TableShape,
+  regions: readonly RuntimeOptions[],
+  connections: ReadonlyMap<string, MysqlConnection>,
+): Promise<void> {
+  const wanted = shape.dataColumns.map((c) => c.name);
+  for (const options of regions.slice(1)) {
+    const info = await describeTable(
+      connections.get(options.region) as MysqlConnection,
+      shape.schema,
+      shape.table,
+    );
+    if (info === undefined) {
+      throw new CdcError(`region ${options.region}: table ${shape.name} does not exist`, {
+        code: 'TABLE_MISSING',
+      });
+    }
+    const have = new Set(info.columns.map((c) => c.name));
+    const missing = wanted.filter((c) => !have.has(c));
+    const keyMismatch = info.primaryKey.join(',') !== shape.keyColumns.map((c) => c.name).join(',');
+    if (missing.length > 0 || keyMismatch) {
+      throw new CdcError(
+        `region ${options.region}: table ${shape.name} differs in shape from region ${regions[0]?.region ?? '?'}` +
+          (missing.length > 0 ? ` (missing column(s) ${missing.join(', ')})` : '') +
+          (keyMismatch ? ` (primary key (${info.primaryKey.join(', ')}))` : ''),
+        { code: 'VERIFY_SCHEMA_MISMATCH' },
+      );
+    }
+  }
+}
+
+async function summarise(
+  connection: MysqlConnection,
+  shape: TableShape,
+  after: KeyValues | null,
+  atMost: KeyValues | null,
+): Promise<ChunkSummary> {
+  const { sql, params } = chunkChecksumSql(shape, after, atMost);
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(sql, params);
+  const row = rows[0];
+  return { n: Number(row?.n ?? 0), sum: `${String(row?.x1)}:${String(row?.x2)}` };
+}
+
+async function chunkEnd(
+  connection: MysqlConnection,
+  shape: TableShape,
+  after: KeyValues | null,
+  chunkSize: number,
+): Promise<KeyValues | null> {
+  const { sql, params } = chunkEndSql(shape, after, chunkSize);
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(sql, params);
+  const row = rows[0];
+  if (row === undefined) return null;
+  const image = encodeRow(row, new Set());
+  return shape.keyColumns.map((c) => image[c.name] ?? null);
+}
+
+/** Pass 1 and 2 over one table: the keys that differ at first sight. */
+async function scanTable(
+  run: VerifyRunOptions,
+  shape: TableShape,
+  connections: ReadonlyMap<string, MysqlConnection>,
+  pacer: Pacer,
+  summary: VerifySummary,
+): Promise<Map<string, Candidate>> {
+  const reference = connections.get(run.regions[0]?.region ?? '') as MysqlConnection;
+  const candidates = new Map<string, Candidate>();
+  let after: KeyValues | null = null;
+  let rows = 0;
+  for (;;) {
+    if (run.signal?.aborted === true) return candidates;
+    await pacer.take();
+    const atMost = await chunkEnd(reference, shape, after, run.chunkSize);
+    const sums = await Promise.all(
+      run.regions.map((r) =>
+        summarise(connections.get(r.region) as MysqlConnection, shape, after, atMost),
+      ),
+    );
+    summary.chunks += 1;
+    rows += sums[0]?.n ?? 0;
+    summary.rows += sums[0]?.n ?? 0;
+    if (!summariesEqual(sums)) {
+      summary.chunksDiffering += 1;
+      const chunkRows = new Map(
+        await Promise.all(
+          run.regions.map(
+            async (r) =>
+              [
+                r.region,
+                await readRange(
+                  connections.get(r.region) as MysqlConnection,
+                  shape,
+                  r.region,
+                  after,
+                  atMost,
+                ),
+              ] as const,
+          ),
+        ),
+      );
+      for (const candidate of differingKeys(chunkRows)) candidates.set(candidate.id, candidate);
+    }
+    run.progress.update(shape.name, rows);
+    if (atMost === null) break;
+    after = atMost;
+  }
+  run.progress.finish(shape.name, rows);
+  return candidates;
+}
+
+/** Reads the keys' current state in every region. */
+async function readStates(
+  run: VerifyRunOptions,
+  shape: TableShape,
+  keys: readonly Candidate[],
+  connections: ReadonlyMap<string, MysqlConnection>,
+): Promise<Map<string, RegionState[]>> {
+  const perRegion = await Promise.all(
+    run.regions.map(async (options) => {
+      const connection = connections.get(options.region) as MysqlConnection;
+      const rows = await readKeys(
+        connection,
+        shape,
+        options.region,
+        keys.map((k) => k.key),
+      );
+      const absent = keys.filter((k) => !rows.has(k.id)).map((k) => k.key);
+      const tombstones: Map<string, RowVersion> =
+        absent.length === 0
+          ? new Map<string, RowVersion>()
+          : await readTombstones(connection, shape, options.internalSchema, absent);
+      return { region: options.region, rows, tombstones };
+    }),
+  );
+  const states = new Map<string, RegionState[]>();
+  for (const key of keys) {
+    states.set(
+      key.id,
+      perRegion.map(({ region, rows, tombstones }) => {
+        const row = rows.get(key.id);
+        if (row !== undefined) {
+          return {
+            region,
+            image: row.image,
+            version: row.version,
+            ...(row.versionError === undefined ? {} : { versionError: row.versionError }),
+          };
+        }
+        return { region, image: null, version: tombstones.get(key.id) ?? null };
+      }),
+    );
+  }
+  return states;
+}
+
+/** Pass 3: rechecks the candidates until they match or have stayed different long enough. */
+async function recheck(
+  run: VerifyRunOptions,
+  work: readonly TableWork[],
+  connections: ReadonlyMap<string, MysqlConnection>,
+  summary: VerifySummary,
+): Promise<Divergence[]> {
+  const pending = new Map<string, { table: TableWork; key: Candidate; last?: RegionState[] }>();
+  for (const table of work)
+    for (const key of table.candidates.values())
+      pending.set(`${table.shape.name}\u0000${key.id}`, { table, key });
+  const divergent = new Map<string, Divergence>();
+  const maxRounds = run.rechecks * 3;
+  for (let round = 1; round <= maxRounds && pending.size > 0; round += 1) {
+    if (run.signal?.aborted === true) break;
+    await sleep(run.recheckDelayMs);
+    for (const table of work) {
+      const keys = [...pending.values()].filter((p) => p.table === table).map((p) => p.key);
+      if (keys.length === 0) continue;
+      const states = await readStates(run, table.shape, keys, connections);
+      for (const key of keys) {
+        const id = `${table.shape.name}\u0000${key.id}`;
+        const entry = pending.get(id);
+        const state = states.get(key.id) as RegionState[];
+        if (entry === undefined) continue;
+        const pk: Record<string, KeyValues[number]> = {};
+        table.shape.keyColumns.forEach((c, i) => (pk[c.name] = key.key[i] ?? null));
+        const divergence = assessKey(table.shape.name, key.key, pk, state);
+        if (divergence === null) {
+          pending.delete(id);
+          divergent.delete(id);
+          summary.resolvedOnRecheck += 1;
+          continue;
+        }
+        divergent.set(id, divergence);
+        const settled = entry.last !== undefined && sameStates(entry.last, state);
+        entry.last = state;
+        // Judged after `rechecks` rounds, unless it is still changing.
+        if (round >= run.rechecks && settled) pending.delete(id);
+      }
+    }
+  }
+  return [...divergent.values()];
+}
