@@ -1,9 +1,20 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ManagedProcess } from '../../src/sandbox/processes.js';
 import { ProcSampler } from './proc.js';
 import { parseProm, type PromSample } from './prom.js';
+
+/**
+ * The daemon the bench runs: its own build of the current sources in
+ * dist-bench/daemon (made by `npm run bench`), so that another `npm run build`
+ * into dist/ while the bench runs cannot swap the program under it. Falls back
+ * to dist/ when the bench was built without it.
+ */
+export function daemonCli(root: string): string {
+  const own = join(root, 'dist-bench', 'daemon', 'cli', 'main.js');
+  return existsSync(own) ? own : join(root, 'dist', 'cli', 'main.js');
+}
 
 export interface DaemonProcOptions {
   root: string;
@@ -33,7 +44,7 @@ export class DaemonProc {
       name: `daemon[${options.label}]`,
       command: process.execPath,
       args: [
-        join(options.root, 'dist', 'cli', 'main.js'),
+        daemonCli(options.root),
         'run',
         '--config',
         options.configFile,

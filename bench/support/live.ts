@@ -157,6 +157,8 @@ export class PacedWriter {
   rows = 0;
   transactions = 0;
   behindMaxMs = 0;
+  /** Transactions retried after a deadlock with the applier. */
+  retries = 0;
   #stop = false;
   #done: Promise<void> | undefined;
   #nextId: number;
@@ -172,7 +174,9 @@ export class PacedWriter {
   }
 
   start(): void {
+    // Kept as a promise (not left unhandled): a failed writer fails the scenario at stop().
     this.#done = this.#loop();
+    this.#done.catch(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -216,14 +220,26 @@ export class PacedWriter {
       while (ids.size < wanted) ids.add(1 + Math.floor(this.#next() * keys.count));
       // Each region writes its own values into the same keys: concurrent versions to resolve.
       statements.push(
-        `UPDATE ${target} SET quantity = FLOOR(RAND() * 1000000), written_us = ${NOW_US}, origin = '${region}', note = '${noteText(this.#next, 130)}' WHERE id IN (${[...ids].join(',')})`,
+        `UPDATE ${target} SET quantity = FLOOR(RAND() * 1000000), written_us = ${NOW_US}, origin = '${region}', note = '${noteText(this.#next, 130)}' WHERE id IN (${[...ids].sort((x, y) => x - y).join(',')})`,
       );
     }
-    if (statements.length === 1) await this.connection.query(statements[0] as string);
-    else {
-      await this.connection.query('BEGIN');
-      for (const sql of statements) await this.connection.query(sql);
-      await this.connection.query('COMMIT');
+    // Like any application sharing rows with a concurrent writer (here the applier), retry deadlocks.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        if (statements.length === 1) await this.connection.query(statements[0] as string);
+        else {
+          await this.connection.query('BEGIN');
+          for (const sql of statements) await this.connection.query(sql);
+          await this.connection.query('COMMIT');
+        }
+        break;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (statements.length > 1) await this.connection.query('ROLLBACK').catch(() => undefined);
+        if ((code !== 'ER_LOCK_DEADLOCK' && code !== 'ER_LOCK_WAIT_TIMEOUT') || attempt >= 20)
+          throw err;
+        this.retries += 1;
+      }
     }
     this.transactions += 1;
     this.rows += count;
