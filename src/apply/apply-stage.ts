@@ -220,6 +220,9 @@ export class ApplyStage {
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
       maxBytesPerPartition: 4 * 1024 * 1024,
+      // kafkajs sleeps this long when every partition is paused, and a resumed applier
+      // waits it out; fetches still return as soon as data arrives.
+      maxWaitTimeInMs: 500,
     });
     this.#consumer = consumer;
     await consumer.connect();

@@ -89,8 +89,11 @@ export interface MetricsOptions {
   readonly host: string;
   /** 0 asks the OS for a free port. */
   readonly port: number;
-  /** Where `status` reads this daemon's metrics: the configured url, else derived from host and port. */
-  readonly url: string;
+  /**
+   * Where `status` reads this daemon's metrics: the configured url, else
+   * derived from host and port; undefined when the port is chosen at start (0).
+   */
+  readonly url: string | undefined;
 }
 
 /** Heartbeats, lag threshold and anomaly detection. */
@@ -207,9 +210,10 @@ export function compileRegion(
     checkpointStore: compileCheckpointStore(config, region, options),
     metrics: compileMetrics(config, own),
     peerMetricsUrls: Object.fromEntries(
-      names
-        .filter((name) => name !== region)
-        .map((name) => [name, compileMetrics(config, config.regions[name] as RegionConfig).url]),
+      names.flatMap((name) => {
+        const url = compileMetrics(config, config.regions[name] as RegionConfig).url;
+        return name === region || url === undefined ? [] : [[name, url]];
+      }),
     ),
     monitor: {
       heartbeatIntervalMs: config.monitor.heartbeatIntervalMs,
@@ -246,8 +250,11 @@ function compileMetrics(config: ValidatedConfig, own: RegionConfig): MetricsOpti
   // A wildcard listen address is not an address to connect to; the daemon is then reachable locally.
   const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const url =
-    own.metrics?.url ?? `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
-  return { host, port, url: url.replace(/\/+$/, '') };
+    own.metrics?.url ??
+    (port === 0
+      ? undefined
+      : `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`);
+  return { host, port, url: url?.replace(/\/+$/, '') };
 }
 
 /** Compiles every region, in file order. Used by `validate` to prove each daemon could start. */

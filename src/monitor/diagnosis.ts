@@ -45,8 +45,11 @@ export interface Diagnosis {
   readonly explanation: string;
 }
 
-/** A backlog smaller than this is what a healthy pipeline holds between fetches. */
-const BACKLOG_FLOOR_MESSAGES = 100;
+/**
+ * A backlog smaller than this is what a healthy pipeline holds between
+ * fetches; above it, a backlog counts when it is also three times the usual.
+ */
+const BACKLOG_FLOOR_MESSAGES = 10;
 /** Capture this far behind its own binlog explains end-to-end lag by itself. */
 const CAPTURE_BEHIND_SECONDS = 2;
 const CAPTURE_BEHIND_BYTES = 1024 * 1024;

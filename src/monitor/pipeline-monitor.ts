@@ -62,13 +62,13 @@ const SLOW_SAMPLE_MS = 2000;
  */
 export class PipelineMonitor {
   #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
   #stopped = false;
   #mysql: MysqlConnection | undefined;
   #admin: Admin | undefined;
   #adminConnected = false;
   #lastSlowSampleMs = 0;
   readonly #health = new Map<Dependency, Health>();
+  readonly #probes = new Map<Dependency, Promise<void>>();
   readonly #pairs = new Map<string, PairState>();
 
   constructor(private readonly deps: PipelineMonitorDeps) {
@@ -89,14 +89,15 @@ export class PipelineMonitor {
   /** Takes the first sample (so `/readyz` has facts at once), then samples on a timer. */
   async start(): Promise<void> {
     this.deps.metrics.setLagSource(() => this.lags());
-    await this.#sample();
+    this.#sample();
+    await this.#settleProbes();
     this.#schedule();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    await this.#running;
+    await this.#settleProbes();
     const mysql = this.#mysql;
     this.#mysql = undefined;
     await mysql?.end().catch(() => undefined); // a broken probe connection has nothing to report
@@ -142,26 +143,43 @@ export class PipelineMonitor {
   #schedule(): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
-      this.#running = this.#sample().finally(() => this.#schedule());
+      this.#sample();
+      this.#schedule();
     }, this.deps.options.monitor.sampleIntervalMs);
     this.#timer.unref();
   }
 
-  async #sample(): Promise<void> {
+  /**
+   * One tick: lag and anomalies are judged now; the probes (which wait on
+   * the network) run in the background, one of each kind at a time, so a
+   * slow dependency never delays the lag samples.
+   */
+  #sample(): void {
     const nowMs = Date.now();
     const slow = nowMs - this.#lastSlowSampleMs >= SLOW_SAMPLE_MS;
+    this.#probe('mysql', () => this.#probeMysql(slow));
+    this.#probe('checkpoint store', () => this.#probeStore());
+    if (slow) {
+      this.#lastSlowSampleMs = nowMs;
+      this.#probe('kafka', () => this.#probeKafka());
+    }
     try {
-      await Promise.all([
-        this.#probeMysql(slow),
-        this.#probeStore(),
-        slow ? this.#probeKafka() : undefined,
-      ]);
-      if (slow) this.#lastSlowSampleMs = nowMs;
-      if (this.deps.options.monitor.anomalyDetection) await this.#detectAnomalies(nowMs);
+      if (this.deps.options.monitor.anomalyDetection) this.#detectAnomalies(nowMs);
     } catch (err) {
       // A sampling bug must not take the daemon down; it shows in the log.
       this.deps.logger.warn({ err: (err as Error).message }, 'monitor sample failed');
     }
+  }
+
+  #probe(dependency: Dependency, run: () => Promise<void>): void {
+    if (this.#probes.has(dependency)) return;
+    const running = run().finally(() => this.#probes.delete(dependency));
+    this.#probes.set(dependency, running);
+  }
+
+  /** Waits for the probes in flight (the first sample's, at start; all, at stop). */
+  async #settleProbes(): Promise<void> {
+    await Promise.allSettled([...this.#probes.values()]);
   }
 
   async #probeMysql(withPosition: boolean): Promise<void> {
@@ -284,7 +302,7 @@ export class PipelineMonitor {
     }
   }
 
-  async #detectAnomalies(nowMs: number): Promise<void> {
+  #detectAnomalies(nowMs: number): void {
     const apply = this.deps.apply();
     if (apply === undefined) return;
     const { options, metrics, logger } = this.deps;
@@ -308,7 +326,7 @@ export class PipelineMonitor {
       const labels = { source_region: lag.source, target_region: options.region };
       metrics.lagAnomaly.set(labels, anomalous ? 1 : 0);
       if (anomalous && !pair.anomalous) {
-        const diagnosis = diagnoseLag({
+        const evidence = {
           source: lag.source,
           target: options.region,
           lagSeconds: lag.seconds,
@@ -316,21 +334,24 @@ export class PipelineMonitor {
           backlogBaseline: pair.backlogBaseline,
           applyBatchSeconds: activity.batchSecondsEwma,
           applyBatchBaselineSeconds: pair.batchBaselineSeconds,
-          sourceCapture: await this.#sourceCapture(lag.source),
+        };
+        const context = {
+          source: lag.source,
+          target: options.region,
+          lagSeconds: Number(lag.seconds.toFixed(3)),
+          baselineLagSeconds: Number(lagVerdict.baseline.toFixed(3)),
+          eventsPerSecond: Math.round(rate),
+          baselineEventsPerSecond: Math.round(rateVerdict.baseline),
+          backlogMessages: pair.backlog,
+        };
+        // Asking the source daemon takes a network round trip: report without holding the tick.
+        void this.#sourceCapture(lag.source).then((sourceCapture) => {
+          const diagnosis = diagnoseLag({ ...evidence, sourceCapture });
+          logger.warn(
+            { ...context, likelyStage: diagnosis.stage },
+            `replication anomaly: ${diagnosis.explanation}`,
+          );
         });
-        logger.warn(
-          {
-            source: lag.source,
-            target: options.region,
-            lagSeconds: Number(lag.seconds.toFixed(3)),
-            baselineLagSeconds: Number(lagVerdict.baseline.toFixed(3)),
-            eventsPerSecond: Math.round(rate),
-            baselineEventsPerSecond: Math.round(rateVerdict.baseline),
-            backlogMessages: pair.backlog,
-            likelyStage: diagnosis.stage,
-          },
-          `replication anomaly: ${diagnosis.explanation}`,
-        );
       } else if (!anomalous && pair.anomalous) {
         logger.info(
           { source: lag.source, target: options.region, lagSeconds: lag.seconds },

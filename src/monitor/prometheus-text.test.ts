@@ -28,8 +28,10 @@ describe('parseExposition', () => {
   });
 
   it('reads special values and timestamps', () => {
-    const { samples } = parseExposition('a NaN\nb +Inf 1700000000\nc{x="1"} -Inf\nd 1.5e3\n');
-    expect(samples.map((s) => s.value)).toEqual([NaN, Infinity, -Infinity, 1500]);
+    const { samples } = parseExposition(
+      'a NaN\nb +Inf 1700000000\nc{x="1"} -Inf\nd 1.5e3\ne Nan\n',
+    );
+    expect(samples.map((s) => s.value)).toEqual([NaN, Infinity, -Infinity, 1500, NaN]);
   });
 
   it('names the line of malformed input', () => {

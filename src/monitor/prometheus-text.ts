@@ -3,7 +3,7 @@
  * `/metrics`, into samples. `status` and the lag diagnosis read other
  * daemons' endpoints with it. It covers what prom-client writes: HELP and
  * TYPE comments, labels with `\\`, `\"` and `\n` escapes, and the special
- * values NaN, +Inf and -Inf. (The npm parsers for this format are
+ * values NaN, +Inf and -Inf in any case. (The npm parsers for this format are
  * unmaintained; this is the small subset a scrape of our own daemons needs.)
  */
 
@@ -81,9 +81,11 @@ function readLabels(text: string, labels: Record<string, string>, lineNumber: nu
 }
 
 function parseValue(text: string): number | undefined {
-  if (text === 'NaN') return Number.NaN;
-  if (text === '+Inf' || text === 'Inf') return Number.POSITIVE_INFINITY;
-  if (text === '-Inf') return Number.NEGATIVE_INFINITY;
+  // prom-client writes "Nan" for an unmeasured event-loop lag; the format allows any case.
+  const lower = text.toLowerCase();
+  if (lower === 'nan') return Number.NaN;
+  if (lower === '+inf' || lower === 'inf') return Number.POSITIVE_INFINITY;
+  if (lower === '-inf') return Number.NEGATIVE_INFINITY;
   if (text === '' || !/^[-+0-9.eE]+$/.test(text)) return undefined;
   const value = Number(text);
   return Number.isNaN(value) ? undefined : value;

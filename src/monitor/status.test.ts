@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 
 import { parseExposition } from './prometheus-text.js';
-import { buildStatus, renderStatusTable } from './status.js';
+import { buildStatus, renderStatusTable, type Scrape } from './status.js';
 
 const endpoints = [
   { region: 'us-east', url: 'http://127.0.0.1:1' },
@@ -87,11 +87,11 @@ describe('buildStatus', () => {
     );
     const report = buildStatus(
       endpoints,
-      new Map([
+      new Map<string, Scrape>([
         ['us-east', up],
         ['eu-west', down],
       ]),
-      new Map([
+      new Map<string, Scrape>([
         ['us-east', up],
         ['eu-west', down],
       ]),

@@ -42,7 +42,8 @@ export interface StatusReport {
   readonly healthy: boolean;
 }
 
-type Scrape = { ok: true; exposition: Exposition; atMs: number } | { ok: false; error: string };
+export type Scrape =
+  { ok: true; exposition: Exposition; atMs: number } | { ok: false; error: string };
 
 async function scrapeAll(endpoints: readonly RegionEndpoint[]): Promise<Map<string, Scrape>> {
   const results = await Promise.all(

@@ -11,6 +11,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 
 import { compileAllRegions } from '../../config/compile.js';
 import { loadConfigFile } from '../../config/load.js';
+import { ConfigError } from '../../core/errors.js';
 import { collectStatus, renderStatusTable } from '../../monitor/status.js';
 import { ExitCode, type CommandContext } from '../context.js';
 import { reportConfigError } from '../report.js';
@@ -50,10 +51,16 @@ async function status(flags: StatusFlags, context: CommandContext): Promise<Exit
   let threshold: number;
   try {
     const config = await loadConfigFile(path, { env: context.env });
-    endpoints = compileAllRegions(config, { baseDir: dirname(path) }).map((o) => ({
-      region: o.region,
-      url: o.metrics.url,
-    }));
+    const regions = compileAllRegions(config, { baseDir: dirname(path) });
+    const unknown = regions.filter((o) => o.metrics.url === undefined);
+    if (unknown.length > 0)
+      throw new ConfigError(
+        unknown.map(
+          (o) =>
+            `regions.${o.region}.metrics: port 0 is chosen when the daemon starts, so status cannot find it: set regions.${o.region}.metrics.url`,
+        ),
+      );
+    endpoints = regions.map((o) => ({ region: o.region, url: o.metrics.url as string }));
     threshold = flags.threshold ?? config.monitor.lagThresholdSeconds;
   } catch (error: unknown) {
     return reportConfigError(context.io, flags.config, error);
