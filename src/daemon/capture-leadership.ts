@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import {
+  CAPTURE_CHECKPOINT_KEY,
   CaptureStage,
   type CaptureState,
   type CaptureStageDeps,
@@ -133,6 +134,7 @@ export class CaptureLeadership {
         keyPrefix: store.keyPrefix,
         tls: store.tls,
         name: CAPTURE_LEASE_NAME,
+        fencedCheckpointKey: CAPTURE_CHECKPOINT_KEY,
         timing: this.#timing,
         logger,
       },

@@ -141,15 +141,32 @@ export function decodeRenewReply(reply: unknown): RenewResult {
 }
 
 /**
- * KEYS[1] lease key, KEYS[2] fencing counter; ARGV[1] owner, ARGV[2] ttl ms.
+ * The field of a checkpoint hash holding the highest token the store accepted
+ * (the layout of redis-store.ts; the lease integration test checks they agree).
+ */
+const CHECKPOINT_FENCE_FIELD = 'fence';
+
+/**
+ * KEYS[1] lease key, KEYS[2] fencing counter, optional KEYS[3] a checkpoint
+ * hash; ARGV[1] owner, ARGV[2] ttl ms.
  * SET NX and INCR in one script, so a token is handed out only with the
  * lease, and the value names the token so operators can see who holds what.
+ * The token also exceeds the checkpoint's recorded fence: were the counter
+ * lost (deleted by hand, or Redis restored without it), new tokens would
+ * otherwise sit below the recorded one and every save would be refused.
  */
 const ACQUIRE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 end
 local token = redis.call('INCR', KEYS[2])
+if #KEYS >= 3 then
+  local floor = tonumber(redis.call('HGET', KEYS[3], '${CHECKPOINT_FENCE_FIELD}') or '0') or 0
+  if token <= floor then
+    token = floor + 1
+    redis.call('SET', KEYS[2], token)
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', ARGV[2])
 return {1, token}
 `;
@@ -180,6 +197,11 @@ export interface RedisLeaseOptions {
   /** What is leased, e.g. `capture`; keys are `<prefix>:lease:<name>` and `<prefix>:lease:<name>:fence`. */
   readonly name: string;
   readonly timing: LeaseTiming;
+  /**
+   * Key (in the same namespace) of the checkpoint the holder saves with its
+   * token, e.g. `capture`: tokens are then always above the fence it recorded.
+   */
+  readonly fencedCheckpointKey?: string;
   /** TLS for `rediss://` (certificates from the configuration). */
   readonly tls?: TlsOptions | undefined;
   /** Identifies this daemon in the lease value; default host, pid and a random suffix. */
@@ -205,6 +227,7 @@ export class RedisLease {
   readonly #client: Redis;
   readonly #key: string;
   readonly #fenceKey: string;
+  readonly #checkpointKey: string | undefined;
   readonly #secrets: readonly string[];
   readonly #timing: LeaseTiming;
   readonly #logger: Logger;
@@ -218,6 +241,10 @@ export class RedisLease {
     const prefix = normalizeKeyPrefix(options.keyPrefix);
     this.#key = namespacedKey(prefix, `lease:${options.name}`);
     this.#fenceKey = `${this.#key}:fence`;
+    this.#checkpointKey =
+      options.fencedCheckpointKey === undefined
+        ? undefined
+        : namespacedKey(prefix, options.fencedCheckpointKey);
     this.#secrets = redisUrlSecrets(url);
     this.#timing = options.timing;
     this.#logger = options.logger ?? silentLogger();
@@ -260,12 +287,13 @@ export class RedisLease {
 
   /** Takes the lease if nobody holds it. */
   async tryAcquire(): Promise<AcquireResult> {
+    const keys = [this.#key, this.#fenceKey];
+    if (this.#checkpointKey !== undefined) keys.push(this.#checkpointKey);
     const reply = await this.#command('acquire', () =>
       this.#client.eval(
         ACQUIRE_SCRIPT,
-        2,
-        this.#key,
-        this.#fenceKey,
+        keys.length,
+        ...keys,
         this.owner,
         String(this.#timing.ttlMs),
       ),

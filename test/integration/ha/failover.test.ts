@@ -166,10 +166,12 @@ describe('capture HA: lease, failover, fencing', () => {
           `${report.duplicates} duplicates; checkpoint positions seen: ${watch.positions.length}`,
       );
       expect(killedAt).toBeGreaterThan(0);
-      // The key lapses at most a TTL after the holder's last renewal; the
-      // standby retries when it is due to expire. One renewal period of slack
-      // covers a loaded machine's scheduling.
-      expect(takeoverMs).toBeLessThanOrEqual(TTL_MS + RENEW_MS);
+      // The key lapses at most a TTL after the holder's last renewal (so at
+      // most a TTL after the kill) and the standby retries when it is due to
+      // expire. The slack of two renewal periods is for a loaded shared
+      // machine (timer and scrape delays), not part of the design; a standby
+      // that waited for a second TTL would exceed it.
+      expect(takeoverMs).toBeLessThanOrEqual(TTL_MS + 2 * RENEW_MS);
       expect(watch.regressions()).toEqual([]);
       expect(watch.positions.length).toBeGreaterThan(2);
       expect(await stopDaemonProcess(standby, 'SIGTERM')).toBe(0);

@@ -7,6 +7,7 @@
 import { jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 
 import { Secret } from '../../../src/core/secret.js';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.js';
@@ -107,6 +108,28 @@ describe('redis lease', () => {
       store.save('capture', { position: '1-101-15', savedAtMs: Date.now() }, held.token),
     ).rejects.toMatchObject({ code: 'FENCED', retriable: false });
     expect((await store.load('capture'))?.position).toBe('1-101-20');
+  });
+
+  it('tokens stay above the fence a checkpoint recorded, even if the counter is lost', async () => {
+    const prefix = `lease-test:${randomUUID()}`;
+    const a = await open(prefix, 'daemon-a', { fencedCheckpointKey: 'capture' });
+    const store = await RedisCheckpointStore.open({
+      url: new Secret(sandbox.redis?.url ?? ''),
+      keyPrefix: prefix,
+    });
+    stores.push(store);
+    await store.save('capture', { position: '1-101-1', savedAtMs: Date.now() }, 41);
+    const redis = new Redis(sandbox.redis?.url ?? '');
+    try {
+      expect(await a.tryAcquire()).toEqual({ acquired: true, token: 42 });
+      await store.save('capture', { position: '1-101-2', savedAtMs: Date.now() }, 42);
+      expect(await a.release(42)).toBe(true);
+      await redis.del(`${a.key}:fence`); // an operator's clean-up gone wrong
+      expect(await a.tryAcquire()).toEqual({ acquired: true, token: 43 });
+    } finally {
+      redis.disconnect();
+    }
+    await store.save('capture', { position: '1-101-3', savedAtMs: Date.now() }, 43);
   });
 
   it('fails retriably, not forever, while Redis is down', async () => {
