@@ -62,6 +62,10 @@ describe('verify checksum SQL', () => {
     expect(chunkEndSql(shape, null, 1).sql).toContain(
       'WHERE TRUE ORDER BY t.`id` LIMIT 1 OFFSET 0',
     );
+    expect(chunkEndSql(shape, [1], 10, [50])).toEqual({
+      sql: 'SELECT t.`id` FROM `app`.`t` AS t WHERE t.`id` > ? AND t.`id` <= ? ORDER BY t.`id` LIMIT 1 OFFSET 9',
+      params: [1, 50],
+    });
   });
 
   it('compares summaries by count and sum', () => {

@@ -58,16 +58,18 @@ export function chunkChecksumSql(
 }
 
 /**
- * The key that ends the chunk starting after `after`: the `chunkSize`-th key,
- * found by walking the primary-key index. No row → this is the last chunk.
+ * The key that ends the chunk starting after `after`: the `chunkSize`-th key
+ * (not beyond `atMost`), found by walking the primary-key index. No row →
+ * the chunk runs to `atMost` (to the end of the table when null).
  */
 export function chunkEndSql(
   shape: TableShape,
   after: KeyValues | null,
   chunkSize: number,
+  atMost: KeyValues | null = null,
 ): SqlFragment {
   const names = shape.keyColumns.map((c) => c.name);
-  const range = keyRange(names, after, null, keyParam(shape), 't');
+  const range = keyRange(names, after, atMost, keyParam(shape), 't');
   return {
     sql:
       `SELECT ${keyOrder(names, 't')} FROM ${qualifiedName(shape.schema, shape.table)} AS t` +

@@ -192,8 +192,9 @@ async function chunkEnd(
   shape: TableShape,
   after: KeyValues | null,
   chunkSize: number,
+  atMost: KeyValues | null = null,
 ): Promise<KeyValues | null> {
-  const { sql, params } = chunkEndSql(shape, after, chunkSize);
+  const { sql, params } = chunkEndSql(shape, after, chunkSize, atMost);
   const [rows] = await connection.query<mysql.RowDataPacket[]>(sql, params);
   const row = rows[0];
   if (row === undefined) return null;
@@ -217,41 +218,71 @@ async function scanTable(
     if (run.signal?.aborted === true) return candidates;
     await pacer.take();
     const atMost = await chunkEnd(reference, shape, after, run.chunkSize);
-    const sums = await Promise.all(
-      run.regions.map((r) =>
-        summarise(connections.get(r.region) as MysqlConnection, shape, after, atMost),
-      ),
-    );
-    summary.chunks += 1;
-    rows += sums[0]?.n ?? 0;
-    summary.rows += sums[0]?.n ?? 0;
-    if (!summariesEqual(sums)) {
-      summary.chunksDiffering += 1;
-      const chunkRows = new Map(
-        await Promise.all(
-          run.regions.map(
-            async (r) =>
-              [
-                r.region,
-                await readRange(
-                  connections.get(r.region) as MysqlConnection,
-                  shape,
-                  r.region,
-                  after,
-                  atMost,
-                ),
-              ] as const,
-          ),
-        ),
-      );
-      for (const candidate of differingKeys(chunkRows)) candidates.set(candidate.id, candidate);
-    }
+    rows += await compareRange(run, shape, connections, after, atMost, candidates, summary);
     run.progress.update(shape.name, rows);
     if (atMost === null) break;
     after = atMost;
   }
   run.progress.finish(shape.name, rows);
   return candidates;
+}
+
+/**
+ * Compares `(after, atMost]` in every region and adds the keys that differ.
+ * Returns the first region's row count. A differing range holding more than
+ * one chunk of rows in some region (the first region lacks many rows, or the
+ * open-ended last chunk) is split along that region's keys first, so no read
+ * ever holds more than a chunk of rows per region.
+ */
+async function compareRange(
+  run: VerifyRunOptions,
+  shape: TableShape,
+  connections: ReadonlyMap<string, MysqlConnection>,
+  after: KeyValues | null,
+  atMost: KeyValues | null,
+  candidates: Map<string, Candidate>,
+  summary: VerifySummary,
+): Promise<number> {
+  const connectionOf = (region: string): MysqlConnection =>
+    connections.get(region) as MysqlConnection;
+  const sums = await Promise.all(
+    run.regions.map((r) => summarise(connectionOf(r.region), shape, after, atMost)),
+  );
+  summary.chunks += 1;
+  const referenceRows = sums[0]?.n ?? 0;
+  summary.rows += referenceRows;
+  if (summariesEqual(sums)) return referenceRows;
+  summary.chunksDiffering += 1;
+  let largest = 0;
+  sums.forEach((s, i) => {
+    if (s.n > (sums[largest]?.n ?? 0)) largest = i;
+  });
+  if ((sums[largest]?.n ?? 0) > run.chunkSize) {
+    const source = connectionOf(run.regions[largest]?.region ?? '');
+    summary.rows -= referenceRows; // counted again by the sub-ranges
+    summary.chunks -= 1;
+    let lo = after;
+    let total = 0;
+    for (;;) {
+      const hi = (await chunkEnd(source, shape, lo, run.chunkSize, atMost)) ?? atMost;
+      total += await compareRange(run, shape, connections, lo, hi, candidates, summary);
+      if (hi === atMost) return total;
+      lo = hi;
+    }
+  }
+  const chunkRows = new Map(
+    await Promise.all(
+      run.regions.map(
+        async (r) =>
+          [
+            r.region,
+            await readRange(connectionOf(r.region), shape, r.region, after, atMost),
+          ] as const,
+      ),
+    ),
+  );
+  for (const candidate of differingKeys(chunkRows)) candidates.set(candidate.id, candidate);
+  return referenceRows;
 }
 
 /** Reads the keys' current state in every region. */

@@ -191,6 +191,8 @@ describe('snapshot and bootstrap', () => {
       '20',
       '--progress-interval',
       '500',
+      '--metrics-port',
+      '0',
     ]);
     // Kill once the checkpoint shows some chunks done (a crash mid-snapshot).
     const deadline = Date.now() + 120_000;
@@ -202,6 +204,12 @@ describe('snapshot and bootstrap', () => {
       if (Date.now() > deadline) throw new Error(`no progress:\n${first.output()}`);
       await sleep(100);
     }
+    // The rows published so far are exported while the snapshot runs.
+    const port = /"port":(\d+),"msg":"serving \/metrics"/.exec(first.output())?.[1];
+    expect(port).toBeDefined();
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const published = /^cdc_snapshot_rows_total\{region="a",table="s2\.t"\} (\d+)$/m.exec(metrics);
+    expect(Number(published?.[1])).toBeGreaterThan(0);
     first.child.kill('SIGKILL');
     expect(await first.exited).toBe('SIGKILL');
     expect(first.output()).toContain('"msg":"snapshot progress"');

@@ -261,6 +261,36 @@ describe('verify', () => {
     );
   });
 
+  it('splits a range along the region that has more rows, when the first region lacks them', async () => {
+    const other = deployment(sandbox, ['a', 'b'], ['v2.t'], 'ver2');
+    for (const connection of [a, b]) {
+      await connection.query(
+        'CREATE DATABASE v2; CREATE TABLE v2.t (id INT NOT NULL PRIMARY KEY, note VARCHAR(40) NOT NULL)',
+      );
+    }
+    await seedRows(b, 'v2.t', 1, 2_500, (id) => `(${id}, 'only-b')`);
+    await prepareRegion(other.options('a'));
+    await prepareRegion(other.options('b'));
+    const file = writeConfigFile(workDir, other.yaml, 'verify2.yaml');
+    const result = await cli([
+      'verify',
+      '--config',
+      file,
+      '--chunk-size',
+      '1000',
+      '--recheck-delay',
+      '0',
+      '--rechecks',
+      '1',
+    ]);
+    expect(result.code).toBe(1);
+    // One open-ended chunk of a (empty), split into three chunks along b's keys.
+    expect(result.stdout).toContain('verify a,b: 2500 divergent rows; 1 table, 0 rows in 3 chunks');
+    expect(result.stdout).toContain(
+      'DIVERGENT v2.t pk {"id":2500}: a lacks the newest version, held by b',
+    );
+  });
+
   it('exits 2 for a wrong command line or configuration', async () => {
     expect((await cli(['verify', '--config', configFile, '--regions', 'a,nowhere'])).code).toBe(2);
     expect((await cli(['verify', '--config', configFile, '--regions', 'a'])).code).toBe(2);
