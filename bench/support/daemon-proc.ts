@@ -7,12 +7,12 @@ import { parseProm, type PromSample } from './prom.js';
 
 /**
  * The daemon the bench runs: its own build of the current sources in
- * dist-bench/daemon (made by `npm run bench`), so that another `npm run build`
+ * dist-bench/daemon/dist (made by `npm run bench`), so that another `npm run build`
  * into dist/ while the bench runs cannot swap the program under it. Falls back
  * to dist/ when the bench was built without it.
  */
 export function daemonCli(root: string): string {
-  const own = join(root, 'dist-bench', 'daemon', 'cli', 'main.js');
+  const own = join(root, 'dist-bench', 'daemon', 'dist', 'cli', 'main.js');
   return existsSync(own) ? own : join(root, 'dist', 'cli', 'main.js');
 }
 

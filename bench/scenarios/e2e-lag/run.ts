@@ -101,7 +101,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
       const c = await pipeline.connect('a');
       const w = new PacedWriter(c, {
         region: 'a',
-        regionIndex: 8,
+        regionIndex: 20,
         schema: SCHEMA,
         table: TABLE,
         rate: load.ratesRowsPerSec[0] ?? 1000,
