@@ -47,11 +47,13 @@ export interface BootstrapSchemaResult {
   prepareSteps: string[];
 }
 
-/** Creates missing tables in `target` from `source`'s definitions, then runs prepare there. */
+/**
+ * Creates every configured table missing in `target` from `source`'s
+ * definitions, then runs prepare there (which needs all of them).
+ */
 export async function bootstrapSchema(
   source: RuntimeOptions,
   target: RuntimeOptions,
-  tables: readonly string[],
   logger: Logger,
 ): Promise<BootstrapSchemaResult> {
   const result: BootstrapSchemaResult = { created: [], nonEmpty: [], prepareSteps: [] };
@@ -62,7 +64,7 @@ export async function bootstrapSchema(
   try {
     from = await connectMysql(source.mysql);
     to = await connectMysql(target.mysql);
-    const shapes = await selectTables(from, source, tables, sourceWhere);
+    const shapes = await selectTables(from, source, [], sourceWhere);
     for (const shape of shapes) {
       const existing = await describeTable(to, shape.schema, shape.table);
       if (existing !== undefined) {

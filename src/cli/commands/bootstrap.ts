@@ -91,7 +91,8 @@ async function bootstrap(flags: BootstrapFlags, context: CommandContext): Promis
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const schema = await bootstrapSchema(sourceOptions, target, tables, logger);
+    // Every configured table is created (prepare needs them all); --tables limits the snapshot.
+    const schema = await bootstrapSchema(sourceOptions, target, logger);
     for (const name of schema.created)
       out.write(`bootstrap ${target.region}: created ${name} from ${sourceOptions.region}\n`);
     for (const step of schema.prepareSteps) out.write(`bootstrap ${target.region}: ${step}\n`);
