@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 
 import type { EnvSource } from '../config/env.js';
 import { registerBootstrapCommand } from './commands/bootstrap.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerPrepareCommand } from './commands/prepare.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerSnapshotCommand } from './commands/snapshot.js';
@@ -79,6 +80,7 @@ function buildProgram(context: CommandContext): Command {
   registerPrepareCommand(program, context);
   registerRunCommand(program, context);
   registerStatusCommand(program, context);
+  registerDemoCommand(program, context);
   registerSnapshotCommand(program, context);
   registerBootstrapCommand(program, context);
   registerVerifyCommand(program, context);

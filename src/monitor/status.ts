@@ -29,6 +29,9 @@ export interface PairStatus {
   readonly deadLetters: number | undefined;
   /** The target's anomaly detector flags this pair. */
   readonly anomaly: boolean;
+  /** The target's counters at the (second) scrape, for callers that compute their own rates. */
+  readonly appliedTotal?: number;
+  readonly conflictsTotal?: number;
   /** Why the pair is not ok, in words. */
   readonly detail?: string;
 }
@@ -68,6 +71,14 @@ export async function collectStatus(
   if (options.intervalMs > 0) await sleep(options.intervalMs);
   const second = await scrapeAll(endpoints);
   return buildStatus(endpoints, first, second, options.lagThresholdSeconds);
+}
+
+/** One round of scrapes: lags and counters, no rates. */
+export async function snapshotStatus(
+  endpoints: readonly RegionEndpoint[],
+  lagThresholdSeconds: number,
+): Promise<StatusReport> {
+  return buildStatus(endpoints, new Map(), await scrapeAll(endpoints), lagThresholdSeconds);
 }
 
 /** The report from two rounds of scrapes (pure, for tests). */
@@ -148,6 +159,10 @@ function pairStatus(
       ? sumOf(sourceScrape.exposition.samples, 'cdc_dead_letter_total', { stage: 'capture' })
       : 0);
   const anomaly = valueOf(samples, 'cdc_lag_anomaly', pair) === 1;
+  const appliedTotal = sumOf(samples, 'cdc_events_applied_total', pair);
+  const conflictsTotal =
+    sumOf(samples, 'cdc_events_applied_total', { ...pair, result: 'conflict_won' }) +
+    sumOf(samples, 'cdc_events_applied_total', { ...pair, result: 'conflict_lost' });
   const base = {
     source,
     target,
@@ -156,6 +171,8 @@ function pairStatus(
     conflictsPerSecond,
     deadLetters,
     anomaly,
+    appliedTotal,
+    conflictsTotal,
   };
   if (lagSeconds === undefined)
     return {

@@ -132,13 +132,14 @@ function killAllNow(): void {
 }
 
 function onSignal(signal: NodeJS.Signals): void {
+  // A host program with its own handler (the demo, which drains its daemons
+  // before stopping the services) decides; the exit hook still kills whatever
+  // is left when the process ends. Otherwise kill everything now, restore the
+  // default action and re-raise so the exit status stays honest.
+  if (process.listenerCount(signal) > 1) return;
   killAllNow();
-  // If the host program has its own handler it decides how to exit; otherwise
-  // restore the default action and re-raise so the exit status stays honest.
-  if (process.listenerCount(signal) <= 1) {
-    process.removeListener(signal, onSignal);
-    process.kill(process.pid, signal);
-  }
+  process.removeListener(signal, onSignal);
+  process.kill(process.pid, signal);
 }
 
 function installHooks(): void {

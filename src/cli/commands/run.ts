@@ -19,7 +19,7 @@ export function registerRunCommand(program: Command, context: CommandContext): v
   program
     .command('run')
     .description(
-      "run the region's daemon: capture its binlog into Kafka (apply and monitoring arrive with their releases)",
+      "run the region's daemon: capture its binlog into Kafka, apply the other regions' changes, serve metrics",
     )
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
     .option('-r, --region <name>', 'the region this daemon serves (env: CDC_REGION)')
