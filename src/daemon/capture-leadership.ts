@@ -144,19 +144,23 @@ export class CaptureLeadership {
       { lease: this.#lease.description, owner: this.#lease.owner, ...this.#timing },
       'capture runs under a lease: one daemon of the region captures, the others stand by',
     );
+    const attempt = await this.#attempt();
+    // Renewals run while capture starts: a start that waits for Kafka may outlast the TTL.
+    this.#loop = this.#run();
     try {
-      const attempt = await this.#attempt();
       await attempt?.started;
     } catch (err) {
+      this.#stopping = true;
       const term = this.#term;
       this.#term = undefined;
       this.#capture = undefined;
+      this.#wakeUp();
+      await this.#loop;
       if (term !== undefined) await this.#lease.release(term.token).catch(() => false);
       await this.#lease.close();
       throw err;
     }
     this.#started = true;
-    this.#loop = this.#run();
   }
 
   /**
@@ -362,6 +366,14 @@ export class CaptureLeadership {
   #fail(error: CdcError): void {
     if (this.#failedWith !== undefined) return;
     this.#failedWith = error;
+    // Capture is dead: hand the lease over now rather than renew it for a
+    // daemon that only waits to be stopped.
+    const term = this.#term;
+    this.#term = undefined;
+    if (term !== undefined) {
+      this.#deps.metrics.captureLeader.set({ region: this.#region }, 0);
+      void this.#lease?.release(term.token).catch(() => false);
+    }
     this.#wakeUp();
     this.#fatal?.(error);
   }
