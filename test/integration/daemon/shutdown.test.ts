@@ -95,7 +95,8 @@ describe('daemon shutdown', () => {
       async () => {
         const a = await tableContent(east, 'app.events');
         return (
-          a === (await tableContent(west, 'app.events')) && JSON.parse(a).length === expectedRows
+          a === (await tableContent(west, 'app.events')) &&
+          (JSON.parse(a) as unknown[]).length === expectedRows
         );
       },
       120_000,
