@@ -71,17 +71,21 @@ function summary(
 
 /** The resolved options of one region. Secrets are never printed, only whether they are set. */
 function describeRegion(options: RuntimeOptions): string[] {
-  const { mysql, kafka, checkpointStore, metrics } = options;
+  const { mysql, kafka, checkpointStore, metrics, capture } = options;
   const store =
     checkpointStore.kind === 'redis'
-      ? `redis (key prefix ${checkpointStore.keyPrefix})`
-      : `file (${checkpointStore.dir})`;
+      ? `redis (key prefix ${checkpointStore.keyPrefix}${checkpointStore.tls === undefined ? '' : ', TLS'}); capture lease ttl ${capture.lease.ttlMs} ms`
+      : `file (${checkpointStore.dir}); no capture lease: run one daemon for this region`;
+  const kafkaSecurity = [
+    kafka.tls === undefined ? undefined : 'TLS',
+    kafka.sasl === undefined ? undefined : `SASL ${kafka.sasl.mechanism}`,
+  ].filter((part) => part !== undefined);
   return [
     `region ${options.region}:`,
-    `  mysql: ${mysql.user}@${mysql.host}:${mysql.port}${mysql.database === undefined ? '' : `/${mysql.database}`} (password ${mysql.password.isEmpty ? 'empty' : 'set'})`,
-    `  kafka: ${kafka.brokers.join(', ')} (topic prefix ${kafka.topicPrefix}, client id ${kafka.clientId})`,
+    `  mysql: ${mysql.user}@${mysql.host}:${mysql.port}${mysql.database === undefined ? '' : `/${mysql.database}`} (password ${mysql.password.isEmpty ? 'empty' : 'set'}${mysql.tls === undefined ? '' : ', TLS'})`,
+    `  kafka: ${kafka.brokers.join(', ')} (topic prefix ${kafka.topicPrefix}, client id ${kafka.clientId}${kafkaSecurity.length === 0 ? '' : `, ${kafkaSecurity.join(', ')}`})`,
     `  checkpoints: ${store}`,
-    `  metrics: ${metrics.host}:${metrics.port}`,
+    `  metrics: ${metrics.host}:${metrics.port}${metrics.url === undefined ? '' : ` (status reads ${metrics.url})`}`,
     `  peers: ${options.peers.length === 0 ? '(none)' : options.peers.join(', ')}`,
   ];
 }
