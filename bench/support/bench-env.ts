@@ -88,19 +88,21 @@ export class Pipeline {
   }
 
   daemon(region: string, label = region): DaemonProc {
-    const cpuProf =
+    const nodeArgs =
       this.context.cpuProfDir === undefined
-        ? {}
-        : {
-            NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(this.context.cpuProfDir, `${this.name}-${label}`)}`,
-          };
+        ? []
+        : [
+            '--cpu-prof',
+            `--cpu-prof-dir=${join(this.context.cpuProfDir, `${this.name}-${label}`)}`,
+          ];
     return new DaemonProc({
       root: this.context.root,
       configFile: this.configFile,
       region,
       metricsPort: this.metricsPort(region),
       logDir: join(this.context.workDir, this.name, 'logs'),
-      env: { ...this.env, ...cpuProf },
+      env: this.env,
+      nodeArgs,
       label: `${this.name}-${label}`,
     });
   }

@@ -25,6 +25,8 @@ export interface DaemonProcOptions {
   env: NodeJS.ProcessEnv;
   /** Label for the log file name. */
   label: string;
+  /** Node options before the script, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
 }
 
 /**
@@ -37,6 +39,8 @@ export class DaemonProc {
   readonly logFile: string;
   sampler: ProcSampler | undefined;
   spawnedAt = 0;
+  restarts = 0;
+  readonly startFailures: string[] = [];
 
   constructor(readonly options: DaemonProcOptions) {
     this.logFile = join(options.logDir, `${options.label}.log`);
@@ -44,6 +48,7 @@ export class DaemonProc {
       name: `daemon[${options.label}]`,
       command: process.execPath,
       args: [
+        ...(options.nodeArgs ?? []),
         daemonCli(options.root),
         'run',
         '--config',
@@ -110,6 +115,26 @@ export class DaemonProc {
     return parseProm(await response.text());
   }
 
+  /**
+   * Starts the process and waits until it runs. Daemons of several regions
+   * starting at once can race on creating each other's topics and exit
+   * ("This server does not host this topic-partition" before the new topic's
+   * leader is known); such a start is retried once, and the caller reports
+   * it (`restarts`).
+   */
+  async startAndWait(timeoutMs = 120_000): Promise<void> {
+    this.start();
+    try {
+      await this.waitRunning(timeoutMs);
+    } catch (err) {
+      if (this.process.running || this.restarts > 0) throw err;
+      this.restarts += 1;
+      this.startFailures.push(this.output().split('\n').slice(-3).join('\n'));
+      this.start();
+      await this.waitRunning(timeoutMs);
+    }
+  }
+
   /** Metrics, or `undefined` while the server is not up yet. */
   async tryMetrics(): Promise<PromSample[] | undefined> {
     try {
@@ -151,4 +176,14 @@ export async function waitUntil(
     }
     await sleep(options.pollMs ?? 50);
   }
+}
+
+/** Report lines for daemons whose start had to be retried. */
+export function restartNotes(daemons: Iterable<DaemonProc>): string[] {
+  return [...daemons]
+    .filter((d) => d.restarts > 0)
+    .map(
+      (d) =>
+        `daemon ${d.options.label} exited during start-up and was started again (a start-up race of concurrent daemons, not part of any figure): ${d.startFailures.join(' / ').slice(0, 400)}`,
+    );
 }

@@ -11,7 +11,7 @@ import {
   writeMixed,
   type MixProfile,
 } from '../../support/mixed-workload.js';
-import { sumOf } from '../../support/prom.js';
+import { sumOf, type PromSample } from '../../support/prom.js';
 import { formatInt } from '../../support/stats.js';
 import { lineChart } from '../../support/svg.js';
 import {
@@ -41,6 +41,8 @@ interface Measurement {
   drainMs: number;
   rowsPerSec: number;
   peakRssMb: { a: number; b: number };
+  /** Largest V8 heap (total) and external memory seen in the daemons' metrics while draining, MiB. */
+  peakHeapMb: { a: { total: number; external: number }; b: { total: number; external: number } };
   rss: { a: [number, number][]; b: [number, number][] };
   check: string;
 }
@@ -103,9 +105,23 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
       b.start();
       let captureMs = 0;
       let lastLog = performance.now();
+      // What the RSS is made of, from the daemons' own default metrics: the V8 heap and the memory outside it.
+      const heap = { a: { total: 0, external: 0 }, b: { total: 0, external: 0 } };
+      const heapOf = (
+        m: PromSample[] | undefined,
+        into: { total: number; external: number },
+      ): void => {
+        into.total = Math.max(into.total, sumOf(m ?? [], 'nodejs_heap_size_total_bytes') / 1048576);
+        into.external = Math.max(
+          into.external,
+          sumOf(m ?? [], 'nodejs_external_memory_bytes') / 1048576,
+        );
+      };
       await waitUntil(
         async () => {
           const [ma, mb] = await Promise.all([a.tryMetrics(), b.tryMetrics()]);
+          heapOf(ma, heap.a);
+          heapOf(mb, heap.b);
           const captured = sumOf(ma ?? [], 'cdc_events_captured_total', { table: label });
           const applied = sumOf(mb ?? [], 'cdc_events_applied_total', {
             source_region: 'a',
@@ -147,6 +163,10 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         drainMs: Math.round(drainMs),
         rowsPerSec: Math.round((N * 1000) / drainMs),
         peakRssMb,
+        peakHeapMb: {
+          a: { total: Math.round(heap.a.total), external: Math.round(heap.a.external) },
+          b: { total: Math.round(heap.b.total), external: Math.round(heap.b.external) },
+        },
         rss: { a: rss(a), b: rss(b) },
         check,
       });
@@ -184,6 +204,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
             'rows/s',
             'peak RSS a (capture) MiB',
             'peak RSS b (apply) MiB',
+            'peak V8 heap a / b MiB',
             'check',
           ],
           rows: measurements.map((m) => [
@@ -194,6 +215,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
             formatInt(m.rowsPerSec),
             String(m.peakRssMb.a),
             String(m.peakRssMb.b),
+            `${m.peakHeapMb.a.total} / ${m.peakHeapMb.b.total}`,
             m.check,
           ]),
           note: `Peak RSS = the kernel's VmHWM of each daemon process. Largest / smallest backlog peak = ${growth.toFixed(2)}×.`,
