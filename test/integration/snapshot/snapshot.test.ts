@@ -195,15 +195,14 @@ describe('snapshot and bootstrap', () => {
       '0',
     ]);
     // Kill once the checkpoint shows some chunks done (a crash mid-snapshot).
-    const deadline = Date.now() + 120_000;
-    for (;;) {
+    await waitForCheckpoint(async () => {
       const text = await loadCheckpointText(A, key);
-      if (text !== undefined && decodeSnapshotState(text, key).rows >= 5_000) break;
-      if (first.child.exitCode !== null)
-        throw new Error(`snapshot ended early:\n${first.output()}`);
-      if (Date.now() > deadline) throw new Error(`no progress:\n${first.output()}`);
-      await sleep(100);
-    }
+      return (
+        text !== undefined &&
+        decodeSnapshotState(text, key).rows >= 5_000 &&
+        first.output().includes('"msg":"snapshot progress"')
+      );
+    }, first);
     // The rows published so far are exported while the snapshot runs.
     const port = /"port":(\d+),"msg":"serving \/metrics"/.exec(first.output())?.[1];
     expect(port).toBeDefined();
@@ -217,14 +216,39 @@ describe('snapshot and bootstrap', () => {
     expect(saved.done).toBe(false);
     expect(saved.rows).toBeLessThan(total);
 
-    const second = runCliProcess(['snapshot', '--config', configFile, '--region', 'a']);
-    expect(await second.exited).toBe(0);
+    // Ctrl-C: stops after the current chunk, saves, says how to go on.
+    const second = runCliProcess([
+      'snapshot',
+      '--config',
+      configFile,
+      '--region',
+      'a',
+      '--chunk-size',
+      '500',
+      '--chunks-per-second',
+      '20',
+    ]);
+    await waitForCheckpoint(
+      async () =>
+        decodeSnapshotState((await loadCheckpointText(A, key))!, key).rows >= saved.rows + 5_000,
+      second,
+    );
+    second.child.kill('SIGINT');
+    expect(await second.exited).toBe(1);
     expect(second.output()).toContain(`resumed after key ${JSON.stringify(saved.after)}`);
-    expect(second.output()).toContain(`${total - saved.rows} rows published`);
+    expect(second.output()).toContain('snapshot interrupted: run the same command again to resume');
+    const interrupted = decodeSnapshotState((await loadCheckpointText(A, key))!, key);
+    expect(interrupted.done).toBe(false);
+    expect(interrupted.rows).toBeGreaterThanOrEqual(saved.rows + 5_000);
+
+    const third = runCliProcess(['snapshot', '--config', configFile, '--region', 'a']);
+    expect({ code: await third.exited, output: third.output() }).toMatchObject({ code: 0 });
+    expect(third.output()).toContain(`resumed after key ${JSON.stringify(interrupted.after)}`);
+    expect(third.output()).toContain(`${total - interrupted.rows} rows published`);
     const done = decodeSnapshotState((await loadCheckpointText(A, key))!, key);
     expect(done).toMatchObject({ done: true, rows: total });
 
-    // Every key reached Kafka as an op=r event: the two runs together miss nothing.
+    // Every key reached Kafka as an op=r event: the three runs together miss nothing.
     const messages = await readTopicsToEnd(A.kafka.brokers, [
       topicName(A.kafka.topicPrefix, 'a', 's2', 't'),
     ]);
@@ -323,6 +347,20 @@ describe('snapshot and bootstrap', () => {
     }
   });
 });
+
+/** Polls until `reached` while the CLI process runs; fails with its output otherwise. */
+async function waitForCheckpoint(
+  reached: () => Promise<boolean>,
+  cli: ReturnType<typeof runCliProcess>,
+): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (await reached()) return;
+    if (cli.child.exitCode !== null) throw new Error(`snapshot ended early:\n${cli.output()}`);
+    if (Date.now() > deadline) throw new Error(`no progress:\n${cli.output()}`);
+    await sleep(100);
+  }
+}
 
 /** Runs the built CLI as its own process (so it can be SIGKILLed), collecting its output. */
 function runCliProcess(args: string[]): {
