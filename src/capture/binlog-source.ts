@@ -12,7 +12,7 @@ import { CdcError } from '../core/errors.js';
 import { classifyError } from '../core/retriable.js';
 import { mysqlSslOptions } from '../core/tls.js';
 import { describeMysql } from '../mysql/connection.js';
-import type { BinlogCoordinates, RowsEvent, SourceEvent } from './source-events.js';
+import type { BinlogCoordinates, CommitEvent, RowsEvent, SourceEvent } from './source-events.js';
 
 export interface BinlogSourceOptions {
   mysql: MysqlOptions;
@@ -134,6 +134,14 @@ export class BinlogSource {
     return this.#zongji.gtidSet ?? this.options.gtidSet;
   }
 
+  /** Where the stream stands after a transaction or DDL statement ends. */
+  #progress(
+    gtid: string | null,
+    timestampMs: number,
+  ): Pick<CommitEvent, 'gtid' | 'position' | 'timestampMs' | 'coordinates'> {
+    return { gtid, position: this.#position(), timestampMs, coordinates: this.#coordinates() };
+  }
+
   /** zongji keeps the (file, offset) resume pair in its options, updated before each event is emitted. */
   #coordinates(): BinlogCoordinates | undefined {
     const { filename, position } = (this.#zongji as unknown as { options: ZongjiPositionOptions })
@@ -196,35 +204,19 @@ export class BinlogSource {
         };
       }
       case 'xid':
-        return {
-          kind: 'commit',
-          gtid,
-          position: this.#position(),
-          timestampMs: event.timestamp,
-          coordinates: this.#coordinates(),
-        };
+        return { kind: 'commit', ...this.#progress(gtid, event.timestamp) };
       case 'query': {
         const query = (event as QueryEvent).query.trim();
         const upper = query.slice(0, 16).toUpperCase();
         if (upper.startsWith('BEGIN') || upper.startsWith('XA ') || upper.startsWith('SAVEPOINT'))
           return undefined;
-        if (upper === 'COMMIT' || upper.startsWith('ROLLBACK')) {
-          return {
-            kind: 'commit',
-            gtid,
-            position: this.#position(),
-            timestampMs: event.timestamp,
-            coordinates: this.#coordinates(),
-          };
-        }
+        if (upper === 'COMMIT' || upper.startsWith('ROLLBACK'))
+          return { kind: 'commit', ...this.#progress(gtid, event.timestamp) };
         return {
           kind: 'ddl',
           schema: (event as QueryEvent).schema,
           statement: query,
-          gtid,
-          position: this.#position(),
-          timestampMs: event.timestamp,
-          coordinates: this.#coordinates(),
+          ...this.#progress(gtid, event.timestamp),
         };
       }
       default:
