@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, fsErrorCode } from '../core/errors.js';
 import { expandDocument, type EnvSource } from './env.js';
 import type { ConfigPath } from './key-path.js';
 import type { ValidatedConfig } from './schema.js';
@@ -57,14 +57,7 @@ export async function loadConfigFile(
   try {
     text = await readFile(path, 'utf8');
   } catch (error: unknown) {
-    // Checked structurally: fs errors may come from another realm (e.g. under jest's VM).
-    const code =
-      typeof error === 'object' &&
-      error !== null &&
-      'code' in error &&
-      typeof error.code === 'string'
-        ? error.code
-        : 'unreadable';
+    const code = fsErrorCode(error);
     throw new ConfigError([`cannot read configuration file ${JSON.stringify(path)}: ${code}`], {
       cause: error,
     });

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, fsErrorCode } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
 import type { SaslOptions, TlsOptions } from '../core/tls.js';
 import { formatKeyPath, type ConfigPath } from './key-path.js';
@@ -23,14 +23,7 @@ export function readConfigFile(
   try {
     return readFileSync(absolute, 'utf8');
   } catch (error: unknown) {
-    // Checked structurally: fs errors may come from another realm (e.g. under jest's VM).
-    const code =
-      typeof error === 'object' &&
-      error !== null &&
-      'code' in error &&
-      typeof error.code === 'string'
-        ? error.code
-        : 'unreadable';
+    const code = fsErrorCode(error);
     throw new ConfigError(
       [`${formatKeyPath(path)}: cannot read ${JSON.stringify(absolute)}: ${code}`],
       {

@@ -45,3 +45,17 @@ export class EnvironmentError extends CdcError {
     super(message, { code: 'ENVIRONMENT', ...options });
   }
 }
+
+/**
+ * The `code` of a file-system error (`ENOENT`, `EACCES`, ...), or
+ * `'unreadable'`. Checked structurally: fs errors may come from another
+ * realm (e.g. under jest's VM), where `instanceof Error` fails.
+ */
+export function fsErrorCode(error: unknown): string {
+  return typeof error === 'object' &&
+    error !== null &&
+    'code' in error &&
+    typeof error.code === 'string'
+    ? error.code
+    : 'unreadable';
+}
