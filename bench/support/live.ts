@@ -113,7 +113,11 @@ export function lagStats(values: readonly number[]): LagStats {
     p50: round(pct(values, 50), 1),
     p95: round(pct(values, 95), 1),
     p99: round(pct(values, 99), 1),
-    max: round(values.length === 0 ? Number.NaN : Math.max(...values), 1),
+    // A loop, not Math.max(...values): a 10k rows/s run has more samples than the call stack takes arguments.
+    max: round(
+      values.length === 0 ? Number.NaN : values.reduce((m, v) => (v > m ? v : m), -Infinity),
+      1,
+    ),
   };
 }
 
