@@ -33,7 +33,22 @@ export function connectionOptions(endpoint: MySqlEndpoint): {
 }
 
 export interface KafkaEndpoint {
+  /** PLAINTEXT listener: no TLS, no authentication. */
   brokers: string[];
+  /** SASL_SSL listener, present when {@link SandboxOptions.kafkaSecurity} asked for one. */
+  secureBrokers?: string[];
+}
+
+/**
+ * An extra SASL_SSL listener for the sandbox broker (TLS and SASL tests).
+ * Every user may log in with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+ */
+export interface KafkaSecurityOptions {
+  /** PEM server certificate (chain), e.g. for 127.0.0.1 and localhost. */
+  certFile: string;
+  /** Its unencrypted PEM private key in PKCS#8 form (`BEGIN PRIVATE KEY`). */
+  keyFile: string;
+  users: readonly { username: string; password: string }[];
 }
 
 export interface RedisEndpoint {
@@ -83,6 +98,8 @@ export interface SandboxOptions {
   mode?: 'local' | 'docker';
   /** Parent for the scratch directory; default the OS temp dir. */
   baseDir?: string;
+  /** Also open a SASL_SSL listener (`kafka.secureBrokers`). Default none: PLAINTEXT only. */
+  kafkaSecurity?: KafkaSecurityOptions;
   /** Maximum Kafka JVM heap. Default 512. */
   kafkaHeapMb?: number;
   /** InnoDB buffer pool per MariaDB. Default 128. */

@@ -40,7 +40,7 @@ export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbo
   };
 
   try {
-    const ports = await freePorts(regions.length + 3);
+    const ports = await freePorts(regions.length + (options.kafkaSecurity === undefined ? 3 : 4));
     const takePort = (): number => {
       const port = ports.shift();
       if (port === undefined) throw new Error('port pool exhausted');
@@ -66,6 +66,7 @@ export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbo
         })
       : undefined;
     const kafkaPorts = [takePort(), takePort()] as const;
+    const kafkaSecurePort = options.kafkaSecurity === undefined ? undefined : takePort();
 
     const startAndTrack = async (service: SandboxService): Promise<void> => {
       started.push(service);
@@ -81,6 +82,9 @@ export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbo
         heapMb: options.kafkaHeapMb ?? 512,
         classpath,
         java: programs.java,
+        ...(options.kafkaSecurity === undefined || kafkaSecurePort === undefined
+          ? {}
+          : { security: { ...options.kafkaSecurity, port: kafkaSecurePort } }),
       });
       await startAndTrack(kafka);
       return kafka;

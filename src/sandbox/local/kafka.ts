@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { EnvironmentError } from '../../core/errors.js';
 import { ManagedProcess } from '../processes.js';
-import type { KafkaEndpoint, SandboxService } from '../types.js';
+import type { KafkaEndpoint, KafkaSecurityOptions, SandboxService } from '../types.js';
 import { waitUntilReady } from '../wait.js';
 
 const execFileAsync = promisify(execFile);
@@ -19,6 +19,64 @@ export interface LocalKafkaOptions {
   classpath: string;
   java: string;
   startTimeoutMs?: number;
+  /** An extra SASL_SSL listener on `port`; absent: PLAINTEXT only. */
+  security?: KafkaSecurityOptions & { port: number };
+}
+
+/** The SASL mechanisms the secure listener offers; every user gets all three. */
+const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+
+/**
+ * User names and passwords go into a JAAS line (`user_<name>="<pw>"`) and the
+ * storage tool's `[name=..,password=..]` syntax, neither of which has a
+ * quoting rule we could rely on; test credentials need nothing fancier.
+ */
+const SAFE_CREDENTIAL = /^[A-Za-z0-9._~@+-]+$/;
+
+/** A PEM text as one Java properties value: newlines as `\n` escapes. */
+function propertiesPem(text: string): string {
+  return text.trim().split(/\r?\n/).join('\\n');
+}
+
+/**
+ * Server certificate and key of the secure listener, checked here so a wrong
+ * file is named at start instead of a Kafka stack trace in the broker log.
+ */
+function readServerPem(security: KafkaSecurityOptions): { chain: string; key: string } {
+  const read = (what: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new EnvironmentError(`Kafka sandbox: cannot read the ${what} ${file}: ${String(err)}`, {
+        cause: err,
+      });
+    }
+  };
+  const chain = read('server certificate', security.certFile);
+  const key = read('server key', security.keyFile);
+  if (!chain.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new EnvironmentError(`Kafka sandbox: ${security.certFile} holds no PEM certificate`);
+  }
+  // Kafka's PEM key store reads PKCS#8 only; PKCS#1 (`BEGIN RSA PRIVATE KEY`) fails deep inside the broker.
+  if (!key.includes('-----BEGIN PRIVATE KEY-----')) {
+    throw new EnvironmentError(
+      `Kafka sandbox: ${security.keyFile} is not an unencrypted PKCS#8 PEM key ("BEGIN PRIVATE KEY"); ` +
+        'convert it with `openssl pkcs8 -topk8 -nocrypt`',
+    );
+  }
+  return { chain, key };
+}
+
+function checkUsers(users: KafkaSecurityOptions['users']): void {
+  if (users.length === 0) throw new EnvironmentError('Kafka sandbox: kafkaSecurity.users is empty');
+  for (const [i, { username, password }] of users.entries()) {
+    if (!SAFE_CREDENTIAL.test(username) || !SAFE_CREDENTIAL.test(password)) {
+      throw new EnvironmentError(
+        `Kafka sandbox: kafkaSecurity.users[${i}] (${JSON.stringify(username)}): user names and passwords ` +
+          `may only use ${SAFE_CREDENTIAL.source}`,
+      );
+    }
+  }
 }
 
 /**
@@ -35,7 +93,13 @@ export class LocalKafka implements SandboxService {
   #formatted = false;
 
   constructor(private readonly options: LocalKafkaOptions) {
-    this.endpoint = { brokers: [`127.0.0.1:${options.brokerPort}`] };
+    if (options.security !== undefined) checkUsers(options.security.users);
+    this.endpoint = {
+      brokers: [`127.0.0.1:${options.brokerPort}`],
+      ...(options.security === undefined
+        ? {}
+        : { secureBrokers: [`127.0.0.1:${options.security.port}`] }),
+    };
     this.#propertiesFile = join(options.dir, 'server.properties');
     this.#log4jFile = join(options.dir, 'log4j.properties');
     this.#process = new ManagedProcess({
@@ -64,15 +128,24 @@ export class LocalKafka implements SandboxService {
   #writeConfig(): void {
     const { dir, brokerPort, controllerPort } = this.options;
     mkdirSync(join(dir, 'logs'), { recursive: true });
+    const plaintext = `PLAINTEXT://127.0.0.1:${brokerPort}`;
+    const controller = `CONTROLLER://127.0.0.1:${controllerPort}`;
+    const secure = this.#secureListenerProperties();
     const properties = {
       'process.roles': 'broker,controller',
       'node.id': '1',
       'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-      listeners: `PLAINTEXT://127.0.0.1:${brokerPort},CONTROLLER://127.0.0.1:${controllerPort}`,
-      'advertised.listeners': `PLAINTEXT://127.0.0.1:${brokerPort}`,
+      listeners: [plaintext, controller, ...secure.listeners].join(','),
+      'advertised.listeners': [plaintext, ...secure.listeners].join(','),
       'controller.listener.names': 'CONTROLLER',
+      // The broker's own traffic and the tests' tooling stay on PLAINTEXT: only clients under test use SASL_SSL.
       'inter.broker.listener.name': 'PLAINTEXT',
-      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'listener.security.protocol.map': [
+        'PLAINTEXT:PLAINTEXT',
+        'CONTROLLER:PLAINTEXT',
+        ...(secure.listeners.length === 0 ? [] : ['SASL_SSL:SASL_SSL']),
+      ].join(','),
+      ...secure.properties,
       'log.dirs': join(dir, 'data'),
       // The replicator creates its topics explicitly; auto-creation would hide that bug.
       'auto.create.topics.enable': 'false',
@@ -107,6 +180,50 @@ export class LocalKafka implements SandboxService {
     );
   }
 
+  /**
+   * The SASL_SSL listener's settings. The key and chain go inline
+   * (`ssl.keystore.key`, `ssl.keystore.certificate.chain`): Kafka 3.9 insists
+   * on `ssl.key.password` for a PEM key store given by file, i.e. an
+   * encrypted key, while inline PEM may be unencrypted.
+   */
+  #secureListenerProperties(): { listeners: string[]; properties: Record<string, string> } {
+    const { security } = this.options;
+    if (security === undefined) return { listeners: [], properties: {} };
+    const { chain, key } = readServerPem(security);
+    const prefix = 'listener.name.sasl_ssl';
+    const plainUsers = security.users
+      .map(({ username, password }) => `user_${username}="${password}"`)
+      .join(' ');
+    return {
+      listeners: [`SASL_SSL://127.0.0.1:${security.port}`],
+      properties: {
+        [`${prefix}.ssl.keystore.type`]: 'PEM',
+        [`${prefix}.ssl.keystore.certificate.chain`]: propertiesPem(chain),
+        [`${prefix}.ssl.keystore.key`]: propertiesPem(key),
+        'sasl.enabled.mechanisms': ['PLAIN', ...SCRAM_MECHANISMS].join(','),
+        // PLAIN checks passwords against this list; SCRAM against credentials stored at format time.
+        [`${prefix}.plain.sasl.jaas.config`]: `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+        ...Object.fromEntries(
+          SCRAM_MECHANISMS.map((mechanism) => [
+            `${prefix}.${mechanism.toLowerCase()}.sasl.jaas.config`,
+            'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+          ]),
+        ),
+      },
+    };
+  }
+
+  /** `--add-scram` arguments of the storage tool: in KRaft, SCRAM users live in the cluster metadata. */
+  #scramArgs(): string[] {
+    const users = this.options.security?.users ?? [];
+    return SCRAM_MECHANISMS.flatMap((mechanism) =>
+      users.flatMap(({ username, password }) => [
+        '--add-scram',
+        `${mechanism}=[name=${username},password=${password}]`,
+      ]),
+    );
+  }
+
   async #format(): Promise<void> {
     if (this.#formatted) return;
     this.#writeConfig();
@@ -125,6 +242,7 @@ export class LocalKafka implements SandboxService {
         clusterId,
         '-c',
         this.#propertiesFile,
+        ...this.#scramArgs(),
       ]);
     } catch (err) {
       throw new EnvironmentError(
