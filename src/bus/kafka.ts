@@ -1,5 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CompressionTypes, Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import {
+  CompressionTypes,
+  Kafka,
+  logLevel,
+  type Admin,
+  type AdminConfig,
+  type Consumer,
+  type ConsumerConfig,
+  type KafkaConfig,
+  type LogEntry,
+  type Producer,
+  type ProducerConfig,
+} from 'kafkajs';
 import type { KafkaOptions } from '../config/compile.js';
 import { classifyError } from '../core/retriable.js';
 import type { Logger } from '../core/logger.js';
@@ -19,19 +31,73 @@ function kafkaLogCreator(logger: Logger) {
     };
 }
 
+/** A cluster as errors name it: brokers and security, never the password. */
+export function describeKafka(options: Pick<KafkaOptions, 'brokers' | 'tls' | 'sasl'>): string {
+  const security = [
+    ...(options.tls === undefined ? [] : ['TLS']),
+    ...(options.sasl === undefined
+      ? []
+      : [`SASL ${options.sasl.mechanism} as ${options.sasl.username}`]),
+  ];
+  return `Kafka ${options.brokers.join(',')}${security.length === 0 ? '' : ` (${security.join(', ')})`}`;
+}
+
+/**
+ * kafkajs' errors do not say which cluster refused: a failed login reads
+ * "SASL PLAIN authentication failed: ..." with no broker or user, and a TLS
+ * failure carries its broker only in a field. Clients from this Kafka name
+ * the cluster when connect() fails, which is where a wrong password, CA or
+ * address shows (the caller's retry loop still sees the same verdict).
+ */
+class NamedKafka extends Kafka {
+  readonly #description: string;
+
+  constructor(config: KafkaConfig, description: string) {
+    super(config);
+    this.#description = description;
+  }
+
+  override producer(config?: ProducerConfig): Producer {
+    return this.#named(super.producer(config), 'producer');
+  }
+
+  override consumer(config: ConsumerConfig): Consumer {
+    return this.#named(super.consumer(config), 'consumer');
+  }
+
+  override admin(config?: AdminConfig): Admin {
+    return this.#named(super.admin(config), 'admin client');
+  }
+
+  #named<T extends { connect: () => Promise<void> }>(client: T, kind: string): T {
+    const connect = client.connect.bind(client);
+    client.connect = async () => {
+      try {
+        await connect();
+      } catch (err) {
+        throw classifyError(err, `${this.#description}: connecting the ${kind}`);
+      }
+    };
+    return client;
+  }
+}
+
 /** A kafkajs client for the region's cluster, logging through the daemon's logger. */
 export function createKafka(options: KafkaOptions, logger: Logger): Kafka {
-  return new Kafka({
-    clientId: options.clientId,
-    brokers: [...options.brokers],
-    logLevel: logLevel.WARN,
-    logCreator: kafkaLogCreator(logger),
-    connectionTimeout: 5_000,
-    requestTimeout: 30_000,
-    retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 10 },
-    ...(options.tls === undefined ? {} : { ssl: nodeTlsOptions(options.tls) }),
-    ...(options.sasl === undefined ? {} : { sasl: kafkaSaslOptions(options.sasl) }),
-  });
+  return new NamedKafka(
+    {
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      logLevel: logLevel.WARN,
+      logCreator: kafkaLogCreator(logger),
+      connectionTimeout: 5_000,
+      requestTimeout: 30_000,
+      retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 10 },
+      ...(options.tls === undefined ? {} : { ssl: nodeTlsOptions(options.tls) }),
+      ...(options.sasl === undefined ? {} : { sasl: kafkaSaslOptions(options.sasl) }),
+    },
+    describeKafka(options),
+  );
 }
 
 /**

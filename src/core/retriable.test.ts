@@ -54,6 +54,22 @@ describe('classifyError', () => {
     expect(classifyError(gaveUp(tooLarge)).code).toBe('KAFKA_MESSAGE_TOO_LARGE');
   });
 
+  it('makes a server certificate that does not verify fatal, even inside kafkajs retry wrappers', () => {
+    // kafkajs marks its connection errors retriable and keeps Node's TLS code.
+    const badCa = Object.assign(
+      new Error('Connection error: unable to verify the first certificate'),
+      {
+        retriable: true,
+        code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      },
+    );
+    const gaveUp = Object.assign(new Error(badCa.message), { retriable: false, cause: badCa });
+    expect(classifyError(gaveUp)).toMatchObject({
+      retriable: false,
+      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
+  });
+
   it('makes programmer errors and unknown errors fatal', () => {
     expect(classifyError(new TypeError('x is undefined')).retriable).toBe(false);
     expect(classifyError(new Error('who knows')).retriable).toBe(false);

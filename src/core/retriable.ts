@@ -48,6 +48,26 @@ export const TRANSIENT_SOCKET_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Node's codes for a server certificate that does not verify (`code` of the
+ * TLS error, kept by kafkajs' connection error). kafkajs calls them retriable
+ * like any connection failure, but a wrong CA or name does not fix itself:
+ * waiting it out would look like "Kafka unavailable" forever.
+ */
+export const TLS_CERTIFICATE_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
  * Kafka protocol error codes whose verdict we override: kafkajs calls some of
  * these retriable, but for an idempotent producer or a misconfigured cluster
  * retrying cannot help and would stall the pipeline silently.
@@ -128,6 +148,9 @@ export function classifyError(err: unknown, context?: string): CdcError {
   }
   if (code !== undefined && TRANSIENT_SOCKET_CODES.has(code)) {
     return new CdcError(`${prefix}${err.message}`, { retriable: true, code, cause: err });
+  }
+  if (code !== undefined && TLS_CERTIFICATE_CODES.has(code)) {
+    return new CdcError(`${prefix}${err.message}`, { retriable: false, code, cause: err });
   }
   const cause = (err as { cause?: unknown }).cause;
   if (
