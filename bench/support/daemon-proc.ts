@@ -116,11 +116,11 @@ export class DaemonProc {
   }
 
   /**
-   * Starts the process and waits until it runs. Daemons of several regions
-   * starting at once can race on creating each other's topics and exit
-   * ("This server does not host this topic-partition" before the new topic's
-   * leader is known); such a start is retried once, and the caller reports
-   * it (`restarts`).
+   * Starts the process and waits until it runs. A failed start is retried
+   * once and reported (`restarts`): daemons of several regions starting at
+   * once used to race on each other's new topics (fixed: topics must have
+   * leaders before the consumer subscribes), so a restart in a report is a
+   * regression to look at.
    */
   async startAndWait(timeoutMs = 120_000): Promise<void> {
     this.start();

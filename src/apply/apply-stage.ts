@@ -10,6 +10,7 @@ import { tableMatches } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
+import { retryRetriable } from '../core/retry.js';
 import { deadLetterTopic } from '../capture/capture-stage.js';
 import { clientOptions } from '../mysql/connection.js';
 import { qualifiedName } from '../mysql/identifiers.js';
@@ -226,7 +227,20 @@ export class ApplyStage {
     });
     this.#consumer = consumer;
     await consumer.connect();
-    await consumer.subscribe({ topics: [...this.#routes.keys()], fromBeginning: true });
+    // The consumer keeps its own metadata cache, which may not know a topic another
+    // region's daemon created a moment ago: such a subscribe fails retriably.
+    const subscribeDeadline = Date.now() + 60_000;
+    await retryRetriable(
+      () => consumer.subscribe({ topics: [...this.#routes.keys()], fromBeginning: true }),
+      {
+        what: `subscribing to ${this.#routes.size} source topics`,
+        initialDelayMs: 200,
+        maxDelayMs: 2000,
+        keepGoing: () => this.#state === 'starting' && Date.now() < subscribeDeadline,
+        onRetry: (error, delayMs) =>
+          logger.info({ err: error.message, retryInMs: delayMs }, 'subscribe retried'),
+      },
+    );
     consumer.on(consumer.events.CRASH, (event) => {
       const error = classifyError(event.payload.error, 'Kafka consumer');
       if (!event.payload.restart) this.#fail(error);

@@ -13,6 +13,7 @@ import {
   type ProducerConfig,
 } from 'kafkajs';
 import type { KafkaOptions } from '../config/compile.js';
+import { CdcError } from '../core/errors.js';
 import { classifyError } from '../core/retriable.js';
 import type { Logger } from '../core/logger.js';
 import { kafkaSaslOptions, nodeTlsOptions } from '../core/tls.js';
@@ -124,6 +125,19 @@ const ENSURE_TOPICS_RETRY_MS = 250;
  * UNKNOWN_TOPIC_OR_PARTITION until the new topics reach its metadata cache,
  * and kafkajs' `waitForLeaders` only waits out LEADER_NOT_AVAILABLE.
  */
+/** Throws a retriable error unless every partition of every topic has a leader. */
+async function requireLeaders(admin: Admin, topics: readonly string[]): Promise<void> {
+  const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [...new Set(topics)] });
+  const leaderless = metadata
+    .filter((t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0))
+    .map((t) => t.name);
+  if (leaderless.length > 0)
+    throw new CdcError(`Kafka topics without a partition leader yet: ${leaderless.join(', ')}`, {
+      retriable: true,
+      code: 'KAFKA_NO_LEADER',
+    });
+}
+
 export async function ensureTopics(
   admin: Admin,
   topics: readonly string[],
@@ -134,8 +148,12 @@ export async function ensureTopics(
     try {
       const existing = new Set(await admin.listTopics());
       const missing = [...new Set(topics)].filter((topic) => !existing.has(topic));
-      // Created by an earlier attempt whose wait for metadata failed.
-      if (missing.length === 0) return requested;
+      if (missing.length === 0) {
+        // Listed is not usable yet: a topic another daemon created a moment ago may
+        // have no leader, and a consumer subscribing to it would fail at once.
+        await requireLeaders(admin, topics);
+        return requested;
+      }
       requested = missing;
       await admin.createTopics({
         waitForLeaders: true,
@@ -146,6 +164,7 @@ export async function ensureTopics(
           replicationFactor: settings.replicationFactor ?? -1,
         })),
       });
+      await requireLeaders(admin, topics);
       return missing;
     } catch (err) {
       const error = classifyError(err, `creating Kafka topics ${topics.join(', ')}`);
