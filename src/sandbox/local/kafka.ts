@@ -23,7 +23,7 @@ export interface LocalKafkaOptions {
   security?: KafkaSecurityOptions & { port: number };
 }
 
-/** The SASL mechanisms the secure listener offers; every user gets all three. */
+/** SCRAM mechanisms of the secure listener, besides PLAIN; every user gets both. */
 const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 
 /**
@@ -181,10 +181,10 @@ export class LocalKafka implements SandboxService {
   }
 
   /**
-   * The SASL_SSL listener's settings. The key and chain go inline
-   * (`ssl.keystore.key`, `ssl.keystore.certificate.chain`): Kafka 3.9 insists
-   * on `ssl.key.password` for a PEM key store given by file, i.e. an
-   * encrypted key, while inline PEM may be unencrypted.
+   * The SASL_SSL listener's settings. The unencrypted PKCS#8 key and the
+   * chain go inline (`ssl.keystore.key`, `ssl.keystore.certificate.chain`,
+   * what the test runs with on Kafka 3.9.1), so there is no combined key +
+   * chain file to write and keep private.
    */
   #secureListenerProperties(): { listeners: string[]; properties: Record<string, string> } {
     const { security } = this.options;
