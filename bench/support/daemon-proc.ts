@@ -16,6 +16,17 @@ export function daemonCli(root: string): string {
   return existsSync(own) ? own : join(root, 'dist', 'cli', 'main.js');
 }
 
+/**
+ * The node flags of the CLI's shebang (`#!/usr/bin/env -S node <flags>`):
+ * the daemon is measured with the runtime flags its installed `cdc-replicator`
+ * bin (and the container image) run it with.
+ */
+export function daemonNodeFlags(cli: string): string[] {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\/usr\/bin\/env -S node\s+(.*)$/.exec(first);
+  return match?.[1]?.trim().split(/\s+/) ?? [];
+}
+
 export interface DaemonProcOptions {
   root: string;
   configFile: string;
@@ -48,6 +59,7 @@ export class DaemonProc {
       name: `daemon[${options.label}]`,
       command: process.execPath,
       args: [
+        ...daemonNodeFlags(daemonCli(options.root)),
         ...(options.nodeArgs ?? []),
         daemonCli(options.root),
         'run',

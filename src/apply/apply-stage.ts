@@ -220,7 +220,11 @@ export class ApplyStage {
       // A killed daemon's partitions move to its successor after this long.
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
-      maxBytesPerPartition: 4 * 1024 * 1024,
+      // Fetched messages stay in memory, decoded, until their partition's batch is applied:
+      // 1 MiB per partition (about 5,000 events) keeps several chunks queued per
+      // partition, and a 4 MiB cap per fetch bounds what all partitions hold at once.
+      maxBytesPerPartition: 1024 * 1024,
+      maxBytes: 4 * 1024 * 1024,
       // kafkajs sleeps this long when every partition is paused, and a resumed applier
       // waits it out; fetches still return as soon as data arrives.
       maxWaitTimeInMs: 500,

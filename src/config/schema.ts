@@ -21,8 +21,9 @@ export const CONFIG_DEFAULTS = {
   internalSchema: '_cdc',
   topicPartitions: 3,
   // One batch is in flight at a time, so a larger budget buys memory, not speed (measured: 16 MiB
-  // peaks at ~320 MiB RSS on a 1M-row transaction, 64 MiB at ~500 MiB, same throughput).
-  captureMaxInFlightBytes: 16 * 1024 * 1024,
+  // peaks at ~320 MiB RSS on a 1M-row transaction, 64 MiB at ~500 MiB, same throughput; the
+  // backlog-memory bench drains as fast with 8 MiB).
+  captureMaxInFlightBytes: 8 * 1024 * 1024,
   captureBatchMaxMessages: 2000,
   captureLingerMs: 5,
   /** Measured by bench/capture: see the comment in src/bus/kafka.ts. */
