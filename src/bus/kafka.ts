@@ -116,15 +116,6 @@ export function compressionType(codec: 'none' | 'gzip'): CompressionTypes {
 const ENSURE_TOPICS_ATTEMPTS = 20;
 const ENSURE_TOPICS_RETRY_MS = 250;
 
-/**
- * Creates the topics that do not exist yet. Existing topics are left as they
- * are (their partition count decides key placement and must not change).
- *
- * Retriable failures are retried for a few seconds: a KRaft broker answers
- * the metadata request that follows CreateTopics with
- * UNKNOWN_TOPIC_OR_PARTITION until the new topics reach its metadata cache,
- * and kafkajs' `waitForLeaders` only waits out LEADER_NOT_AVAILABLE.
- */
 /** Throws a retriable error unless every partition of every topic has a leader. */
 async function requireLeaders(admin: Admin, topics: readonly string[]): Promise<void> {
   const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [...new Set(topics)] });
@@ -138,6 +129,16 @@ async function requireLeaders(admin: Admin, topics: readonly string[]): Promise<
     });
 }
 
+/**
+ * Creates the topics that do not exist yet. Existing topics are left as they
+ * are (their partition count decides key placement and must not change).
+ * Returns only when every topic, new or not, has a leader for each partition.
+ *
+ * Retriable failures are retried for a few seconds: a KRaft broker answers
+ * the metadata request that follows CreateTopics with
+ * UNKNOWN_TOPIC_OR_PARTITION until the new topics reach its metadata cache,
+ * and kafkajs' `waitForLeaders` only waits out LEADER_NOT_AVAILABLE.
+ */
 export async function ensureTopics(
   admin: Admin,
   topics: readonly string[],
