@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { cacheDir, KAFKA_VERSION } from '../../../src/sandbox/local/kafka-jars.js';
+import { KAFKA_VERSION, SLF4J_RELOAD4J } from '../../../src/sandbox/local/kafka-jars.js';
+import { mavenClasspath } from '../../../src/sandbox/local/maven-classpath.js';
 import { ManagedProcess } from '../../../src/sandbox/processes.js';
-
-const execFileAsync = promisify(execFile);
 
 /**
  * Debezium's MariaDB connector. 3.1.0.Final is built against Kafka 3.9.0,
@@ -13,96 +10,24 @@ const execFileAsync = promisify(execFile);
  * release as the broker (3.9.1).
  */
 export const DEBEZIUM_VERSION = '3.1.0.Final';
-const SLF4J_VERSION = '1.7.36';
-const DEPENDENCY_PLUGIN_VERSION = '3.8.1';
-
-function pom(): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<!-- Written by cdc-replicator's bench: resolves Kafka Connect and Debezium's MariaDB connector. -->
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>local.cdc-replicator</groupId>
-  <artifactId>debezium-connect-runtime</artifactId>
-  <version>${DEBEZIUM_VERSION}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>io.debezium</groupId>
-      <artifactId>debezium-connector-mariadb</artifactId>
-      <version>${DEBEZIUM_VERSION}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>connect-runtime</artifactId>
-      <version>${KAFKA_VERSION}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>connect-json</artifactId>
-      <version>${KAFKA_VERSION}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-reload4j</artifactId>
-      <version>${SLF4J_VERSION}</version>
-    </dependency>
-  </dependencies>
-  <build>
-    <pluginManagement>
-      <plugins>
-        <plugin>
-          <groupId>org.apache.maven.plugins</groupId>
-          <artifactId>maven-dependency-plugin</artifactId>
-          <version>${DEPENDENCY_PLUGIN_VERSION}</version>
-        </plugin>
-      </plugins>
-    </pluginManagement>
-  </build>
-</project>
-`;
-}
-
 /** Resolves (once, then cached like the sandbox's Kafka jars) the classpath of Connect + Debezium. */
-export async function debeziumClasspath(log: (m: string) => void): Promise<string> {
-  const dir = join(cacheDir(), `debezium-${DEBEZIUM_VERSION}-kafka-${KAFKA_VERSION}`);
-  const file = join(dir, 'classpath.txt');
-  const usable = (cp: string): boolean => {
-    const jars = cp.split(':').filter((j) => j.length > 0);
-    return jars.length > 0 && jars.every((j) => existsSync(j));
-  };
-  if (existsSync(file)) {
-    const cached = readFileSync(file, 'utf8').trim();
-    if (usable(cached)) return cached;
-  }
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'pom.xml'), pom());
-  log(
-    `resolving Debezium ${DEBEZIUM_VERSION} and Kafka Connect ${KAFKA_VERSION} with Maven (first run only)`,
-  );
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    await execFileAsync(
-      'mvn',
-      [
-        '-B',
-        '-q',
-        '-f',
-        join(dir, 'pom.xml'),
-        'dependency:build-classpath',
-        `-Dmdep.outputFile=${tmp}`,
-      ],
-      { maxBuffer: 16 * 1024 * 1024, timeout: 600_000 },
-    );
-  } catch (err) {
-    throw new Error(
-      `could not resolve Debezium ${DEBEZIUM_VERSION} with Maven: ${((err as { stdout?: string }).stdout ?? String(err)).slice(-2000)}`,
-      { cause: err },
-    );
-  }
-  const classpath = readFileSync(tmp, 'utf8').trim();
-  if (!usable(classpath)) throw new Error(`Maven produced an unusable classpath in ${tmp}`);
-  renameSync(tmp, file);
-  return classpath;
+export function debeziumClasspath(log: (m: string) => void): Promise<string> {
+  return mavenClasspath({
+    what: `Debezium ${DEBEZIUM_VERSION} and Kafka Connect ${KAFKA_VERSION}`,
+    name: `debezium-${DEBEZIUM_VERSION}-kafka-${KAFKA_VERSION}`,
+    dependencies: [
+      {
+        groupId: 'io.debezium',
+        artifactId: 'debezium-connector-mariadb',
+        version: DEBEZIUM_VERSION,
+      },
+      { groupId: 'org.apache.kafka', artifactId: 'connect-runtime', version: KAFKA_VERSION },
+      { groupId: 'org.apache.kafka', artifactId: 'connect-json', version: KAFKA_VERSION },
+      SLF4J_RELOAD4J,
+    ],
+    mvn: 'mvn',
+    log,
+  });
 }
 
 /** `key=value` lines; `${NAME}` in the template is replaced from `values`. */
