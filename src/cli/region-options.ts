@@ -18,6 +18,8 @@ export interface RegionFlags {
 export async function loadRegionOptions(
   flags: RegionFlags,
   context: CommandContext,
+  /** Whether the command connects to other regions' databases too (bootstrap does). */
+  scope: 'own region' | 'all regions' = 'own region',
 ): Promise<{ config: ValidatedConfig; options: RuntimeOptions }> {
   const path = resolve(context.cwd, flags.config);
   const fromEnv = context.env['CDC_REGION'];
@@ -25,6 +27,9 @@ export async function loadRegionOptions(
   if (region === undefined) {
     throw new ConfigError(['--region: required (or set CDC_REGION)']);
   }
-  const config = await loadConfigFile(path, { env: context.env });
+  const config = await loadConfigFile(path, {
+    env: context.env,
+    servingRegion: scope === 'own region' ? region : undefined,
+  });
   return { config, options: compileRegion(config, region, { baseDir: dirname(path) }) };
 }

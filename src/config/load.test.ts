@@ -294,6 +294,27 @@ ${KAFKA_AND_PIPELINES}`;
     ]);
   });
 
+  it("lets a daemon start without another region's password, but nothing else of it", () => {
+    const twoRegions = `regions:
+  us-east:
+    mysql: { host: db-us, user: root, password: "\${US_PW}" }
+  eu-west:
+    mysql: { host: "\${EU_HOST}", user: root, password: "\${EU_PW}" }
+${KAFKA_AND_PIPELINES}`;
+    const env = { US_PW: 'us-secret', EU_HOST: 'db-eu' };
+    const config = parseConfig(twoRegions, { env, servingRegion: 'us-east' });
+    expect(config.regions['us-east']?.mysql.password?.reveal()).toBe('us-secret');
+    expect(config.regions['eu-west']?.mysql.password?.reveal()).toBe('');
+    // Its own secret, any other field, and a file checked as a whole stay strict.
+    expect(() => parseConfig(twoRegions, { env, servingRegion: 'eu-west' })).toThrow(
+      /regions\.eu-west\.mysql\.password .*EU_PW is not set/,
+    );
+    expect(() =>
+      parseConfig(twoRegions, { env: { US_PW: 'x' }, servingRegion: 'us-east' }),
+    ).toThrow(/regions\.eu-west\.mysql\.host .*EU_HOST is not set/);
+    expect(() => parseConfig(twoRegions, { env })).toThrow(/EU_PW is not set/);
+  });
+
   it('reports a malformed reference', () => {
     expect(problemsOf(file('${PW', '3306'))).toEqual([
       'regions.us-east.mysql.password (line 3:58): malformed ${...} reference: expected ${NAME} or ${NAME:-default} (write $${ for a literal ${)',

@@ -16,6 +16,13 @@ import { formatProblem, locate, parseYamlSource, type ConfigSource } from './sou
 export interface LoadOptions {
   /** Variables for `${VAR}` expansion. Defaults to `process.env`. */
   readonly env?: EnvSource;
+  /**
+   * The one region the caller serves (`run`, `prepare`, `snapshot`). Another
+   * region's `mysql.password` may then reference an unset variable, which
+   * expands to nothing: the daemon never connects to another region's
+   * database, so each region's deployment only needs its own secrets.
+   */
+  readonly servingRegion?: string;
 }
 
 /**
@@ -31,7 +38,9 @@ export function parseConfig(text: string, options: LoadOptions = {}): ValidatedC
   // consequences of the syntax error, so syntax problems are reported alone.
   if (syntaxProblems.length > 0) throw new ConfigError(syntaxProblems);
 
-  const envIssues = expandDocument(source.doc, env);
+  const envIssues = expandDocument(source.doc, env).filter(
+    (issue) => !isOtherRegionsSecret(issue.path, options.servingRegion),
+  );
   const validation = validateConfig(source.doc.toJS({ maxAliasCount: 100 }));
   // A value whose reference could not be expanded is already reported; its
   // leftover text would only add a second, misleading error at the same place.
@@ -63,6 +72,17 @@ export async function loadConfigFile(
     });
   }
   return parseConfig(text, options);
+}
+
+function isOtherRegionsSecret(path: ConfigPath, servingRegion: string | undefined): boolean {
+  return (
+    servingRegion !== undefined &&
+    path.length === 4 &&
+    path[0] === 'regions' &&
+    path[1] !== servingRegion &&
+    path[2] === 'mysql' &&
+    path[3] === 'password'
+  );
 }
 
 function isWithin(path: ConfigPath, prefix: ConfigPath): boolean {
