@@ -1,7 +1,8 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
+import { ticksPerSecond } from './proc.js';
 
 export interface MachineInfo {
   nproc: number;
@@ -52,20 +53,6 @@ export function packageVersion(root: string, name: string): string | null {
     if (err instanceof Error) return null;
     throw err;
   }
-}
-
-let clockTicks: number | undefined;
-
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch (err) {
-      if (!(err instanceof Error)) throw err;
-      clockTicks = 100;
-    }
-  }
-  return clockTicks;
 }
 
 /** CPU time (user + system, all threads) a process has used, in ms; 0 when it is gone or not on Linux. */

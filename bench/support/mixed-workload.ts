@@ -17,19 +17,11 @@ export interface MixProfile {
   seed: number;
 }
 
-export function mixedTableDdl(schema: string, table: string): string {
-  return `CREATE TABLE \`${schema}\`.\`${table}\` (
-  id BIGINT NOT NULL PRIMARY KEY,
-  account_id INT NOT NULL,
-  quantity INT NOT NULL,
-  status TINYINT NOT NULL,
-  amount_cents BIGINT NOT NULL,
-  created_at DATETIME(6) NOT NULL,
-  note VARCHAR(150) CHARACTER SET utf8mb4 NOT NULL
-)`;
-}
+import { COLUMNS, tableDdl } from './workload.js';
 
-export const MIXED_COLUMNS = 'id, account_id, quantity, status, amount_cents, created_at, note';
+/** The same ~200-byte table as bench/capture and bench/apply. */
+export const mixedTableDdl = tableDdl;
+export const MIXED_COLUMNS = COLUMNS;
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ';
 

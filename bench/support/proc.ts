@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 
 let clockTicks: number | undefined;
 
-function ticksPerSecond(): number {
+/** Kernel clock ticks per second (`getconf CLK_TCK`), the unit of CPU times in /proc. */
+export function ticksPerSecond(): number {
   if (clockTicks === undefined) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
