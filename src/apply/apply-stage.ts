@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
-import { ensureTopics } from '../bus/kafka.js';
+import { ensureTopicsWith } from '../bus/kafka.js';
 import { Murmur2Partitioner } from '../bus/partitioner.js';
 import { topicName } from '../bus/envelope.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
@@ -196,18 +196,12 @@ export class ApplyStage {
         },
       );
     }
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      // Peers may not have started yet: create their topics with the shared settings so subscribing works now.
-      await ensureTopics(
-        admin,
-        [...this.#routes.keys(), deadLetterTopic(prefix, 'apply', options.region)],
-        options.kafka.topics,
-      );
-    } finally {
-      await admin.disconnect();
-    }
+    // Peers may not have started yet: create their topics with the shared settings so subscribing works now.
+    await ensureTopicsWith(
+      kafka,
+      [...this.#routes.keys(), deadLetterTopic(prefix, 'apply', options.region)],
+      options.kafka.topics,
+    );
 
     this.#producer = kafka.producer({
       idempotent: true,

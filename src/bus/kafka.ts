@@ -13,6 +13,7 @@ import {
   type ProducerConfig,
 } from 'kafkajs';
 import type { KafkaOptions } from '../config/compile.js';
+import { Murmur2Partitioner } from './partitioner.js';
 import { CdcError } from '../core/errors.js';
 import { classifyError } from '../core/retriable.js';
 import type { Logger } from '../core/logger.js';
@@ -173,4 +174,40 @@ export async function ensureTopics(
       await sleep(ENSURE_TOPICS_RETRY_MS);
     }
   }
+}
+
+/**
+ * Creates the topics that do not exist yet (see {@link ensureTopics}) with a
+ * short-lived admin client: for callers that need no admin otherwise.
+ */
+export async function ensureTopicsWith(
+  kafka: Kafka,
+  topics: readonly string[],
+  settings: KafkaOptions['topics'],
+): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await ensureTopics(admin, topics, settings);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * The producer of change events (capture, snapshot, verify's repair): idempotent
+ * with one request in flight, so per-partition order holds across retries;
+ * murmur2 on the key, as the Java client, so a row's key maps to the same
+ * partition from any producer; topics are never auto-created.
+ */
+export function createChangeProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Murmur2Partitioner,
+    // An idempotent producer keeps retrying (kafkajs warns that a limit may break its
+    // guarantees); the callers' own loops log and back off on top.
+    retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
+  });
 }

@@ -227,21 +227,26 @@ export class TransactionAssembler {
         const version = decodeVersionValue(image.ver);
         if (version === null)
           throw new CdcError('tombstone has no version', { code: 'VERSION_INVALID' });
-        out.push({
-          kind: 'change',
-          event: this.#envelope('d', pending.schema, pending.table, {
-            pk: pending.pk,
-            before: pending.before,
-            after: null,
-            version,
-            timestampMs: pending.timestampMs,
-          }),
-        });
+        out.push(this.#deleteChange(pending, version));
       } catch (err) {
         out.push(this.#deadLetter(err, event, { tombstone: image, deleted: pending.raw }));
       }
     }
     return out;
+  }
+
+  /** The change event of a captured delete, with the version it replicates with. */
+  #deleteChange(pending: PendingDelete, version: RowVersion): CaptureOutput {
+    return {
+      kind: 'change',
+      event: this.#envelope('d', pending.schema, pending.table, {
+        pk: pending.pk,
+        before: pending.before,
+        after: null,
+        version,
+        timestampMs: pending.timestampMs,
+      }),
+    };
   }
 
   /**
@@ -268,16 +273,7 @@ export class TransactionAssembler {
             reason: 'delete_without_tombstone',
             message: `${where}: a delete had no tombstone (is its AFTER DELETE trigger missing? run prepare)`,
           });
-          out.push({
-            kind: 'change',
-            event: this.#envelope('d', pending.schema, pending.table, {
-              pk: pending.pk,
-              before: pending.before,
-              after: null,
-              version,
-              timestampMs: pending.timestampMs,
-            }),
-          });
+          out.push(this.#deleteChange(pending, version));
         } catch (err) {
           out.push({
             kind: 'dead-letter',

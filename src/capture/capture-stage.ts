@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka, Producer } from 'kafkajs';
-import { Murmur2Partitioner } from '../bus/partitioner.js';
-import { compressionType, ensureTopics } from '../bus/kafka.js';
+import { compressionType, createChangeProducer, ensureTopicsWith } from '../bus/kafka.js';
 import { encodeEvent, messageKey, topicName } from '../bus/envelope.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -167,28 +166,14 @@ export class CaptureStage {
         deadLetterTopic(options.kafka.topicPrefix, 'capture', options.region),
       ];
       await this.#whileStartingRetry('creating Kafka topics', async () => {
-        const admin = kafka.admin();
-        await admin.connect();
-        try {
-          const created = await ensureTopics(admin, topics, options.kafka.topics);
-          if (created.length > 0) logger.info({ topics: created }, 'created Kafka topics');
-        } finally {
-          await admin.disconnect();
-        }
+        const created = await ensureTopicsWith(kafka, topics, options.kafka.topics);
+        if (created.length > 0) logger.info({ topics: created }, 'created Kafka topics');
       });
     } finally {
       await connection.end();
     }
 
-    this.#producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      // murmur2 on the key, as the Java client: a row's key maps to the same partition from any producer.
-      createPartitioner: Murmur2Partitioner,
-      // An idempotent producer keeps retrying; the publisher's own loop logs and backs off on top.
-      retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
-    });
+    this.#producer = createChangeProducer(kafka);
     const producer = this.#producer;
     await this.#whileStartingRetry('connecting the Kafka producer', () => producer.connect());
     this.#publisher = this.#createPublisher(this.#producer);
@@ -278,13 +263,7 @@ export class CaptureStage {
           );
       },
       ensureTopics: async (topics) => {
-        const admin = kafka.admin();
-        await admin.connect();
-        try {
-          await ensureTopics(admin, topics, options.kafka.topics);
-        } finally {
-          await admin.disconnect();
-        }
+        await ensureTopicsWith(kafka, topics, options.kafka.topics);
       },
       onFatal: (error) => this.#fail(error),
     });

@@ -7,8 +7,7 @@ import {
   topicName,
   type ChangeEvent,
 } from '../bus/envelope.js';
-import { compressionType, ensureTopics } from '../bus/kafka.js';
-import { Murmur2Partitioner } from '../bus/partitioner.js';
+import { compressionType, createChangeProducer, ensureTopicsWith } from '../bus/kafka.js';
 import { CapturePublisher } from '../capture/publisher.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -138,18 +137,6 @@ export async function estimateRows(
   return Number(rows[0]?.n ?? 0);
 }
 
-/** The producer snapshot and repair publish with: same partitioner and guarantees as capture. */
-export function createEventProducer(kafka: Kafka): Producer {
-  return kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: Murmur2Partitioner,
-    // As capture's: an idempotent producer keeps retrying (kafkajs warns that a limit may break its guarantees).
-    retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
-  });
-}
-
 export async function runSnapshot(run: SnapshotRunOptions): Promise<SnapshotResult> {
   const { options } = run;
   const started = Date.now();
@@ -168,14 +155,8 @@ export async function runSnapshot(run: SnapshotRunOptions): Promise<SnapshotResu
     const topics = shapes.map((s) =>
       topicName(options.kafka.topicPrefix, options.region, s.schema, s.table),
     );
-    const admin = run.kafka.admin();
-    await admin.connect();
-    try {
-      await ensureTopics(admin, topics, options.kafka.topics);
-    } finally {
-      await admin.disconnect();
-    }
-    producer = createEventProducer(run.kafka);
+    await ensureTopicsWith(run.kafka, topics, options.kafka.topics);
+    producer = createChangeProducer(run.kafka);
     await producer.connect();
     const pacer = new Pacer(run.chunksPerSecond);
     for (const shape of shapes) {
@@ -247,13 +228,7 @@ async function snapshotTable(
     },
     onInFlightBytes: () => undefined,
     ensureTopics: async (topics) => {
-      const admin = run.kafka.admin();
-      await admin.connect();
-      try {
-        await ensureTopics(admin, topics, options.kafka.topics);
-      } finally {
-        await admin.disconnect();
-      }
+      await ensureTopicsWith(run.kafka, topics, options.kafka.topics);
     },
     onFatal: (error) => {
       failure = error;

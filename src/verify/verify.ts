@@ -11,7 +11,8 @@ import type { KeyValues } from '../snapshot/key-range.js';
 import { Pacer } from '../snapshot/pacer.js';
 import type { ProgressView } from '../snapshot/progress.js';
 import { readKeys, readRange, readTombstones, type TableShape } from '../snapshot/rows.js';
-import { createEventProducer, estimateRows, selectTables } from '../snapshot/snapshot.js';
+import { createChangeProducer } from '../bus/kafka.js';
+import { estimateRows, selectTables } from '../snapshot/snapshot.js';
 import { chunkChecksumSql, chunkEndSql, summariesEqual, type ChunkSummary } from './checksum.js';
 import {
   assessKey,
@@ -116,7 +117,7 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
       const producerOf = async (region: string): Promise<Producer> => {
         let producer = producers.get(region);
         if (producer === undefined) {
-          producer = createEventProducer(run.kafkaOf(byRegion.get(region) as RuntimeOptions));
+          producer = createChangeProducer(run.kafkaOf(byRegion.get(region) as RuntimeOptions));
           await producer.connect();
           producers.set(region, producer);
         }
