@@ -30,3 +30,22 @@ export function seededRandom(seed: number): () => number {
 export function randomInt(random: () => number, min: number, max: number): number {
   return min + Math.floor(random() * (max - min + 1));
 }
+
+/**
+ * Runs `body` with this run's seed; a failure's message starts with the seed
+ * and how to replay it. `onFailure` runs first (e.g. to keep logs).
+ */
+export async function withSeed(
+  body: (seed: number) => Promise<void>,
+  onFailure: () => void = () => undefined,
+): Promise<void> {
+  const seed = testSeed();
+  try {
+    await body(seed);
+  } catch (err) {
+    onFailure();
+    if (err instanceof Error)
+      err.message = `seed ${seed} (replay with CDC_TEST_SEED=${seed}): ${err.message}`;
+    throw err;
+  }
+}

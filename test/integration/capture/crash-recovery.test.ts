@@ -31,7 +31,7 @@ import {
   positionCovers,
   prepareRegion,
 } from '../../support/mariadb.js';
-import { randomInt, seededRandom, testSeed } from '../../support/random.js';
+import { randomInt, seededRandom, withSeed as withSeedOf } from '../../support/random.js';
 
 jest.setTimeout(300_000);
 
@@ -83,17 +83,10 @@ describe('capture: crash and restart', () => {
     return topicName(options.kafka.topicPrefix, REGION, schema, table);
   }
 
-  /** Runs `body` with the seed in the failure message, so a failing run can be replayed. */
-  async function withSeed(body: (seed: number) => Promise<void>): Promise<void> {
-    const seed = testSeed();
-    try {
-      await body(seed);
-    } catch (err) {
+  function withSeed(body: (seed: number) => Promise<void>): Promise<void> {
+    return withSeedOf(body, () => {
       failed = true;
-      if (err instanceof Error)
-        err.message = `seed ${seed} (replay with CDC_TEST_SEED=${seed}): ${err.message}`;
-      throw err;
-    }
+    });
   }
 
   it('a SIGTERM restart in the middle of a write stream loses nothing and repeats at most one transaction', () =>

@@ -30,7 +30,7 @@ import {
 } from '../../support/daemon-process.js';
 import { readTopicsToEnd } from '../../support/kafka.js';
 import { binlogPosition, connectApp, prepareRegion } from '../../support/mariadb.js';
-import { seededRandom, testSeed } from '../../support/random.js';
+import { seededRandom, withSeed as withSeedOf } from '../../support/random.js';
 import { CheckpointWatch, lastToken, leaderGauge, within } from './ha-support.js';
 
 jest.setTimeout(300_000);
@@ -110,16 +110,10 @@ describe('capture HA: lease, failover, fencing', () => {
     return topicName(options.kafka.topicPrefix, REGION, schema, table);
   }
 
-  async function withSeed(body: (seed: number) => Promise<void>): Promise<void> {
-    const seed = testSeed();
-    try {
-      await body(seed);
-    } catch (err) {
+  function withSeed(body: (seed: number) => Promise<void>): Promise<void> {
+    return withSeedOf(body, () => {
       failed = true;
-      if (err instanceof Error)
-        err.message = `seed ${seed} (replay with CDC_TEST_SEED=${seed}): ${err.message}`;
-      throw err;
-    }
+    });
   }
 
   async function verifyTopic(workload: ChangeWorkload, table: string) {
