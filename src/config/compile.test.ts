@@ -41,7 +41,12 @@ describe('compileRegion', () => {
         clientId: 'cdc-replicator-eu-west',
         topics: { partitions: 3, replicationFactor: undefined },
       },
-      checkpointStore: { kind: 'redis', url: anySecret, keyPrefix: 'cdc:eu-west:' },
+      checkpointStore: {
+        kind: 'redis',
+        url: anySecret,
+        keyPrefix: 'cdc:eu-west:',
+        durability: 'warn',
+      },
       metrics: { host: '0.0.0.0', port: 9465, url: 'http://127.0.0.1:9465' },
       peerMetricsUrls: { 'us-east': 'http://127.0.0.1:9464' },
       monitor: {
@@ -167,8 +172,36 @@ pipelines:
       dir: '.cdc-state/a',
     });
     const store = compileRegion(mixed, 'b').checkpointStore;
-    expect(store).toEqual({ kind: 'redis', url: anySecret, keyPrefix: 'team:b:' });
+    expect(store).toEqual({
+      kind: 'redis',
+      url: anySecret,
+      keyPrefix: 'team:b:',
+      durability: 'warn',
+    });
     expect(store.kind === 'redis' && store.url.reveal()).toBe('rediss://cache-b:6380');
+  });
+
+  it('takes redis.durability from the region, else the shared block, else warn', () => {
+    const durable = parseConfig(`regions:
+  a:
+    mysql: { host: db, user: u, password: "" }
+  b:
+    mysql: { host: db, user: u, password: "" }
+    redis: { durability: ignore }
+kafka: { brokers: ["k:9092"] }
+redis: { url: "redis://cache:6379", durability: fatal }
+pipelines:
+  - { name: app, tables: [app.users] }
+`);
+    expect(compileRegion(durable, 'a').checkpointStore).toMatchObject({ durability: 'fatal' });
+    expect(compileRegion(durable, 'b').checkpointStore).toMatchObject({ durability: 'ignore' });
+    expect(() =>
+      parseConfig(`regions: { a: { mysql: { host: db, user: u, password: "" } } }
+kafka: { brokers: ["k:9092"] }
+redis: { url: "redis://cache:6379", durability: strict }
+pipelines: [{ name: app, tables: [app.users] }]
+`),
+    ).toThrow(/redis\.durability.*"warn", "fatal" or "ignore"/);
   });
 
   it('rejects an unknown region, naming the known ones', () => {

@@ -81,6 +81,8 @@ export type CheckpointStoreOptions =
       readonly keyPrefix: string;
       /** Certificates for a `rediss://` url; the system CAs when absent. */
       readonly tls?: TlsOptions | undefined;
+      /** What to do about a Redis that can lose checkpoints: log (`warn`), also not ready (`fatal`), or not check. */
+      readonly durability: 'warn' | 'fatal' | 'ignore';
     }
   | { readonly kind: 'file'; readonly dir: string };
 
@@ -287,6 +289,8 @@ function compileCheckpointStore(
       kind: 'redis',
       url,
       keyPrefix: `${prefix}:${region}:`,
+      durability:
+        override?.durability ?? config.redis?.durability ?? CONFIG_DEFAULTS.redisDurability,
       ...(tls === undefined ? {} : { tls: compileTls(tlsPath, tls, options.baseDir) }),
     };
   }

@@ -14,6 +14,7 @@ export const CONFIG_DEFAULTS = {
   mysqlPort: 3306,
   topicPrefix: 'cdc',
   redisKeyPrefix: 'cdc',
+  redisDurability: 'warn',
   stateDir: '.cdc-state',
   metricsPort: 9464,
   metricsHost: '0.0.0.0',
@@ -420,6 +421,13 @@ export const applySchema = z
   })
   .meta({ description: 'Apply stage tuning.' });
 
+/** What the daemon does about a Redis that can lose checkpoint keys (checked at start, then every minute). */
+const redisDurabilitySchema = z.enum(['warn', 'fatal', 'ignore'], {
+  error: 'durability must be "warn", "fatal" or "ignore"',
+});
+const redisDurabilityDescription =
+  'A Redis that can lose checkpoints (no AOF or RDB persistence, an allkeys-* eviction policy, checkpoint keys with a TTL): warn logs it; fatal also keeps /readyz failing, naming the problem, until fixed; ignore skips the check.';
+
 /** The top-level Redis block. Without it, checkpoints go to a local file store under `stateDir`. */
 export const redisSchema = z
   .strictObject({
@@ -428,6 +436,9 @@ export const redisSchema = z
     tls: tlsSchema.optional().meta({
       description: 'Certificates for a rediss:// url (a rediss:// url alone uses the system CAs).',
     }),
+    durability: redisDurabilitySchema
+      .default(CONFIG_DEFAULTS.redisDurability)
+      .meta({ description: redisDurabilityDescription }),
   })
   .meta({
     description:
@@ -440,6 +451,9 @@ export const regionRedisSchema = z
     url: redisUrlSchema.optional(),
     keyPrefix: redisKeyPrefixSchema.optional(),
     tls: tlsSchema.optional().meta({ description: "This region's Redis TLS; replaces redis.tls." }),
+    durability: redisDurabilitySchema
+      .optional()
+      .meta({ description: `This region's redis.durability. ${redisDurabilityDescription}` }),
   })
   .meta({ description: "This region's own Redis url or key prefix." });
 

@@ -10,7 +10,11 @@ import { HeartbeatWriter } from '../monitor/heartbeat.js';
 import { MetricsServer } from '../monitor/http-server.js';
 import { PipelineMonitor } from '../monitor/pipeline-monitor.js';
 import { DaemonMetrics } from '../monitor/metrics.js';
-import { createCheckpointStore } from '../state/index.js';
+import {
+  createCheckpointStore,
+  watchCheckpointStoreDurability,
+  type RedisDurabilityWatch,
+} from '../state/index.js';
 import type { CheckpointStore } from '../state/store.js';
 
 export type DaemonState = 'idle' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
@@ -32,6 +36,8 @@ export class Daemon {
   #state: DaemonState = 'idle';
   readonly metrics = new DaemonMetrics();
   #store: CheckpointStore | undefined;
+  /** Whether the checkpoint store can lose keys (Redis only); its risks fail `/readyz` under `fatal`. */
+  #storeDurability: RedisDurabilityWatch | undefined;
   #kafka: Kafka | undefined;
   /** Capture, under the region's lease when checkpoints are in Redis (a standby is ready too). */
   #capture: CaptureLeadership | undefined;
@@ -73,6 +79,9 @@ export class Daemon {
       );
       this.#metricsPort = await this.#metricsServer.start();
       this.#store = await createCheckpointStore(options.checkpointStore, { logger });
+      this.#storeDurability = await watchCheckpointStoreDurability(options.checkpointStore, {
+        logger,
+      });
       this.#kafka = createKafka(options.kafka, logger);
       this.#capture = new CaptureLeadership({
         options,
@@ -166,6 +175,7 @@ export class Daemon {
   }
 
   async #release(): Promise<void> {
+    await this.#storeDurability?.stop();
     await this.#metricsServer?.stop();
     await this.#store?.close();
   }
@@ -178,6 +188,7 @@ export class Daemon {
     if (this.#apply !== undefined && this.#apply.state !== 'running')
       reasons.push(`apply is ${this.#apply.state}`);
     if (this.#state === 'running') reasons.push(...(this.#monitor?.readiness() ?? []));
+    reasons.push(...(this.#storeDurability?.reasons() ?? []));
     return { ready: reasons.length === 0, reasons };
   }
 

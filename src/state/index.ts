@@ -8,6 +8,7 @@ import type { Logger } from '../core/logger.js';
 import type { Secret } from '../core/secret.js';
 import type { TlsOptions } from '../core/tls.js';
 import { FileCheckpointStore } from './file-store.js';
+import { RedisDurabilityWatch, type RedisDurabilityPolicy } from './redis-durability.js';
 import { RedisCheckpointStore, type RedisCheckpointStoreOptions } from './redis-store.js';
 import type { CheckpointStore } from './store.js';
 
@@ -18,6 +19,8 @@ export type { FileCheckpointStoreOptions } from './file-store.js';
 export { RedisCheckpointStore } from './redis-store.js';
 export type { RedisCheckpointStoreOptions } from './redis-store.js';
 export { redactRedisUrl } from './redis-url.js';
+export { RedisDurabilityWatch, REDIS_DURABILITY_POLICIES } from './redis-durability.js';
+export type { RedisDurabilityPolicy } from './redis-durability.js';
 
 /**
  * Which store to use. Structurally the same as the config compiler's
@@ -32,6 +35,8 @@ export type CheckpointStoreOptions =
       readonly keyPrefix: string;
       /** Certificates for a `rediss://` url. */
       readonly tls?: TlsOptions | undefined;
+      /** What to do about a Redis that can lose keys (see {@link watchCheckpointStoreDurability}); default `warn`. */
+      readonly durability?: RedisDurabilityPolicy | undefined;
     } & Pick<
       RedisCheckpointStoreOptions,
       'connectTimeoutMs' | 'commandTimeoutMs' | 'waitForReplicas'
@@ -66,4 +71,22 @@ export async function createCheckpointStore(
     case 'file':
       return FileCheckpointStore.open({ ...options, logger: context.logger });
   }
+}
+
+/**
+ * Starts checking whether the store can lose checkpoints (a Redis without
+ * persistence, evicting keys, or checkpoint keys with a TTL): resolves after
+ * the first check, which never fails the caller. Undefined for the file store
+ * and under `durability: ignore`, where there is nothing to watch.
+ */
+export async function watchCheckpointStoreDurability(
+  options: CheckpointStoreOptions,
+  context: Required<CheckpointStoreContext>,
+): Promise<RedisDurabilityWatch | undefined> {
+  if (options.kind !== 'redis' || options.durability === 'ignore') return undefined;
+  return RedisDurabilityWatch.start({
+    target: options,
+    policy: options.durability ?? 'warn',
+    logger: context.logger,
+  });
 }

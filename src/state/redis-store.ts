@@ -163,7 +163,7 @@ async function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {
  *   normally loses nothing; a crash of the Redis *machine* can lose the last
  *   second with `appendfsync everysec` (nothing with `appendfsync always`).
  * - RDB snapshots only, or no persistence: a Redis restart loses everything
- *   since the last snapshot. `open` logs a warning when AOF is off.
+ *   since the last snapshot. The daemon checks this (redis-durability.ts).
  * - Replication is asynchronous, so a failover can lose the newest writes;
  *   `waitForReplicas` closes that gap with `WAIT`. (`WAITAOF`, which also
  *   waits for the fsync, needs Redis 7.2+ and is not used.)
@@ -284,7 +284,6 @@ export class RedisCheckpointStore implements CheckpointStore {
       store.#client.disconnect();
       throw err;
     }
-    await store.#warnIfNotPersistent();
     return store;
   }
 
@@ -488,22 +487,5 @@ export class RedisCheckpointStore implements CheckpointStore {
   /** Error text from the client or server, with any credential from the URL masked. */
   #text(err: unknown): string {
     return scrubSecrets(errorMessage(err), this.#secrets);
-  }
-
-  async #warnIfNotPersistent(): Promise<void> {
-    let info: string;
-    try {
-      info = await this.#client.info('persistence');
-    } catch (err) {
-      // Managed services may forbid INFO; the check is advice, not a requirement.
-      this.#logger.debug({ store: this.#where, err: this.#text(err) }, 'cannot read redis INFO');
-      return;
-    }
-    if (/^aof_enabled:0\r?$/m.test(info)) {
-      this.#logger.warn(
-        { store: this.#where },
-        'redis has appendonly off: checkpoints saved since its last snapshot are lost if it restarts',
-      );
-    }
   }
 }
