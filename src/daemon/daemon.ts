@@ -9,6 +9,7 @@ import { CaptureLeadership } from './capture-leadership.js';
 import { HeartbeatWriter } from '../monitor/heartbeat.js';
 import { MetricsServer } from '../monitor/http-server.js';
 import { PipelineMonitor } from '../monitor/pipeline-monitor.js';
+import { checkTopicRetention, type TopicRetentionCheck } from '../monitor/topic-retention.js';
 import { DaemonMetrics } from '../monitor/metrics.js';
 import {
   createCheckpointStore,
@@ -38,6 +39,8 @@ export class Daemon {
   #store: CheckpointStore | undefined;
   /** Whether the checkpoint store can lose keys (Redis only); its risks fail `/readyz` under `fatal`. */
   #storeDurability: RedisDurabilityWatch | undefined;
+  /** The start-up check that Kafka keeps changes as long as the tombstone horizon needs (logs only). */
+  #retention: TopicRetentionCheck | undefined;
   #kafka: Kafka | undefined;
   /** Capture, under the region's lease when checkpoints are in Redis (a standby is ready too). */
   #capture: CaptureLeadership | undefined;
@@ -118,6 +121,11 @@ export class Daemon {
         capture: () => this.#capture?.stage,
       });
       await this.#monitor.start();
+      this.#retention = checkTopicRetention({
+        kafka: this.#kafka,
+        options,
+        logger: logger.child({ component: 'retention' }),
+      });
       this.#state = 'running';
       logger.info({ region: options.region, metricsPort: this.#metricsPort }, 'daemon running');
     } catch (err) {
@@ -176,6 +184,7 @@ export class Daemon {
 
   async #release(): Promise<void> {
     await this.#storeDurability?.stop();
+    await this.#retention?.stop();
     await this.#metricsServer?.stop();
     await this.#store?.close();
   }
