@@ -1,6 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Kafka, Producer } from 'kafkajs';
-import { compressionType, createChangeProducer, ensureTopicsWith } from '../bus/kafka.js';
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import {
+  compressionType,
+  createChangeProducer,
+  ensureTopics,
+  ensureTopicsWith,
+} from '../bus/kafka.js';
 import { encodeEvent, messageKey, topicName } from '../bus/envelope.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -8,18 +13,26 @@ import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
 import { retryRetriable } from '../core/retry.js';
-import { connectMysql, describeMysql } from '../mysql/connection.js';
+import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
 import { INTERNAL_TABLES, isInternalTable } from '../mysql/internal-tables.js';
-import { serverInfo } from '../mysql/introspect.js';
+import { serverInfo, type ServerInfo } from '../mysql/introspect.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import { planPrepare } from '../prepare/prepare.js';
 import { LEASE_LOST } from '../state/lease.js';
+import { redactRedisUrl } from '../state/redis-url.js';
 import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js';
 import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
 import { CapturePublisher } from './publisher.js';
 import type { BinlogCoordinates } from './source-events.js';
-import { checkBinlogSettings, currentGtidPosition } from './server-check.js';
+import { KafkaPositionLog, regionTopicsWithEvents } from './position-log.js';
+import { checkBinlogSettings, currentGtidPosition, oldestGtidPosition } from './server-check.js';
+import {
+  LOST_POSITION_FLAGS,
+  decideStartPosition,
+  positionLostError,
+  type LostPositionChoice,
+} from './start-position.js';
 
 /** Key of the capture checkpoint in the region's namespace of the store. */
 export const CAPTURE_CHECKPOINT_KEY = 'capture';
@@ -34,6 +47,12 @@ export interface CaptureStageDeps {
   logger: Logger;
   /** Set when capture runs under a lease (several daemons per region); absent for a lone daemon. */
   fence?: CaptureFence;
+  /**
+   * The operator's choice for a start without any saved position (`run
+   * --resume-from-gtid`, `--replay-from-oldest-binlog`, `--accept-gap`).
+   * Never used while a position exists.
+   */
+  lostPosition?: LostPositionChoice | undefined;
 }
 
 /**
@@ -84,12 +103,21 @@ export class CaptureStage {
   #failure: ((error: CdcError) => void) | undefined;
   /** The store as capture uses it: fenced with the lease's token when there is one. */
   readonly #checkpoints: CheckpointStore;
+  /** The durable copy of the position, in Kafka. */
+  readonly #positionLog: KafkaPositionLog;
   /** Resolves with the error that stopped capture for good. */
   readonly failed: Promise<CdcError>;
 
   constructor(private readonly deps: CaptureStageDeps) {
     this.failed = new Promise((resolve) => (this.#failure = resolve));
     this.#checkpoints = deps.fence === undefined ? deps.store : fencedStore(deps.store, deps.fence);
+    this.#positionLog = new KafkaPositionLog({
+      kafka: deps.kafka,
+      prefix: deps.options.kafka.topicPrefix,
+      region: deps.options.region,
+      topics: deps.options.kafka.topics,
+      logger: deps.logger,
+    });
   }
 
   get state(): CaptureState {
@@ -117,7 +145,6 @@ export class CaptureStage {
     if (this.#state !== 'idle') throw new Error(`capture cannot start from state ${this.#state}`);
     this.#state = 'starting';
     const { options, kafka, logger } = this.deps;
-    const store = this.#checkpoints;
     const where = `region ${options.region} (${describeMysql(options.mysql)})`;
 
     const connection = await connectMysql(options.mysql);
@@ -136,23 +163,6 @@ export class CaptureStage {
       for (const table of plan.tables)
         this.#primaryKeys.set(`${table.schema}.${table.table}`, table.primaryKey);
       this.#includeSchema = this.#schemaFilter();
-      const checkpoint = await store.load(CAPTURE_CHECKPOINT_KEY);
-      if (checkpoint !== undefined) {
-        startPosition = checkpoint.position;
-        // Under a lease, record the new token at once: from here on a former
-        // holder that wakes up is refused even before this one's first save.
-        if (this.deps.fence !== undefined) await store.save(CAPTURE_CHECKPOINT_KEY, checkpoint);
-        logger.info({ position: startPosition }, 'capture resumes from its checkpoint');
-      } else {
-        // First start: begin at the end of the binlog, and record that at once
-        // so a crash before the first change cannot move the start later.
-        startPosition = await currentGtidPosition(connection, info);
-        await store.save(CAPTURE_CHECKPOINT_KEY, {
-          position: startPosition,
-          savedAtMs: Date.now(),
-        });
-        logger.info({ position: startPosition }, 'capture starts at the current end of the binlog');
-      }
       const topics = [
         ...plan.tables.map((t) =>
           topicName(options.kafka.topicPrefix, options.region, t.schema, t.table),
@@ -165,21 +175,183 @@ export class CaptureStage {
         ),
         deadLetterTopic(options.kafka.topicPrefix, 'capture', options.region),
       ];
-      await this.#whileStartingRetry('creating Kafka topics', async () => {
-        const created = await ensureTopicsWith(kafka, topics, options.kafka.topics);
-        if (created.length > 0) logger.info({ topics: created }, 'created Kafka topics');
-      });
+      await this.#whileStartingRetry('creating Kafka topics', () =>
+        this.#withAdmin(async (admin) => {
+          const created = await ensureTopics(admin, topics, options.kafka.topics);
+          if (created.length > 0) logger.info({ topics: created }, 'created Kafka topics');
+          await this.#positionLog.ensureTopic(admin);
+        }),
+      );
+      this.#producer = createChangeProducer(kafka);
+      const producer = this.#producer;
+      await this.#whileStartingRetry('connecting the Kafka producer', () => producer.connect());
+      startPosition = await this.#resolveStartPosition(connection, info, where);
     } finally {
       await connection.end();
     }
 
-    this.#producer = createChangeProducer(kafka);
-    const producer = this.#producer;
-    await this.#whileStartingRetry('connecting the Kafka producer', () => producer.connect());
     this.#publisher = this.#createPublisher(this.#producer);
     this.#resumePosition = startPosition;
     await this.#openSource();
     this.#state = 'running';
+  }
+
+  /** A short-lived admin client (start only). */
+  async #withAdmin(operation: (admin: Admin) => Promise<void>): Promise<void> {
+    const admin = this.deps.kafka.admin();
+    await admin.connect();
+    try {
+      await operation(admin);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** The producer as capture may use it: refusing to send once a lease is lost. */
+  #sendingProducer(): Producer {
+    const producer = this.#producer;
+    if (producer === undefined) throw new Error('capture producer used before start');
+    return this.deps.fence === undefined ? producer : fencedProducer(producer, this.deps.fence);
+  }
+
+  /**
+   * Checkpoints as the publisher saves them: into the Kafka position topic
+   * (the durable copy, where the data went) and into the checkpoint store
+   * (the fast copy that also carries the lease's fencing token).
+   */
+  #durableCheckpoints(): CheckpointStore {
+    const store = this.#checkpoints;
+    return {
+      load: (key) => store.load(key),
+      save: async (key, checkpoint) => {
+        await this.#positionLog.append(this.#sendingProducer(), checkpoint);
+        await store.save(key, checkpoint);
+      },
+      close: () => store.close(),
+    };
+  }
+
+  /**
+   * Where capture starts: the saved position furthest ahead of the store's
+   * and Kafka's copies; on a true first start, the end of the binlog; with
+   * no position but a region whose topics hold events, the operator's
+   * choice, or a fatal error that lists the choices (DESIGN §6).
+   */
+  async #resolveStartPosition(
+    connection: MysqlConnection,
+    info: ServerInfo,
+    where: string,
+  ): Promise<string> {
+    const { options, logger, metrics, lostPosition } = this.deps;
+    const region = options.region;
+    const stored = await this.#checkpoints.load(CAPTURE_CHECKPOINT_KEY);
+    let logged: Checkpoint | undefined;
+    let topicsWithEvents: string[] = [];
+    await this.#whileStartingRetry('reading the capture position kept in Kafka', () =>
+      this.#withAdmin(async (admin) => {
+        logged = await this.#positionLog.readLatest(admin);
+        topicsWithEvents =
+          stored === undefined && logged === undefined
+            ? await regionTopicsWithEvents(admin, options.kafka.topicPrefix, region)
+            : [];
+      }),
+    );
+    const decision = decideStartPosition({
+      stored,
+      logged,
+      topicsWithEvents,
+      choice: lostPosition,
+    });
+    const producer = this.#sendingProducer();
+    switch (decision.kind) {
+      case 'resume': {
+        const { checkpoint } = decision;
+        if (lostPosition !== undefined)
+          logger.info(
+            { option: LOST_POSITION_FLAGS[lostPosition.kind] },
+            'a saved capture position exists: the lost-position option is not used',
+          );
+        if (decision.from === 'kafka') {
+          logger.warn(
+            {
+              position: checkpoint.position,
+              storePosition: stored?.position,
+              topic: this.#positionLog.topic,
+            },
+            stored === undefined
+              ? 'the checkpoint store has no capture position (it lost its keys); resuming from the position kept in Kafka'
+              : 'the checkpoint store is behind the position kept in Kafka; resuming from the one in Kafka',
+          );
+        } else {
+          logger.info({ position: checkpoint.position }, 'capture resumes from its checkpoint');
+        }
+        // Restore the store's copy; under a lease, record the new token at once so that
+        // a former holder that wakes up is refused even before this one's first save.
+        if (decision.storeBehind || this.deps.fence !== undefined)
+          await this.#checkpoints.save(CAPTURE_CHECKPOINT_KEY, checkpoint);
+        // A daemon upgraded from a version without the position topic fills it at once.
+        if (logged === undefined) await this.#positionLog.append(producer, checkpoint);
+        metrics.captureStartsTotal.inc({ region, from: decision.from });
+        return checkpoint.position;
+      }
+      case 'first-start': {
+        // Recorded at once, so a crash before the first change cannot move the start later.
+        const position = await currentGtidPosition(connection, info);
+        await this.#durableCheckpoints().save(CAPTURE_CHECKPOINT_KEY, {
+          position,
+          savedAtMs: Date.now(),
+        });
+        logger.info(
+          { position },
+          "first start (no saved position anywhere, no events in this region's topics): capture starts at the current end of the binlog",
+        );
+        metrics.captureStartsTotal.inc({ region, from: 'first-start' });
+        return position;
+      }
+      case 'operator': {
+        const { choice } = decision;
+        let position: string;
+        let detail: string;
+        if (choice.kind === 'resume-from-gtid') {
+          const mysqlSet = choice.position.includes(':');
+          if (mysqlSet !== (info.flavor === 'mysql'))
+            throw new CdcError(
+              `${where}: --resume-from-gtid '${choice.position}' is a ${mysqlSet ? 'MySQL GTID set' : 'MariaDB GTID position'}, ` +
+                `but the server is ${info.flavor === 'mysql' ? 'MySQL' : 'MariaDB'}`,
+              { code: 'CAPTURE_POSITION_INVALID' },
+            );
+          position = choice.position;
+          detail =
+            'operator resumed capture from a given GTID position after the saved position was lost';
+        } else if (choice.kind === 'replay-from-oldest-binlog') {
+          position = await oldestGtidPosition(connection, info);
+          detail =
+            'operator chose to replay from the oldest binlog on the server after the saved position was lost';
+        } else {
+          position = await currentGtidPosition(connection, info);
+          detail =
+            'operator accepted a gap: capture starts at the current end of the binlog, and changes since the last saved position are not replicated';
+        }
+        logger.warn({ audit: choice.kind, position, topic: this.#positionLog.topic }, detail);
+        await this.#positionLog.audit(producer, { action: choice.kind, position, detail });
+        await this.#durableCheckpoints().save(CAPTURE_CHECKPOINT_KEY, {
+          position,
+          savedAtMs: Date.now(),
+        });
+        metrics.captureStartsTotal.inc({ region, from: choice.kind });
+        return position;
+      }
+      case 'lost':
+        throw positionLostError({
+          where,
+          region,
+          storeDescription: describeStore(options.checkpointStore),
+          positionTopic: this.#positionLog.topic,
+          topicsWithEvents: decision.topicsWithEvents,
+          currentPosition: await currentGtidPosition(connection, info),
+          oldestPosition: await oldestGtidPosition(connection, info),
+        });
+    }
   }
 
   /**
@@ -238,7 +410,7 @@ export class CaptureStage {
     const region = options.region;
     return new CapturePublisher({
       producer: fence === undefined ? producer : fencedProducer(producer, fence),
-      store: this.#checkpoints,
+      store: this.#durableCheckpoints(),
       checkpointKey: CAPTURE_CHECKPOINT_KEY,
       maxInFlightBytes: options.capture.maxInFlightBytes,
       batchMaxMessages: options.capture.batchMaxMessages,
@@ -471,5 +643,16 @@ function fencedProducer(producer: Producer, fence: CaptureFence): Producer {
       if (!fence.held()) return Promise.reject(leaseLost('publishing'));
       return producer.sendBatch(batch);
     },
+    send: (record) => {
+      if (!fence.held()) return Promise.reject(leaseLost('publishing'));
+      return producer.send(record);
+    },
   };
+}
+
+/** The checkpoint store as an operator knows it (never a password). */
+function describeStore(store: RuntimeOptions['checkpointStore']): string {
+  return store.kind === 'redis'
+    ? `Redis ${redactRedisUrl(store.url.reveal())}, key prefix '${store.keyPrefix}'`
+    : `file store ${store.dir}`;
 }

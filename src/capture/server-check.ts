@@ -79,3 +79,41 @@ export async function currentGtidPosition(
   const [rows] = await connection.query<mysql.RowDataPacket[]>(`SELECT ${variable} AS position`);
   return String(rows[0]?.position ?? '').replace(/\s+/g, '');
 }
+
+/**
+ * The GTID position just before the oldest binlog still on the server:
+ * where a replay of everything the server still has begins. MariaDB records
+ * it in the Gtid_list event at the head of each binlog file; MySQL in
+ * `gtid_purged`.
+ */
+export async function oldestGtidPosition(
+  connection: MysqlConnection,
+  info: ServerInfo,
+): Promise<string> {
+  if (info.flavor !== 'mariadb') {
+    const [rows] = await connection.query<mysql.RowDataPacket[]>(
+      'SELECT @@GLOBAL.gtid_purged AS position',
+    );
+    return String(rows[0]?.position ?? '').replace(/\s+/g, '');
+  }
+  const [logs] = await connection.query<mysql.RowDataPacket[]>('SHOW BINARY LOGS');
+  const oldest = logs[0]?.Log_name as string | undefined;
+  if (oldest === undefined) return '';
+  const [events] = await connection.query<mysql.RowDataPacket[]>(
+    `SHOW BINLOG EVENTS IN ${connection.escape(oldest)} LIMIT 5`,
+  );
+  const list = events.find((e) => e.Event_type === 'Gtid_list');
+  if (list === undefined)
+    throw new CdcError(
+      `binlog ${oldest} does not start with a Gtid_list event; cannot tell which GTIDs it follows`,
+      { code: 'BINLOG_UNREADABLE' },
+    );
+  // Info reads like `[0-1-5,1-2-3]`; the last entry of a domain is its newest.
+  const entries = String(list.Info).replace(/[[\]\s]/g, '');
+  const byDomain = new Map<string, string>();
+  for (const entry of entries.split(',')) {
+    if (entry === '') continue;
+    byDomain.set(entry.split('-')[0] as string, entry);
+  }
+  return [...byDomain.values()].join(',');
+}

@@ -178,6 +178,15 @@ export class CaptureLeadership {
     this.#wakeUp();
     try {
       await this.#capture?.stop();
+    } catch (err) {
+      // A term that lapsed while draining (Redis restarted, or a pause) only means the
+      // last checkpoint was not saved: the next holder replays from the previous one.
+      const error = classifyError(err, 'draining capture');
+      if (error.code !== LEASE_LOST && error.code !== STATE_ERROR_CODES.fenced) throw error;
+      this.#deps.logger.warn(
+        { err: error.message },
+        'capture lease lapsed while draining; the next holder replays from the last saved position',
+      );
     } finally {
       const term = this.#term;
       this.#term = undefined;

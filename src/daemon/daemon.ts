@@ -5,6 +5,7 @@ import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
 import { ApplyStage } from '../apply/apply-stage.js';
+import type { LostPositionChoice } from '../capture/start-position.js';
 import { CaptureLeadership } from './capture-leadership.js';
 import { HeartbeatWriter } from '../monitor/heartbeat.js';
 import { MetricsServer } from '../monitor/http-server.js';
@@ -25,6 +26,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** How long a graceful stop may take before it gives up. */
   drainTimeoutMs?: number;
+  /** What capture does if no saved position can be found (`run --accept-gap` and kin). */
+  lostPosition?: LostPositionChoice | undefined;
 }
 
 /**
@@ -92,6 +95,7 @@ export class Daemon {
         kafka: this.#kafka,
         metrics: this.metrics,
         logger: logger.child({ stage: 'capture' }),
+        lostPosition: this.config.lostPosition,
       });
       void this.#capture.failed.then((error) => this.#fail(error));
       await this.#capture.start();

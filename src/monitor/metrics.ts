@@ -131,6 +131,19 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Capture starts by where the start position came from: `store`, `kafka`
+   * (the checkpoint store had lost it or was behind), `first-start`, or an
+   * operator's choice for a lost position (`resume-from-gtid`,
+   * `replay-from-oldest-binlog`, `accept-gap`).
+   */
+  readonly captureStartsTotal = new Counter({
+    name: 'cdc_capture_starts_total',
+    help: 'Capture starts by where the start position came from (store, kafka, first-start, or an operator choice for a lost position).',
+    labelNames: ['region', 'from'] as const,
+    registers: [this.registry],
+  });
+
   readonly captureReconnectsTotal = new Counter({
     name: 'cdc_capture_reconnects_total',
     help: 'Binlog connections re-established after a failure.',

@@ -7,12 +7,20 @@ import type { Command } from 'commander';
 import { CdcError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { Daemon } from '../../daemon/daemon.js';
+import {
+  LOST_POSITION_FLAGS,
+  positionProblem,
+  type LostPositionChoice,
+} from '../../capture/start-position.js';
 import { ExitCode, type CommandContext } from '../context.js';
 import { loadRegionOptions, type RegionFlags } from '../region-options.js';
 import { reportConfigError } from '../report.js';
 
 interface RunFlags extends RegionFlags {
   readonly drainTimeout: string;
+  readonly resumeFromGtid?: string;
+  readonly replayFromOldestBinlog?: boolean;
+  readonly acceptGap?: boolean;
 }
 
 export function registerRunCommand(program: Command, context: CommandContext): void {
@@ -24,6 +32,18 @@ export function registerRunCommand(program: Command, context: CommandContext): v
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
     .option('-r, --region <name>', 'the region this daemon serves (env: CDC_REGION)')
     .option('--drain-timeout <ms>', 'how long a graceful stop may take', '30000')
+    .option(
+      '--resume-from-gtid <position>',
+      'only when no saved capture position exists anywhere: resume capture after this GTID position',
+    )
+    .option(
+      '--replay-from-oldest-binlog',
+      'only when no saved capture position exists anywhere: replay from the oldest binlog on the server',
+    )
+    .option(
+      '--accept-gap',
+      'only when no saved capture position exists anywhere: start at the end of the binlog and accept the gap (audited)',
+    )
     .action(async (flags: RunFlags) => {
       context.setExitCode(await run(flags, context));
     });
@@ -37,12 +57,18 @@ async function run(flags: RunFlags, context: CommandContext): Promise<ExitCode> 
     return reportConfigError(context.io, flags.config, error);
   }
   const { options } = loaded;
+  const lostPosition = lostPositionChoice(flags);
+  if (typeof lostPosition === 'string') {
+    context.io.stderr.write(`cdc-replicator run: ${lostPosition}\n`);
+    return ExitCode.usage;
+  }
   const logger = createLogger({ base: { region: options.region } });
   const drainTimeoutMs = Number.parseInt(flags.drainTimeout, 10);
   const daemon = new Daemon({
     options,
     logger,
     drainTimeoutMs: Number.isFinite(drainTimeoutMs) ? drainTimeoutMs : 30_000,
+    lostPosition,
   });
 
   const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
@@ -76,4 +102,19 @@ async function run(flags: RunFlags, context: CommandContext): Promise<ExitCode> 
     context.io.stderr.write(`cdc-replicator run: ${message}\n`);
     return ExitCode.failure;
   }
+}
+
+/** The lost-position option given, or a usage problem (at most one may be given). */
+function lostPositionChoice(flags: RunFlags): LostPositionChoice | undefined | string {
+  const given: LostPositionChoice[] = [];
+  if (flags.resumeFromGtid !== undefined) {
+    const problem = positionProblem(flags.resumeFromGtid);
+    if (problem !== undefined) return `--resume-from-gtid: ${problem}`;
+    given.push({ kind: 'resume-from-gtid', position: flags.resumeFromGtid.replace(/\s+/g, '') });
+  }
+  if (flags.replayFromOldestBinlog === true) given.push({ kind: 'replay-from-oldest-binlog' });
+  if (flags.acceptGap === true) given.push({ kind: 'accept-gap' });
+  if (given.length > 1)
+    return `choose one of ${given.map((c) => LOST_POSITION_FLAGS[c.kind]).join(', ')}`;
+  return given[0];
 }
