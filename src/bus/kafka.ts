@@ -1,4 +1,6 @@
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as tlsConnect } from 'node:tls';
 import {
   CompressionTypes,
   Kafka,
@@ -7,12 +9,14 @@ import {
   type AdminConfig,
   type Consumer,
   type ConsumerConfig,
+  type ISocketFactory,
   type KafkaConfig,
   type LogEntry,
   type Producer,
   type ProducerConfig,
 } from 'kafkajs';
 import type { KafkaOptions } from '../config/compile.js';
+import { ConnectBackoff } from './connect-backoff.js';
 import { Murmur2Partitioner } from './partitioner.js';
 import { CdcError } from '../core/errors.js';
 import { classifyError } from '../core/retriable.js';
@@ -84,7 +88,59 @@ class NamedKafka extends Kafka {
   }
 }
 
-/** A kafkajs client for the region's cluster, logging through the daemon's logger. */
+/**
+ * Pacing of new connections to a broker that stopped answering (see
+ * {@link ConnectBackoff}): the first probe 500 ms after the failure, then
+ * doubling to one every 10 s. The cap is also the most that catching up
+ * waits once the broker is back, beyond the client's own retry delay.
+ */
+export const CONNECT_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
+
+/** kafkajs' retry settings of every client: its retriers nest, so each stays short; the pacing of connections is {@link CONNECT_BACKOFF}'s. */
+const CLIENT_RETRY = { initialRetryTime: 300, maxRetryTime: 5_000 } as const;
+
+/**
+ * kafkajs' own socket factory (plain or TLS, keep-alive) with every
+ * connection paced by `backoff`: an attempt it holds back fails at once, as
+ * a connection error kafkajs retries, without touching the network.
+ */
+function pacedSocketFactory(backoff: ConnectBackoff): ISocketFactory {
+  return ({ host, port, ssl, onConnect }) => {
+    const broker = `${host}:${port}`;
+    const ticket = backoff.begin(broker);
+    if (!ticket.go)
+      throw new Error(
+        `${broker} did not answer the last connection; not retried for ${ticket.waitMs} ms (backing off)`,
+      );
+    let socket: Socket;
+    try {
+      // kafkajs passes `ssl` only when TLS is configured (its own factory tests it the same way).
+      socket = ssl
+        ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+        : netConnect({ host, port }, onConnect);
+    } catch (err) {
+      backoff.failed(ticket);
+      throw err;
+    }
+    socket.setKeepAlive(true, 60_000);
+    let answered = false;
+    socket.once('data', () => {
+      answered = true;
+      backoff.answered(ticket);
+    });
+    socket.once('close', () => {
+      if (!answered) backoff.failed(ticket);
+    });
+    return socket;
+  };
+}
+
+/**
+ * A kafkajs client for the region's cluster, logging through the daemon's
+ * logger. Its producers, consumers and admin clients share one
+ * {@link ConnectBackoff}, so however many of them retry, a dead broker sees
+ * at most about one connection per {@link CONNECT_BACKOFF} cap.
+ */
 export function createKafka(options: KafkaOptions, logger: Logger): Kafka {
   return new NamedKafka(
     {
@@ -94,7 +150,8 @@ export function createKafka(options: KafkaOptions, logger: Logger): Kafka {
       logCreator: kafkaLogCreator(logger),
       connectionTimeout: 5_000,
       requestTimeout: 30_000,
-      retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: 10 },
+      retry: { ...CLIENT_RETRY, retries: 10 },
+      socketFactory: pacedSocketFactory(new ConnectBackoff(CONNECT_BACKOFF)),
       ...(options.tls === undefined ? {} : { ssl: nodeTlsOptions(options.tls) }),
       ...(options.sasl === undefined ? {} : { sasl: kafkaSaslOptions(options.sasl) }),
     },
@@ -116,13 +173,6 @@ export function compressionType(codec: 'none' | 'gzip'): CompressionTypes {
 /** How long {@link ensureTopics} waits for freshly created topics to appear in the broker's metadata. */
 const ENSURE_TOPICS_ATTEMPTS = 20;
 const ENSURE_TOPICS_RETRY_MS = 250;
-
-/** Settings of internal topics that differ from change topics' (e.g. a compacted one-partition log). */
-export interface TopicOverrides {
-  readonly partitions?: number;
-  /** Topic-level configuration, e.g. `{ 'cleanup.policy': 'compact' }`. */
-  readonly configEntries?: Readonly<Record<string, string>>;
-}
 
 /** Throws a retriable error unless every partition of every topic has a leader. */
 async function requireLeaders(admin: Admin, topics: readonly string[]): Promise<void> {
@@ -151,7 +201,6 @@ export async function ensureTopics(
   admin: Admin,
   topics: readonly string[],
   settings: KafkaOptions['topics'],
-  overrides: TopicOverrides = {},
 ): Promise<string[]> {
   let requested: string[] = [];
   for (let attempt = 1; ; attempt += 1) {
@@ -169,17 +218,9 @@ export async function ensureTopics(
         waitForLeaders: true,
         topics: missing.map((topic) => ({
           topic,
-          numPartitions: overrides.partitions ?? settings.partitions,
+          numPartitions: settings.partitions,
           // -1 asks the broker for its default.replication.factor.
           replicationFactor: settings.replicationFactor ?? -1,
-          ...(overrides.configEntries === undefined
-            ? {}
-            : {
-                configEntries: Object.entries(overrides.configEntries).map(([name, value]) => ({
-                  name,
-                  value,
-                })),
-              }),
         })),
       });
       await requireLeaders(admin, topics);
@@ -200,12 +241,11 @@ export async function ensureTopicsWith(
   kafka: Kafka,
   topics: readonly string[],
   settings: KafkaOptions['topics'],
-  overrides: TopicOverrides = {},
 ): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    return await ensureTopics(admin, topics, settings, overrides);
+    return await ensureTopics(admin, topics, settings);
   } finally {
     await admin.disconnect();
   }
@@ -225,6 +265,6 @@ export function createChangeProducer(kafka: Kafka): Producer {
     createPartitioner: Murmur2Partitioner,
     // An idempotent producer keeps retrying (kafkajs warns that a limit may break its
     // guarantees); the callers' own loops log and back off on top.
-    retry: { initialRetryTime: 200, maxRetryTime: 5_000, retries: Number.MAX_SAFE_INTEGER },
+    retry: { ...CLIENT_RETRY, retries: Number.MAX_SAFE_INTEGER },
   });
 }

@@ -66,6 +66,8 @@ export class PipelineMonitor {
   #mysql: MysqlConnection | undefined;
   #admin: Admin | undefined;
   #adminConnected = false;
+  /** A connect of `#admin` still in flight: it may outlast a probe, and is never started twice. */
+  #adminConnecting: Promise<void> | undefined;
   #lastSlowSampleMs = 0;
   readonly #health = new Map<Dependency, Health>();
   readonly #probes = new Map<Dependency, Promise<void>>();
@@ -102,6 +104,12 @@ export class PipelineMonitor {
     this.#mysql = undefined;
     await mysql?.end().catch(() => undefined); // a broken probe connection has nothing to report
     if (this.#adminConnected) await this.#admin?.disconnect().catch(() => undefined);
+    // A connect still retrying must not hold the stop; the client is closed once it settles.
+    const admin = this.#admin;
+    void this.#adminConnecting?.then(
+      () => admin?.disconnect(),
+      () => undefined, // it failed: nothing to close
+    );
   }
 
   /**
@@ -257,11 +265,16 @@ export class PipelineMonitor {
     try {
       // Retries would hold the probe for tens of seconds; the next sample is the retry.
       this.#admin ??= this.deps.kafka.admin({ retry: { retries: 0 } });
+      const admin = this.#admin;
       if (!this.#adminConnected) {
-        await withTimeout(this.#admin.connect(), 'connect the admin client');
+        // kafkajs keeps retrying a connect past the probe's timeout: later probes wait on
+        // that one instead of starting another admin client beside it (each one retrying).
+        this.#adminConnecting ??= admin.connect().finally(() => {
+          this.#adminConnecting = undefined;
+        });
+        await withTimeout(this.#adminConnecting, 'connect the admin client');
         this.#adminConnected = true;
       }
-      const admin = this.#admin;
       const group = this.deps.apply()?.consumerGroup;
       if (group === undefined || group.topics.length === 0) {
         await withTimeout(admin.describeCluster(), 'describe the cluster');
@@ -297,7 +310,7 @@ export class PipelineMonitor {
       this.#setHealth('kafka', false, (err as Error).message);
       if (this.#adminConnected) await this.#admin?.disconnect().catch(() => undefined);
       this.#adminConnected = false;
-      this.#admin = undefined;
+      if (this.#adminConnecting === undefined) this.#admin = undefined;
       for (const pair of this.#pairs.values()) pair.backlog = undefined;
     }
   }
