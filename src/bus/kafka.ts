@@ -174,6 +174,13 @@ export function compressionType(codec: 'none' | 'gzip'): CompressionTypes {
 const ENSURE_TOPICS_ATTEMPTS = 20;
 const ENSURE_TOPICS_RETRY_MS = 250;
 
+/** Settings of internal topics that differ from change topics' (e.g. a compacted one-partition log). */
+export interface TopicOverrides {
+  readonly partitions?: number;
+  /** Topic-level configuration, e.g. `{ 'cleanup.policy': 'compact' }`. */
+  readonly configEntries?: Readonly<Record<string, string>>;
+}
+
 /** Throws a retriable error unless every partition of every topic has a leader. */
 async function requireLeaders(admin: Admin, topics: readonly string[]): Promise<void> {
   const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [...new Set(topics)] });
@@ -201,6 +208,7 @@ export async function ensureTopics(
   admin: Admin,
   topics: readonly string[],
   settings: KafkaOptions['topics'],
+  overrides: TopicOverrides = {},
 ): Promise<string[]> {
   let requested: string[] = [];
   for (let attempt = 1; ; attempt += 1) {
@@ -218,9 +226,17 @@ export async function ensureTopics(
         waitForLeaders: true,
         topics: missing.map((topic) => ({
           topic,
-          numPartitions: settings.partitions,
+          numPartitions: overrides.partitions ?? settings.partitions,
           // -1 asks the broker for its default.replication.factor.
           replicationFactor: settings.replicationFactor ?? -1,
+          ...(overrides.configEntries === undefined
+            ? {}
+            : {
+                configEntries: Object.entries(overrides.configEntries).map(([name, value]) => ({
+                  name,
+                  value,
+                })),
+              }),
         })),
       });
       await requireLeaders(admin, topics);
@@ -241,11 +257,12 @@ export async function ensureTopicsWith(
   kafka: Kafka,
   topics: readonly string[],
   settings: KafkaOptions['topics'],
+  overrides: TopicOverrides = {},
 ): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    return await ensureTopics(admin, topics, settings);
+    return await ensureTopics(admin, topics, settings, overrides);
   } finally {
     await admin.disconnect();
   }
