@@ -4,9 +4,7 @@ import mysql from 'mysql2/promise';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { ensureTopicsWith } from '../bus/kafka.js';
 import { Murmur2Partitioner } from '../bus/partitioner.js';
-import { topicName } from '../bus/envelope.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
-import { tableMatches } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
@@ -14,16 +12,23 @@ import { retryRetriable } from '../core/retry.js';
 import { deadLetterTopic } from '../capture/capture-stage.js';
 import { clientOptions } from '../mysql/connection.js';
 import { qualifiedName } from '../mysql/identifiers.js';
-import { APPLIER_SESSION_FLAG, INTERNAL_TABLES } from '../mysql/internal-tables.js';
-import { describeTable, resolveTables, type TableInfo } from '../mysql/introspect.js';
+import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
+import type { TableInfo } from '../mysql/introspect.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
-import type { ConflictStrategy } from '../versioning/resolve.js';
 import {
   decodeApplyEvent,
   RejectedEvent,
   type ApplyEvent,
   type RejectReason,
 } from './apply-event.js';
+import {
+  APPLIER_SESSION_STATEMENTS,
+  buildRoutes,
+  loadLocalTables,
+  strategyOf,
+  validateEvents,
+  type TopicRoute,
+} from './apply-target.js';
 import { applyChunk, type ChunkResult } from './batch-applier.js';
 
 export type ApplyState = 'idle' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
@@ -35,28 +40,10 @@ export interface ApplyStageDeps {
   logger: Logger;
 }
 
-/** Where a topic's events come from and go to. */
-interface TopicRoute {
-  sourceRegion: string;
-  db: string;
-  table: string;
-  pipeline: PipelineOptions | undefined;
-  heartbeat: boolean;
-}
-
 const RETRY_INITIAL_MS = 50;
 const RETRY_MAX_MS = 5_000;
 /** A chunk that keeps failing with retriable errors is split to find the event at fault. */
 const RETRIES_BEFORE_ISOLATING = 5;
-
-function strategyOf(pipeline: PipelineOptions): { strategy: ConflictStrategy; name: string } {
-  return pipeline.conflict.strategy === 'region-priority'
-    ? {
-        strategy: { kind: 'region-priority', order: pipeline.conflict.priority },
-        name: 'region-priority',
-      }
-    : { strategy: { kind: 'lww' }, name: 'lww' };
-}
 
 /** Per source region: events applied and a moving average of apply-transaction time. */
 export interface SourceActivity {
@@ -143,8 +130,7 @@ export class ApplyStage {
       ...clientOptions(options.mysql),
       connectionLimit: options.apply.partitionsConcurrently + 2,
     });
-    // Every applier session: READ COMMITTED and no foreign-key checks (as
-    // replication appliers do), UTC, and the flag the triggers skip.
+    // Every applier session gets the applier settings.
     // (Statements queue on the connection before any caller's query runs.)
     this.#pool.on('connection', (connection) => {
       // mysql2 hands this event the callback-style connection, whatever its typings say.
@@ -152,50 +138,18 @@ export class ApplyStage {
       const onError = (err: Error | null): void => {
         if (err !== null) logger.error({ err: err.message }, 'applier session setup failed');
       };
-      core.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', onError);
-      core.query(
-        `SET SESSION foreign_key_checks = 0, time_zone = '+00:00', ${APPLIER_SESSION_FLAG} = 1`,
-        onError,
-      );
+      for (const statement of APPLIER_SESSION_STATEMENTS) core.query(statement, onError);
     });
 
     const local = await this.#pool.getConnection();
     try {
-      const patterns = options.pipelines.flatMap((p) => p.tables);
-      for (const name of await resolveTables(local, patterns)) {
-        const info = await describeTable(local, name.schema, name.table);
-        if (info !== undefined) this.#tables.set(`${name.schema}.${name.table}`, info);
-      }
+      for (const [key, info] of await loadLocalTables(local, options)) this.#tables.set(key, info);
     } finally {
       local.release();
     }
 
     const prefix = options.kafka.topicPrefix;
-    for (const source of options.peers) {
-      for (const key of this.#tables.keys()) {
-        const [db, table] = key.split('.') as [string, string];
-        const pipeline = options.pipelines.find((p) =>
-          p.tables.some((t) => tableMatches(t, db, table)),
-        );
-        this.#routes.set(topicName(prefix, source, db, table), {
-          sourceRegion: source,
-          db,
-          table,
-          pipeline,
-          heartbeat: false,
-        });
-      }
-      this.#routes.set(
-        topicName(prefix, source, options.internalSchema, INTERNAL_TABLES.heartbeat),
-        {
-          sourceRegion: source,
-          db: options.internalSchema,
-          table: INTERNAL_TABLES.heartbeat,
-          pipeline: undefined,
-          heartbeat: true,
-        },
-      );
-    }
+    for (const [topic, route] of buildRoutes(options, this.#tables)) this.#routes.set(topic, route);
     // Peers may not have started yet: create their topics with the shared settings so subscribing works now.
     await ensureTopicsWith(
       kafka,
@@ -344,41 +298,9 @@ export class ApplyStage {
     await this.#applyWithRetry(topic, partition, route, events, origins);
   }
 
-  /** Identifiers come from untrusted events: the table must be configured and present, the columns must exist. */
+  /** Identifiers come from untrusted events: checked against the configuration and the local schema. */
   #validate(route: TopicRoute, events: ApplyEvent[]): ApplyEvent[] {
-    if (route.pipeline === undefined) {
-      throw new RejectedEvent(
-        'table_not_in_pipeline',
-        `${route.db}.${route.table} is not in any pipeline`,
-      );
-    }
-    const table = this.#tables.get(`${route.db}.${route.table}`);
-    if (table === undefined)
-      throw new RejectedEvent(
-        'table_missing',
-        `table ${route.db}.${route.table} does not exist locally`,
-      );
-    const known = new Set(table.columns.map((c) => c.name));
-    for (const event of events) {
-      const pkNames = Object.keys(event.pk);
-      if (
-        pkNames.length !== table.primaryKey.length ||
-        !table.primaryKey.every((c, i) => pkNames[i] === c)
-      ) {
-        throw new RejectedEvent(
-          'key_mismatch',
-          `event key (${pkNames.join(', ')}) does not match the local primary key (${table.primaryKey.join(', ')}) of ${route.db}.${route.table}`,
-        );
-      }
-      const missing = Object.keys(event.after ?? {}).filter((c) => !known.has(c));
-      if (missing.length > 0) {
-        throw new RejectedEvent(
-          'column_missing',
-          `${route.db}.${route.table} has no column(s) ${missing.map((c) => JSON.stringify(c.slice(0, 64))).join(', ')}`,
-        );
-      }
-    }
-    return events;
+    return validateEvents(route, this.#tables.get(`${route.db}.${route.table}`), events);
   }
 
   async #applyWithRetry(

@@ -41,6 +41,11 @@ export interface ChunkContext {
   strategyName: string;
   /** Whether to record this conflict in `_cdc_conflicts` (sampling). */
   recordConflict: () => boolean;
+  /**
+   * Roll the transaction back instead of committing it: a dry run that takes
+   * the same path (locks, join, statements, constraint checks) and leaves nothing.
+   */
+  rollback?: boolean;
 }
 
 interface KeyState {
@@ -256,7 +261,8 @@ export async function applyChunk(
         ]),
       );
     }
-    await connection.commit();
+    if (context.rollback === true) await connection.rollback();
+    else await connection.commit();
     return { outcomes, conflicts };
   } catch (err) {
     await connection.rollback().catch(() => undefined); // the statement error is the one to report

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 
 import type { EnvSource } from '../config/env.js';
 import { registerBootstrapCommand } from './commands/bootstrap.js';
+import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerPrepareCommand } from './commands/prepare.js';
 import { registerRunCommand } from './commands/run.js';
@@ -84,5 +85,6 @@ function buildProgram(context: CommandContext): Command {
   registerSnapshotCommand(program, context);
   registerBootstrapCommand(program, context);
   registerVerifyCommand(program, context);
+  registerDeadLettersCommand(program, context);
   return program;
 }
