@@ -20,10 +20,13 @@
  * {@link judgeRetention} is the pure decision; {@link checkTopicRetention}
  * reads the settings and logs.
  */
-import { ConfigResourceTypes, type Admin, type Kafka } from 'kafkajs';
+import kafkajs, { type Admin, type Kafka } from 'kafkajs';
 
 import type { RuntimeOptions } from '../config/compile.js';
 import type { Logger } from '../core/logger.js';
+
+// kafkajs is CommonJS: Node's ESM loader does not see this export by name (only the default export).
+const { ConfigResourceTypes } = kafkajs;
 
 /** The retention settings of one change topic, as the broker reports them. */
 export interface TopicRetention {
