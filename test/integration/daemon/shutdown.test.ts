@@ -139,7 +139,18 @@ describe('daemon shutdown', () => {
     // The applier of west blocks on this table lock with a transaction open.
     await blocker.query('LOCK TABLES app.events WRITE');
     const east = writer(await cluster.db('east'), 'east', 1_000_001);
-    await sleep(3000);
+    // Until west's applier really waits on the lock with a batch in hand (however long
+    // capture, Kafka and the consumer take to bring it one on this machine).
+    await waitFor(
+      async () => {
+        const [rows] = await westDb.query(
+          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table%' AND INFO LIKE '%events%'",
+        );
+        return Number((rows as { n: number }[])[0]?.n) > 0;
+      },
+      60_000,
+      () => `west's applier never blocked on the table lock:\n${tail(daemonOutput(west))}`,
+    );
     const sentAt = Date.now();
     west.child.kill('SIGTERM');
     const code = await west.exited;

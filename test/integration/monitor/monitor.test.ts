@@ -177,13 +177,21 @@ describe('lag monitor', () => {
     await cluster.stopDaemon('east');
     await trickle?.stop(); // the source database keeps running, but nothing captures it
     trickle = undefined;
+    // Lag is computed when scraped, so between two scrapes it grows by the time between
+    // them: bounded by the clock around each scrape, whatever this machine's speed.
+    const firstAsked = Date.now();
     const first = await lagOf('east', 'west');
+    const firstAnswered = Date.now();
     await sleep(3000);
+    const secondAsked = Date.now();
     const second = await lagOf('east', 'west');
+    const secondAnswered = Date.now();
     if (first === undefined || second === undefined)
       throw new Error('no lag reported for east → west');
-    expect(second - first).toBeGreaterThan(2.5);
-    expect(second - first).toBeLessThan(3.5);
+    // The upper bound is exact up to the clocks' millisecond rounding; below, a change
+    // still in flight when east stopped may be applied between the scrapes (as before, 0.5 s).
+    expect(second - first).toBeGreaterThan((secondAsked - firstAnswered) / 1000 - 0.5);
+    expect(second - first).toBeLessThan((secondAnswered - firstAsked) / 1000 + 0.01);
     await waitFor(
       async () => (await fetch(`${metricsUrl('west')}/readyz`)).status === 503,
       30_000,
