@@ -91,10 +91,10 @@ class NamedKafka extends Kafka {
 /**
  * Pacing of new connections to a broker that stopped answering (see
  * {@link ConnectBackoff}): the first probe 500 ms after the failure, then
- * doubling to one every 10 s. The cap is also the most that catching up
+ * doubling to one every 5 s. The cap is also the most that catching up
  * waits once the broker is back, beyond the client's own retry delay.
  */
-export const CONNECT_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
+export const CONNECT_BACKOFF = { initialMs: 500, maxMs: 5_000 } as const;
 
 /** kafkajs' retry settings of every client: its retriers nest, so each stays short; the pacing of connections is {@link CONNECT_BACKOFF}'s. */
 const CLIENT_RETRY = { initialRetryTime: 300, maxRetryTime: 5_000 } as const;

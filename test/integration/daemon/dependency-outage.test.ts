@@ -53,8 +53,8 @@ const WINDOW_MS = 30_000;
  * Connections a daemon may open to a dead broker in {@link WINDOW_MS}. Its
  * clients share one pacing (src/bus/kafka.ts CONNECT_BACKOFF): after the
  * burst of reconnects of the clients that lost the broker (fewer than ten),
- * one probe at a time, 0.5, 1, 2, 4, 8 s apart and then every 10 s: about
- * eight in 30 s. 25 leaves room for the burst; the storm it replaces was
+ * one probe at a time, 0.5, 1, 2, 4 s apart and then every 5 s: about
+ * ten in 30 s. 25 leaves room for the burst; the storm it replaces was
  * 115 (measured here before the change).
  */
 const MAX_CONNECTS_PER_WINDOW = 25;
