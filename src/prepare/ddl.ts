@@ -206,8 +206,18 @@ END`;
  * CURRENT_TIMESTAMP(6)` alone stamps the wall clock, which may be behind the
  * version being replaced (clock skew, or a remote write stamped ahead); two
  * local writes would then share one version and the second would be dropped
- * elsewhere as a duplicate. Rows whose visible columns did not change keep
- * their version, so no-op updates replicate nothing.
+ * elsewhere as a duplicate.
+ *
+ * The trigger names no column but the key and the version columns, so that
+ * columns added, dropped or renamed after `prepare` neither escape
+ * versioning nor break the application's writes (issue: schema changes
+ * while replicating). Whether a row changed is left to the server: the
+ * `ON UPDATE` stamp (which MariaDB has already put in `NEW._cdc_ts` when the
+ * trigger runs) is stored only when some column's value changed, so a no-op
+ * update keeps its version. The trigger steps in only when that stamp would
+ * not exceed the row's version (the clock behind it): then it sets the next
+ * HLC value itself, which makes even a no-op update a new version; that
+ * version replicates like any other, so the regions stay alike.
  *
  * An update that changes the primary key is a delete of the old key and an
  * insert of the new one, which is how other regions apply it (with the one
@@ -232,18 +242,13 @@ export function updateTrigger(
   const ver = quoteId(VERSION_COLUMNS.ver);
   const tombstones = qualifiedName(internalSchema, INTERNAL_TABLES.tombstones);
   const tableText = sqlString(`${table.schema}.${table.table}`);
-  const visible = table.columns.filter(
-    (c) => c.name !== VERSION_COLUMNS.ts && c.name !== VERSION_COLUMNS.ver,
-  );
-  const changed = visible
-    .map((c) => `NOT (NEW.${quoteId(c.name)} <=> OLD.${quoteId(c.name)})`)
-    .join(' OR ');
   const keyChanged = table.primaryKey
     .map((c) => `NOT (NEW.${quoteId(c)} <=> OLD.${quoteId(c)})`)
     .join(' OR ');
   const selfEntry = sqlString(`$."${region}"`);
   const body = `BEGIN
   DECLARE v_hlc BIGINT UNSIGNED;
+  DECLARE v_old_hlc BIGINT UNSIGNED;
   DECLARE v_new_key_ver LONGTEXT;
   DECLARE v_new_key_hlc BIGINT UNSIGNED;
   DECLARE v_vv LONGTEXT;
@@ -254,36 +259,36 @@ export function updateTrigger(
   DECLARE v_i INT DEFAULT 0;
   IF ${APPLIER_SESSION_FLAG} IS NULL THEN
     SET NEW.${ver} = OLD.${ver};
-    IF ${changed} THEN
-      SET v_hlc = ${nextHlcSql(effectiveHlcSql(`OLD.${ts}`, `OLD.${ver}`))};
-      IF ${keyChanged} THEN
-        SET v_vv = COALESCE(JSON_EXTRACT(OLD.${ver}, '$.vv'), '{}');
-        SELECT ver, hlc INTO v_new_key_ver, v_new_key_hlc FROM ${tombstones}
-          WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
-        IF v_new_key_ver IS NOT NULL THEN
-          SET v_hlc = GREATEST(v_hlc, v_new_key_hlc + 1);
-          SET v_regions = JSON_KEYS(JSON_EXTRACT(v_new_key_ver, '$.vv'));
-          WHILE v_i < JSON_LENGTH(v_regions) DO
-            SET v_path = CONCAT('$."', JSON_UNQUOTE(JSON_EXTRACT(v_regions, CONCAT('$[', v_i, ']'))), '"');
-            SET v_entry = CAST(JSON_EXTRACT(JSON_EXTRACT(v_new_key_ver, '$.vv'), v_path) AS UNSIGNED);
-            IF COALESCE(CAST(JSON_EXTRACT(v_vv, v_path) AS UNSIGNED), 0) < v_entry THEN
-              SET v_vv = JSON_SET(v_vv, v_path, v_entry);
-            END IF;
-            SET v_i = v_i + 1;
-          END WHILE;
-          SET NEW.${ver} = JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc - 1,
-                                    '$.vv', JSON_EXTRACT(JSON_SET(v_vv, ${selfEntry}, v_hlc - 1), '$'));
-        END IF;
-        SET v_vv = JSON_SET(v_vv, ${selfEntry}, v_hlc);
-        SET v_key = ${keyJsonSql(table, 'OLD')};
-        INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc)
-          VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
-                  JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
-          ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
+    SET v_old_hlc = ${effectiveHlcSql(`OLD.${ts}`, `OLD.${ver}`)};
+    IF ${keyChanged} THEN
+      SET v_hlc = ${nextHlcSql('v_old_hlc')};
+      SET v_vv = COALESCE(JSON_EXTRACT(OLD.${ver}, '$.vv'), '{}');
+      SELECT ver, hlc INTO v_new_key_ver, v_new_key_hlc FROM ${tombstones}
+        WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
+      IF v_new_key_ver IS NOT NULL THEN
+        SET v_hlc = GREATEST(v_hlc, v_new_key_hlc + 1);
+        SET v_regions = JSON_KEYS(JSON_EXTRACT(v_new_key_ver, '$.vv'));
+        WHILE v_i < JSON_LENGTH(v_regions) DO
+          SET v_path = CONCAT('$."', JSON_UNQUOTE(JSON_EXTRACT(v_regions, CONCAT('$[', v_i, ']'))), '"');
+          SET v_entry = CAST(JSON_EXTRACT(JSON_EXTRACT(v_new_key_ver, '$.vv'), v_path) AS UNSIGNED);
+          IF COALESCE(CAST(JSON_EXTRACT(v_vv, v_path) AS UNSIGNED), 0) < v_entry THEN
+            SET v_vv = JSON_SET(v_vv, v_path, v_entry);
+          END IF;
+          SET v_i = v_i + 1;
+        END WHILE;
+        SET NEW.${ver} = JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc - 1,
+                                  '$.vv', JSON_EXTRACT(JSON_SET(v_vv, ${selfEntry}, v_hlc - 1), '$'));
       END IF;
+      SET v_vv = JSON_SET(v_vv, ${selfEntry}, v_hlc);
+      SET v_key = ${keyJsonSql(table, 'OLD')};
+      INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc)
+        VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
+                JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
+        ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
       SET NEW.${ts} = ${timestampFromMicros('v_hlc')};
-    ELSE
-      SET NEW.${ts} = OLD.${ts};
+    ELSEIF ${micros(`NEW.${ts}`)} <= v_old_hlc THEN
+      SET v_hlc = ${nextHlcSql('v_old_hlc')};
+      SET NEW.${ts} = ${timestampFromMicros('v_hlc')};
     END IF;
   END IF;
 END`;
