@@ -47,7 +47,7 @@ export interface RetentionFinding {
 }
 
 const HOUR_MS = 3_600_000;
-/** How long `stop()` waits for a check cut off mid-request. */
+/** How long `stop()` lets a running check finish before cutting it off. */
 const STOP_WAIT_MS = 2_000;
 /** Topics named in one log line; the rest are counted. */
 const MAX_NAMED_TOPICS = 5;
@@ -199,7 +199,7 @@ export interface TopicRetentionCheckDeps {
   readonly logger: Logger;
 }
 
-/** A running check; `stop()` abandons it (disconnecting its admin client) and is safe to call twice. */
+/** A running check; `stop()` lets it finish for up to 2 s, then cuts it off. Safe to call twice. */
 export interface TopicRetentionCheck {
   readonly done: Promise<RetentionFinding[]>;
   stop(): Promise<void>;
@@ -237,7 +237,6 @@ export function checkTopicRetention(deps: TopicRetentionCheckDeps): TopicRetenti
         tombstoneHorizonMs: options.apply.tombstoneHorizonMs,
         offsetsRetentionMs,
       });
-      if (stopped) return findings;
       for (const finding of findings)
         logger.warn({ check: finding.kind, topics: finding.topics.length }, finding.message);
       return findings;
@@ -256,14 +255,15 @@ export function checkTopicRetention(deps: TopicRetentionCheckDeps): TopicRetenti
     done,
     async stop() {
       stopped = true;
-      await admin.disconnect().catch(() => undefined);
-      // A request cut off by the disconnect may take a while to fail; a stop does not wait for it.
+      // A check is done in well under a second: let it finish rather than cut a request off
+      // (kafkajs logs those as connection errors), unless Kafka is slow to answer.
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        done,
-        new Promise((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS).unref())),
+      const finished = await Promise.race([
+        done.then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), STOP_WAIT_MS))),
       ]);
       clearTimeout(timer);
+      if (!finished) await admin.disconnect().catch(() => undefined);
     },
   };
 }
