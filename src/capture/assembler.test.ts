@@ -35,7 +35,61 @@ describe('TransactionAssembler: statements in the binlog', () => {
   it.each(['ALTER TABLE t ADD COLUMN c INT', 'CREATE TABLE updates (id INT PRIMARY KEY)'])(
     'reports DDL as DDL: %s',
     (sql) => {
-      expect(statement(sql)[0]).toMatchObject({ kind: 'ddl', truncate: false });
+      expect(statement(sql)[0]).toMatchObject({ kind: 'ddl', statement: sql });
     },
   );
+});
+
+describe('TransactionAssembler: rows of a table without version columns', () => {
+  it('publishes them with a fresh local version at the commit time, strictly increasing', () => {
+    const a = assembler();
+    a.push({ kind: 'begin', gtid: '1-1-8' });
+    const out = a.push({
+      kind: 'rows',
+      op: 'insert',
+      schema: 'app',
+      table: 'fresh',
+      primaryKey: ['id'],
+      rows: [{ id: 1 }, { id: 2 }],
+      timestampMs: 1_700_000_000_000,
+    });
+    const events = out.map((o) => (o.kind === 'change' ? o.event : undefined));
+    expect(events[0]).toMatchObject({
+      op: 'c',
+      origin: 'us-east',
+      hlc: 1_700_000_000_000_000,
+      vv: { 'us-east': 1_700_000_000_000_000 },
+      after: { id: 1 },
+    });
+    expect(events[1]?.hlc).toBe(1_700_000_000_000_001);
+  });
+
+  it('gives them a version above what was published for the table before (a commit second is coarser)', () => {
+    const a = assembler();
+    a.push({ kind: 'begin', gtid: '1-1-9' });
+    const versioned = a.push({
+      kind: 'rows',
+      op: 'insert',
+      schema: 'app',
+      table: 't',
+      primaryKey: ['id'],
+      rows: [{ id: 1, _cdc_ts: '2023-11-14 22:13:20.500000', _cdc_ver: null }],
+      timestampMs: 1_700_000_000_000,
+    });
+    a.push({ kind: 'commit', gtid: '1-1-9', position: '1-1-9', timestampMs: 1_700_000_000_000 });
+    a.push({ kind: 'begin', gtid: '1-1-10' });
+    const unversioned = a.push({
+      kind: 'rows',
+      op: 'update',
+      schema: 'app',
+      table: 't',
+      primaryKey: ['id'],
+      rows: [{ before: { id: 1 }, after: { id: 1, v: 2 } }],
+      timestampMs: 1_700_000_000_000,
+    });
+    const hlc = (out: CaptureOutput[]): number =>
+      out[0]?.kind === 'change' ? out[0].event.hlc : Number.NaN;
+    expect(hlc(versioned)).toBe(1_700_000_000_500_000);
+    expect(hlc(unversioned)).toBe(1_700_000_000_500_001);
+  });
 });

@@ -17,7 +17,7 @@ export type CaptureOutput =
   | { kind: 'change'; event: ChangeEvent }
   | { kind: 'commit'; position: string; gtid: string | null }
   | { kind: 'dead-letter'; reason: string; detail: string; source: Record<string, unknown> }
-  | { kind: 'ddl'; schema: string; statement: string; truncate: boolean }
+  | { kind: 'ddl'; schema: string; statement: string; timestampMs: number }
   | { kind: 'warning'; reason: string; message: string };
 
 export interface AssemblerOptions {
@@ -64,6 +64,10 @@ export class TransactionAssembler {
    * Versions are never mutated, so events may share one.
    */
   #lastVersion: { ts: string; stored: string | null; version: RowVersion } | undefined;
+  /** The last version given to a row without version columns. */
+  #lastUnversionedHlc = 0;
+  /** Newest hlc published per table (`schema.table`), the floor for rows without version columns. */
+  readonly #newestHlc = new Map<string, number>();
 
   constructor(private readonly options: AssemblerOptions) {}
 
@@ -101,9 +105,13 @@ export class TransactionAssembler {
             { kind: 'commit', position: event.position, gtid: event.gtid },
           ];
         }
-        const truncate = /^\s*TRUNCATE\b/i.test(event.statement);
         return [
-          { kind: 'ddl', schema: event.schema, statement: event.statement, truncate },
+          {
+            kind: 'ddl',
+            schema: event.schema,
+            statement: event.statement,
+            timestampMs: event.timestampMs,
+          },
           { kind: 'commit', position: event.position, gtid: event.gtid },
         ];
       }
@@ -153,7 +161,7 @@ export class TransactionAssembler {
   ): ChangeEvent {
     const where = `${event.schema}.${event.table}`;
     const after = encodeRow(afterRaw, VERSION_COLUMN_SET);
-    const version = this.#rowVersion(afterRaw, where);
+    const version = this.#rowVersion(afterRaw, where, event.timestampMs);
     return this.#envelope(event.op === 'insert' ? 'c' : 'u', event.schema, event.table, {
       pk: primaryKeyOf(after, event.primaryKey, where),
       before: beforeRaw === null ? null : encodeRow(beforeRaw, VERSION_COLUMN_SET),
@@ -163,16 +171,21 @@ export class TransactionAssembler {
     });
   }
 
-  /** The row's effective version from its after-image (DESIGN.md §3), as the applier computes it. */
-  #rowVersion(row: RowValues, where: string): RowVersion {
+  /**
+   * The row's effective version from its after-image (DESIGN.md §3), as the
+   * applier computes it. A row of a table without version columns (a table
+   * just created under `schema.*`, or swapped in by a copy that left them
+   * out, before capture's self-repair added them) gets a fresh local
+   * version at its commit time.
+   */
+  #rowVersion(row: RowValues, where: string, timestampMs: number): RowVersion {
     const ts = row[VERSION_COLUMNS.ts];
+    if (ts === undefined && !(VERSION_COLUMNS.ver in row))
+      return this.#unversioned(timestampMs, this.#newestHlc.get(where) ?? 0);
     if (typeof ts !== 'string') {
-      throw new CdcError(
-        `${where}: row has no ${VERSION_COLUMNS.ts} column; run prepare for this table`,
-        {
-          code: 'NOT_PREPARED',
-        },
-      );
+      throw new CdcError(`${where}: ${VERSION_COLUMNS.ts} is not a timestamp`, {
+        code: 'VERSION_INVALID',
+      });
     }
     const stored = row[VERSION_COLUMNS.ver];
     // Only text (MariaDB) or absent versions are memoised; MySQL's parsed JSON is not comparable by value.
@@ -189,6 +202,20 @@ export class TransactionAssembler {
         ? { ts, stored: storedText, version }
         : undefined;
     return version;
+  }
+
+  /**
+   * A version for a row without version columns: this region at the commit
+   * time (the binlog's, in whole seconds), above every version this capture
+   * published for the table (the row's previous version, when this region
+   * wrote it, is among them: a commit second alone would be below it), and
+   * strictly increasing across such rows, so two writes of one key in the
+   * same second still order.
+   */
+  #unversioned(timestampMs: number, tableFloor: number): RowVersion {
+    const hlc = Math.max(timestampMs * 1000, tableFloor + 1, this.#lastUnversionedHlc + 1);
+    this.#lastUnversionedHlc = hlc;
+    return { origin: this.options.region, hlc, vv: { [this.options.region]: hlc } };
   }
 
   #queueDelete(event: Extract<SourceEvent, { kind: 'rows' }>, raw: RowValues): void {
@@ -261,7 +288,7 @@ export class TransactionAssembler {
       for (const pending of queue) {
         const where = `${pending.schema}.${pending.table}`;
         try {
-          const rowVersion = this.#rowVersion(pending.raw, where);
+          const rowVersion = this.#rowVersion(pending.raw, where, pending.timestampMs);
           const hlc = Math.max(pending.timestampMs * 1000, rowVersion.hlc + 1);
           const version: RowVersion = {
             origin: this.options.region,
@@ -328,6 +355,11 @@ export class TransactionAssembler {
       timestampMs: number;
     },
   ): ChangeEvent {
+    if (db !== this.options.internalSchema) {
+      const where = `${db}.${table}`;
+      if ((this.#newestHlc.get(where) ?? 0) < parts.version.hlc)
+        this.#newestHlc.set(where, parts.version.hlc);
+    }
     return {
       v: ENVELOPE_VERSION,
       op,

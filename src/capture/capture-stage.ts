@@ -18,6 +18,8 @@ import { INTERNAL_TABLES, isInternalTable } from '../mysql/internal-tables.js';
 import { serverInfo, type ServerInfo } from '../mysql/introspect.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import { planPrepare } from '../prepare/prepare.js';
+import { ddlTouches } from './ddl-statement.js';
+import { SchemaRepair, applyRepairSteps } from './schema-repair.js';
 import { LEASE_LOST } from '../state/lease.js';
 import { redactRedisUrl } from '../state/redis-url.js';
 import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js';
@@ -74,6 +76,13 @@ export function deadLetterTopic(prefix: string, stage: string, region: string): 
 const RECONNECT_INITIAL_MS = 500;
 const MAX_REMEMBERED_COORDINATES = 200_000;
 const RECONNECT_MAX_MS = 30_000;
+/**
+ * How long a TRUNCATE of a replicated table keeps `/readyz` failing: long
+ * enough to be noticed and acted on, short enough that an acknowledged one
+ * does not page forever (a restart of the daemon also clears it; the
+ * counter `cdc_capture_ddl_total{kind="truncate"}` stays).
+ */
+export const TRUNCATE_NOTICE_MS = 3_600_000;
 
 /**
  * The capture stage for one region: binlog → change events → Kafka, with the
@@ -105,6 +114,10 @@ export class CaptureStage {
   readonly #checkpoints: CheckpointStore;
   /** The durable copy of the position, in Kafka. */
   readonly #positionLog: KafkaPositionLog;
+  /** Self-repair of replicated tables after DDL, and the periodic drift check. */
+  readonly #repair: SchemaRepair;
+  /** TRUNCATEs of replicated tables (not replicated), by table: binlog time, for `/readyz`. */
+  readonly #truncations = new Map<string, number>();
   /** Resolves with the error that stopped capture for good. */
   readonly failed: Promise<CdcError>;
 
@@ -117,6 +130,12 @@ export class CaptureStage {
       region: deps.options.region,
       topics: deps.options.kafka.topics,
       logger: deps.logger,
+    });
+    this.#repair = new SchemaRepair({
+      options: deps.options,
+      metrics: deps.metrics,
+      logger: deps.logger,
+      isReplicated: (schema, table) => this.#isReplicated(schema, table),
     });
   }
 
@@ -152,14 +171,20 @@ export class CaptureStage {
     try {
       const info = await serverInfo(connection);
       await checkBinlogSettings(connection, info, where);
+      // Tables without a primary key, a missing configured table or an old server are
+      // refused by planPrepare itself; the internal schema is set up only by prepare.
       const plan = await planPrepare(connection, options, options.internalSchema);
-      if (plan.steps.length > 0) {
+      const internal = plan.steps.filter((s) => s.kind === 'internal');
+      if (internal.length > 0) {
         throw new CdcError(
-          `${where}: prepare has not been run (or is out of date): ${plan.steps.map((s) => s.description).join('; ')}. ` +
+          `${where}: prepare has not been run (the internal schema is missing or incomplete: ` +
+            `${internal.map((s) => s.description).join('; ')}). ` +
             `Run: cdc-replicator prepare --config <file> --region ${options.region}`,
           { code: 'NOT_PREPARED' },
         );
       }
+      // Version columns and triggers are repaired here, as capture does after DDL.
+      await applyRepairSteps(connection, plan.steps, this.deps, 'start');
       for (const table of plan.tables)
         this.#primaryKeys.set(`${table.schema}.${table.table}`, table.primaryKey);
       this.#includeSchema = this.#schemaFilter();
@@ -194,6 +219,28 @@ export class CaptureStage {
     this.#resumePosition = startPosition;
     await this.#openSource();
     this.#state = 'running';
+    this.#repair.start();
+  }
+
+  /**
+   * Why this region is not in a state to be trusted, for `/readyz`:
+   * TRUNCATEs of replicated tables in the last hour (other regions keep the
+   * rows) and tables the self-repair cannot fix.
+   */
+  readiness(): string[] {
+    const now = Date.now();
+    const reasons: string[] = [];
+    for (const [table, atMs] of this.#truncations) {
+      if (now - atMs >= TRUNCATE_NOTICE_MS) {
+        this.#truncations.delete(table);
+        continue;
+      }
+      reasons.push(
+        `${table} was truncated in ${this.deps.options.region} at ${new Date(atMs).toISOString()}: ` +
+          'TRUNCATE is not replicated and other regions keep the rows (see docs/OPERATIONS.md, Schema changes)',
+      );
+    }
+    return [...reasons, ...this.#repair.readiness()];
   }
 
   /** A short-lived admin client (start only). */
@@ -386,6 +433,7 @@ export class CaptureStage {
     this.#state = 'stopped';
     this.#source?.stop();
     this.#publisher?.abort();
+    await this.#repair.stop();
     await this.#producer?.disconnect();
   }
 
@@ -398,6 +446,7 @@ export class CaptureStage {
     this.#state = 'draining';
     this.#source?.stop();
     try {
+      await this.#repair.stop();
       await this.#publisher?.drain();
     } finally {
       await this.#producer?.disconnect();
@@ -551,24 +600,41 @@ export class CaptureStage {
         return;
       }
       case 'ddl':
-        metrics.captureDdlTotal.inc({ region, kind: output.truncate ? 'truncate' : 'ddl' });
-        if (output.truncate) {
-          logger.warn(
-            { schema: output.schema, statement: output.statement.slice(0, 200) },
-            'TRUNCATE cannot be replicated row by row; other regions keep their rows (delete them there, or re-snapshot)',
-          );
-        } else {
-          logger.info(
-            { schema: output.schema, statement: output.statement.slice(0, 200) },
-            'DDL seen in the binlog (not replicated)',
-          );
-        }
+        this.#ddl(output);
         return;
       case 'warning':
         metrics.captureWarningsTotal.inc({ region, reason: output.reason });
         logger.warn({ reason: output.reason }, output.message);
         return;
     }
+  }
+
+  /**
+   * DDL is not replicated (each region runs its own); capture repairs what
+   * it broke on replicated tables, off this handler, and refuses TRUNCATE
+   * loudly: counted, logged and on `/readyz`.
+   */
+  #ddl(output: Extract<CaptureOutput, { kind: 'ddl' }>): void {
+    const { options, metrics, logger } = this.deps;
+    const region = options.region;
+    const touches = ddlTouches(output.statement, output.schema);
+    const truncated = touches.truncated.filter((t) => this.#isReplicated(t.schema, t.table));
+    metrics.captureDdlTotal.inc({ region, kind: truncated.length > 0 ? 'truncate' : 'ddl' });
+    const statement = output.statement.slice(0, 200);
+    for (const table of truncated) {
+      const name = `${table.schema}.${table.table}`;
+      const atMs = output.timestampMs > 0 ? output.timestampMs : Date.now();
+      if (Date.now() - atMs < TRUNCATE_NOTICE_MS) this.#truncations.set(name, atMs);
+      logger.error(
+        { table: name, statement },
+        `TRUNCATE of ${name} is not replicated: other regions keep their rows. ` +
+          'Delete them there (or run verify --repair from this region, or re-snapshot); see docs/OPERATIONS.md',
+      );
+    }
+    if (truncated.length === 0)
+      logger.info({ schema: output.schema, statement }, 'DDL seen in the binlog (not replicated)');
+    for (const table of touches.changed) this.#repair.tableChanged(table);
+    for (const schema of touches.triggerSchemas) this.#repair.triggersChanged(schema);
   }
 
   #onSourceError(error: CdcError): void {
@@ -611,6 +677,7 @@ export class CaptureStage {
     this.#state = 'failed';
     this.#source?.stop();
     this.#publisher?.abort();
+    void this.#repair.stop();
     this.deps.logger.error({ err: error.message, code: error.code }, 'capture stopped');
     this.#failure?.(error);
   }

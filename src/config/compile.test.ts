@@ -1,6 +1,12 @@
 import { ConfigError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
-import { compileAllRegions, compileRegion, parseTablePattern, tableMatches } from './compile.js';
+import {
+  compileAllRegions,
+  compileRegion,
+  isSchemaChangeHelperTable,
+  parseTablePattern,
+  tableMatches,
+} from './compile.js';
 import { parseConfig } from './load.js';
 
 /** DESIGN.md §8, plus the overrides that let two daemons share a machine and a region-only Kafka. */
@@ -77,6 +83,7 @@ describe('compileRegion', () => {
         lingerMs: 5,
         compression: 'none',
         checkpointIntervalMs: 500,
+        schemaCheckIntervalMs: 30_000,
         lease: { ttlMs: 10_000, renewIntervalMs: 3_333 },
       },
       apply: {
@@ -240,5 +247,25 @@ describe('table patterns', () => {
     expect(tableMatches(users, 'app', 'users')).toBe(true);
     expect(tableMatches(users, 'app', 'Users')).toBe(false);
     expect(() => parseTablePattern('app')).toThrow(ConfigError);
+  });
+
+  it('leaves the helper tables of gh-ost and pt-online-schema-change out of schema.*', () => {
+    const all = parseTablePattern('app.*');
+    for (const helper of [
+      '_users_gho',
+      '_users_ghc',
+      '_users_del',
+      '_users_20240101120000_del',
+      '_users_new',
+      '__users_new',
+      '_users_old',
+    ]) {
+      expect(isSchemaChangeHelperTable(helper)).toBe(true);
+      expect(tableMatches(all, 'app', helper)).toBe(false);
+    }
+    for (const table of ['users', 'users_old', '_users', 'new', '_new', 'users_gho'])
+      expect(tableMatches(all, 'app', table)).toBe(true);
+    // Named explicitly, a table is selected whatever its name.
+    expect(tableMatches(parseTablePattern('app._users_old'), 'app', '_users_old')).toBe(true);
   });
 });

@@ -65,6 +65,8 @@ export interface CaptureOptions {
   readonly lingerMs: number;
   readonly compression: 'none' | 'gzip';
   readonly checkpointIntervalMs: number;
+  /** Period of the schema drift check (triggers, version columns); 0 when off. */
+  readonly schemaCheckIntervalMs: number;
   /** The capture lease (with a Redis store): TTL and renewal period. */
   readonly lease: { readonly ttlMs: number; readonly renewIntervalMs: number };
 }
@@ -193,6 +195,7 @@ export function compileRegion(
       lingerMs: config.capture.lingerMs,
       compression: config.capture.compression,
       checkpointIntervalMs: config.capture.checkpointIntervalMs,
+      schemaCheckIntervalMs: config.capture.schemaCheckIntervalMs,
       lease: {
         ttlMs: config.capture.lease.ttlMs,
         renewIntervalMs:
@@ -361,7 +364,28 @@ export function parseTablePattern(pattern: string): TablePattern {
   return { schema, table };
 }
 
-/** True when the pattern selects `schema.table`. Names compare exactly, as MySQL does on Linux. */
+/**
+ * Helper tables of online schema-change tools: gh-ost's ghost, changelog and
+ * old tables (`_<t>_gho`, `_<t>_ghc`, `_<t>_del`, also with a timestamp
+ * before `_del`) and pt-online-schema-change's new and old tables
+ * (`_<t>_new`, `_<t>_old`, with more leading `_` when the name was taken).
+ * They hold a copy of a replicated table during the change; replicating them
+ * would copy every row to every region twice and leave stray tables there.
+ */
+const SCHEMA_CHANGE_HELPER = /^_.+_(?:gho|ghc|del|new|old)$/;
+
+/** True for a helper table of gh-ost or pt-online-schema-change, which `schema.*` never selects. */
+export function isSchemaChangeHelperTable(table: string): boolean {
+  return SCHEMA_CHANGE_HELPER.test(table);
+}
+
+/**
+ * True when the pattern selects `schema.table`. Names compare exactly, as
+ * MySQL does on Linux. `schema.*` leaves out the helper tables of online
+ * schema-change tools ({@link isSchemaChangeHelperTable}); a table named
+ * explicitly is selected whatever its name.
+ */
 export function tableMatches(pattern: TablePattern, schema: string, table: string): boolean {
-  return pattern.schema === schema && (pattern.table === '*' || pattern.table === table);
+  if (pattern.schema !== schema) return false;
+  return pattern.table === '*' ? !isSchemaChangeHelperTable(table) : pattern.table === table;
 }

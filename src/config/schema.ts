@@ -32,6 +32,8 @@ export const CONFIG_DEFAULTS = {
   captureCheckpointIntervalMs: 500,
   /** A standby takes over within this long after the capture holder dies. */
   captureLeaseTtlMs: 10_000,
+  /** How often capture checks the replicated tables for drift (missing triggers or version columns). */
+  captureSchemaCheckIntervalMs: 30_000,
   applyBatchMaxEvents: 1000,
   applyPartitionsConcurrently: 3,
   applyMaxClockSkewMs: 5000,
@@ -353,6 +355,16 @@ export const captureSchema = z
       .min(0)
       .max(600_000)
       .default(CONFIG_DEFAULTS.captureCheckpointIntervalMs),
+    schemaCheckIntervalMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .default(CONFIG_DEFAULTS.captureSchemaCheckIntervalMs)
+      .meta({
+        description:
+          'How often capture checks that every replicated table still has its triggers and version columns, and repairs what is missing (changes made without DDL in the binlog, e.g. with sql_log_bin=0). DDL seen in the binlog is repaired at once either way. 0 turns the periodic check off.',
+      }),
     lease: z
       .strictObject({
         ttlMs: z

@@ -201,6 +201,7 @@ export class Daemon {
     if (this.#apply !== undefined && this.#apply.state !== 'running')
       reasons.push(`apply is ${this.#apply.state}`);
     if (this.#state === 'running') reasons.push(...(this.#monitor?.readiness() ?? []));
+    reasons.push(...(this.#capture?.stage?.readiness() ?? []));
     reasons.push(...(this.#storeDurability?.reasons() ?? []));
     return { ready: reasons.length === 0, reasons };
   }

@@ -112,8 +112,15 @@ export class DaemonMetrics {
 
   readonly captureDdlTotal = new Counter({
     name: 'cdc_capture_ddl_total',
-    help: 'DDL statements seen in the binlog (logged, never published as data); kind=truncate cannot be replicated.',
+    help: 'DDL statements seen in the binlog (logged, never published as data); kind=truncate is a TRUNCATE of a replicated table, which is not replicated.',
     labelNames: ['region', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly schemaRepairsTotal = new Counter({
+    name: 'cdc_schema_repairs_total',
+    help: 'Repairs capture made to a replicated table after DDL or found by the drift check: what is version_columns, triggers or misplaced_triggers.',
+    labelNames: ['region', 'table', 'what'] as const,
     registers: [this.registry],
   });
 

@@ -2,11 +2,14 @@ import type mysql from 'mysql2/promise';
 import type { RuntimeOptions } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
 import type { MysqlConnection } from '../mysql/connection.js';
+import { tableMatches } from '../config/compile.js';
+import { isInternalTable } from '../mysql/internal-tables.js';
 import {
   describeTable,
   resolveTables,
   serverInfo,
   supportsInvisibleColumns,
+  type ServerInfo,
   type TableInfo,
 } from '../mysql/introspect.js';
 import {
@@ -15,15 +18,28 @@ import {
   deleteTrigger,
   dropTrigger,
   insertTrigger,
+  triggerName,
   updateTrigger,
   internalTableDdl,
   type TriggerDefinition,
 } from './ddl.js';
 
+/**
+ * What a step repairs, also the `what` label of `cdc_schema_repairs_total`:
+ * the internal schema and tables (set up by `prepare` only, never by the
+ * daemon), a table's version columns, its triggers (which also carry the
+ * table's tombstone key definition), or triggers of ours that sit on the
+ * wrong table after a rename (a table swap moves triggers with the table).
+ */
+export type PrepareStepKind = 'internal' | 'version_columns' | 'triggers' | 'misplaced_triggers';
+
 /** One change `prepare` makes: what it is, for people, and the SQL that does it. */
 export interface PrepareStep {
   description: string;
   sql: string[];
+  kind: PrepareStepKind;
+  /** `schema.table` the step changes; absent for the internal schema. */
+  table?: string;
 }
 
 export interface PreparePlan {
@@ -32,45 +48,71 @@ export interface PreparePlan {
   tables: TableInfo[];
 }
 
-/** Every replicated table of the region's pipelines, described. */
-async function pipelineTables(
+/** A replicated table that cannot be prepared, and what the operator must do about it. */
+export interface UnpreparableTable {
+  table: string;
+  reason: string;
+  code: 'PRIMARY_KEY_MISSING';
+}
+
+/** Steps for some replicated tables, and the tables that cannot be prepared. */
+export interface TablesPlan {
+  steps: PrepareStep[];
+  tables: TableInfo[];
+  unpreparable: UnpreparableTable[];
+}
+
+/** The region's tables selected by its pipelines (helper tables of schema-change tools excluded). */
+export async function pipelineTableNames(
   connection: MysqlConnection,
   options: RuntimeOptions,
-): Promise<TableInfo[]> {
+): Promise<{ names: { schema: string; table: string }[]; missing: string[] }> {
   const patterns = options.pipelines.flatMap((p) => p.tables);
-  const names = await resolveTables(connection, patterns);
-  const missing = patterns.filter(
-    (p) => p.table !== '*' && !names.some((n) => n.schema === p.schema && n.table === p.table),
+  const names = (await resolveTables(connection, patterns)).filter((n) =>
+    patterns.some((p) => tableMatches(p, n.schema, n.table)),
   );
-  if (missing.length > 0) {
-    throw new CdcError(
-      `region ${options.region}: configured table(s) not found: ${missing.map((p) => `${p.schema}.${p.table}`).join(', ')}`,
-      { code: 'TABLE_MISSING' },
-    );
-  }
-  const tables: TableInfo[] = [];
-  for (const name of names) {
-    const info = await describeTable(connection, name.schema, name.table);
-    if (info !== undefined) tables.push(info);
-  }
-  return tables;
+  const missing = patterns
+    .filter(
+      (p) => p.table !== '*' && !names.some((n) => n.schema === p.schema && n.table === p.table),
+    )
+    .map((p) => `${p.schema}.${p.table}`);
+  return { names, missing };
 }
 
 function normaliseBody(body: string): string {
   return body.replace(/\s+/g, ' ').trim();
 }
 
+/** A trigger as the server reports it: the table it is on may differ from the one its name is for. */
+interface ExistingTrigger {
+  schema: string;
+  name: string;
+  table: string;
+  body: string;
+}
+
+/** Triggers of the schemas, keyed by `schema.trigger`. */
 async function existingTriggers(
   connection: MysqlConnection,
   schemas: string[],
-): Promise<Map<string, string>> {
+): Promise<Map<string, ExistingTrigger>> {
   if (schemas.length === 0) return new Map();
   const [rows] = await connection.query<mysql.RowDataPacket[]>(
-    `SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n, ACTION_STATEMENT AS body
+    `SELECT TRIGGER_SCHEMA AS s, TRIGGER_NAME AS n, EVENT_OBJECT_TABLE AS t, ACTION_STATEMENT AS body
        FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN (?)`,
     [schemas],
   );
-  return new Map(rows.map((r) => [`${String(r.s)}.${String(r.n)}`, normaliseBody(String(r.body))]));
+  return new Map(
+    rows.map((r) => [
+      `${String(r.s)}.${String(r.n)}`,
+      {
+        schema: String(r.s),
+        name: String(r.n),
+        table: String(r.t),
+        body: normaliseBody(String(r.body)),
+      },
+    ]),
+  );
 }
 
 async function existingInternalTables(
@@ -84,16 +126,120 @@ async function existingInternalTables(
   return new Set(rows.map((r) => String(r.t)));
 }
 
-/**
- * Works out what `prepare` must change in the region's database: only what
- * is missing or out of date, so a second run plans nothing. Refuses, by
- * name, tables without a primary key and servers without INVISIBLE columns.
- */
-export async function planPrepare(
+/** The internal schema and tables that are missing. */
+async function planInternal(
   connection: MysqlConnection,
+  internalSchema: string,
+): Promise<PrepareStep[]> {
+  const steps: PrepareStep[] = [];
+  const haveInternal = await existingInternalTables(connection, internalSchema);
+  if (haveInternal.size === 0) {
+    steps.push({
+      description: `create schema ${internalSchema}`,
+      sql: [createInternalSchema(internalSchema)],
+      kind: 'internal',
+    });
+  }
+  for (const [name, ddl] of Object.entries(internalTableDdl(internalSchema))) {
+    if (!haveInternal.has(name)) {
+      steps.push({
+        description: `create table ${internalSchema}.${name}`,
+        sql: [ddl],
+        kind: 'internal',
+      });
+    }
+  }
+  return steps;
+}
+
+/**
+ * What one table needs: version columns, its three triggers on it with the
+ * current bodies, and none of our triggers left that belong to another
+ * table. After `RENAME TABLE t TO _t_del, _t_gho TO t` the triggers named
+ * for `t` sit on `_t_del` (triggers move with their table, and their names
+ * are unique per schema), so they are dropped there and created on `t`.
+ */
+function planTable(
+  table: TableInfo,
+  triggers: ReadonlyMap<string, ExistingTrigger>,
   options: RuntimeOptions,
   internalSchema: string,
-): Promise<PreparePlan> {
+  info: ServerInfo,
+  claimed: ReadonlySet<string>,
+): PrepareStep[] {
+  const where = `${table.schema}.${table.table}`;
+  const steps: PrepareStep[] = [];
+  const alter = addVersionColumns(table);
+  if (alter !== undefined) {
+    steps.push({
+      description: `add version columns to ${where}`,
+      sql: [alter],
+      kind: 'version_columns',
+      table: where,
+    });
+  }
+  const wanted: TriggerDefinition[] = [
+    deleteTrigger(table, internalSchema, options.region),
+    insertTrigger(table, internalSchema),
+    updateTrigger(table, internalSchema, options.region),
+  ];
+  const wantedNames = new Set(wanted.map((t) => t.name));
+  for (const trigger of triggers.values()) {
+    if (
+      trigger.schema === table.schema &&
+      trigger.table === table.table &&
+      isInternalTable(trigger.name) &&
+      !wantedNames.has(trigger.name) &&
+      !claimed.has(`${table.schema}.${trigger.name}`)
+    ) {
+      // Ours, but named for another table: it came along with a renamed table and
+      // would write tombstones under the other table's name. (When that table is
+      // planned too, its own step moves the trigger.)
+      steps.push({
+        description: `drop trigger ${table.schema}.${trigger.name}, which belongs to another table, from ${where}`,
+        sql: [dropTrigger(table.schema, trigger.name)],
+        kind: 'misplaced_triggers',
+        table: where,
+      });
+    }
+  }
+  for (const trigger of wanted) {
+    const current = triggers.get(`${table.schema}.${trigger.name}`);
+    if (current === undefined) {
+      steps.push({
+        description: `install trigger ${table.schema}.${trigger.name}`,
+        sql: [trigger.create],
+        kind: 'triggers',
+        table: where,
+      });
+    } else if (current.table !== table.table) {
+      steps.push({
+        description: `move trigger ${table.schema}.${trigger.name} from ${table.schema}.${current.table} to ${where}`,
+        sql: [dropTrigger(table.schema, trigger.name), trigger.create],
+        kind: 'triggers',
+        table: where,
+      });
+    } else if (current.body !== normaliseBody(trigger.body)) {
+      steps.push({
+        description: `update trigger ${table.schema}.${trigger.name}`,
+        // MariaDB replaces a trigger in one statement, so no write slips through without it.
+        sql:
+          info.flavor === 'mariadb'
+            ? [trigger.create.replace(/^CREATE TRIGGER /, 'CREATE OR REPLACE TRIGGER ')]
+            : [dropTrigger(table.schema, trigger.name), trigger.create],
+        kind: 'triggers',
+        table: where,
+      });
+    }
+  }
+  return steps;
+}
+
+/** Refuses servers without INVISIBLE columns, which the version columns need. */
+async function checkServer(
+  connection: MysqlConnection,
+  options: RuntimeOptions,
+): Promise<ServerInfo> {
   const info = await serverInfo(connection);
   if (!supportsInvisibleColumns(info)) {
     throw new CdcError(
@@ -102,57 +248,79 @@ export async function planPrepare(
       { code: 'SERVER_UNSUPPORTED' },
     );
   }
-  const tables = await pipelineTables(connection, options);
-  const withoutKey = tables.filter((t) => t.primaryKey.length === 0);
-  if (withoutKey.length > 0) {
+  return info;
+}
+
+/**
+ * What the named tables need (version columns, triggers), described as they
+ * are now; tables that no longer exist are left out, and tables without a
+ * primary key are listed as unpreparable instead of planned. Used by
+ * `prepare` for every table and by capture's self-repair for the tables a
+ * DDL statement touched.
+ */
+export async function planTables(
+  connection: MysqlConnection,
+  options: RuntimeOptions,
+  internalSchema: string,
+  names: readonly { schema: string; table: string }[],
+): Promise<TablesPlan> {
+  const info = await checkServer(connection, options);
+  const tables: TableInfo[] = [];
+  const unpreparable: UnpreparableTable[] = [];
+  for (const name of names) {
+    const table = await describeTable(connection, name.schema, name.table);
+    if (table === undefined) continue;
+    if (table.primaryKey.length === 0) {
+      unpreparable.push({
+        table: `${table.schema}.${table.table}`,
+        reason: 'has no primary key; add a PRIMARY KEY',
+        code: 'PRIMARY_KEY_MISSING',
+      });
+    } else {
+      tables.push(table);
+    }
+  }
+  const triggers = await existingTriggers(connection, [...new Set(tables.map((t) => t.schema))]);
+  const claimed = new Set(
+    tables.flatMap((t) =>
+      (['ad', 'bi', 'bu'] as const).map((k) => `${t.schema}.${triggerName(k, t.table)}`),
+    ),
+  );
+  const steps = tables.flatMap((table) =>
+    planTable(table, triggers, options, internalSchema, info, claimed),
+  );
+  return { steps, tables, unpreparable };
+}
+
+/**
+ * Works out what `prepare` must change in the region's database: only what
+ * is missing or out of date, so a second run plans nothing. Refuses, by
+ * name, configured tables that do not exist, tables without a primary key
+ * and servers without INVISIBLE columns.
+ */
+export async function planPrepare(
+  connection: MysqlConnection,
+  options: RuntimeOptions,
+  internalSchema: string,
+): Promise<PreparePlan> {
+  await checkServer(connection, options);
+  const { names, missing } = await pipelineTableNames(connection, options);
+  if (missing.length > 0) {
+    throw new CdcError(
+      `region ${options.region}: configured table(s) not found: ${missing.join(', ')}`,
+      { code: 'TABLE_MISSING' },
+    );
+  }
+  const planned = await planTables(connection, options, internalSchema, names);
+  if (planned.unpreparable.length > 0) {
     throw new CdcError(
       `region ${options.region}: table(s) without a primary key cannot be replicated: ` +
-        `${withoutKey.map((t) => `${t.schema}.${t.table}`).join(', ')}; add a PRIMARY KEY`,
+        `${planned.unpreparable.map((t) => t.table).join(', ')}; add a PRIMARY KEY`,
       { code: 'PRIMARY_KEY_MISSING' },
     );
   }
-
-  const steps: PrepareStep[] = [];
-  const haveInternal = await existingInternalTables(connection, internalSchema);
-  if (haveInternal.size === 0) {
-    steps.push({
-      description: `create schema ${internalSchema}`,
-      sql: [createInternalSchema(internalSchema)],
-    });
-  }
-  for (const [name, ddl] of Object.entries(internalTableDdl(internalSchema))) {
-    if (!haveInternal.has(name)) {
-      steps.push({ description: `create table ${internalSchema}.${name}`, sql: [ddl] });
-    }
-  }
-
-  const triggers = await existingTriggers(connection, [...new Set(tables.map((t) => t.schema))]);
-  for (const table of tables) {
-    const alter = addVersionColumns(table);
-    if (alter !== undefined) {
-      steps.push({
-        description: `add version columns to ${table.schema}.${table.table}`,
-        sql: [alter],
-      });
-    }
-    const wanted: TriggerDefinition[] = [
-      deleteTrigger(table, internalSchema, options.region),
-      insertTrigger(table, internalSchema),
-      updateTrigger(table, internalSchema, options.region),
-    ];
-    for (const trigger of wanted) {
-      const current = triggers.get(`${table.schema}.${trigger.name}`);
-      if (current === normaliseBody(trigger.body)) continue;
-      steps.push({
-        description: `${current === undefined ? 'install' : 'update'} trigger ${table.schema}.${trigger.name}`,
-        sql:
-          current === undefined
-            ? [trigger.create]
-            : [dropTrigger(table.schema, trigger.name), trigger.create],
-      });
-    }
-  }
-  return { steps, tables };
+  const steps = [...(await planInternal(connection, internalSchema)), ...planned.steps];
+  return { steps, tables: planned.tables };
 }
 
 /** Runs the plan's statements in order. DDL commits implicitly, so each step stands alone. */

@@ -2,7 +2,8 @@
  * `run` refuses to start capture where it could not capture correctly, and
  * says what to fix: server settings capture depends on (DESIGN.md §1), tables
  * without a primary key, and a database `prepare` has not set up. Each
- * refusal exits with code 1 from the real executable.
+ * refusal exits with code 1 from the real executable. What the daemon can
+ * repair itself (a table's version columns and triggers) it repairs instead.
  */
 import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,7 +46,10 @@ describe('capture: startup refusals', () => {
   });
 
   /** A configuration for `tables`, written to its own file. */
-  function configFor(tables: string[]): {
+  function configFor(
+    tables: string[],
+    internalSchema?: string,
+  ): {
     file: string;
     options: ReturnType<typeof sandboxRegionOptions>['options'];
   } {
@@ -53,6 +57,7 @@ describe('capture: startup refusals', () => {
     const config = sandboxRegionOptions(sandbox, REGION, {
       tables,
       stateDir: join(dir, name, 'state'),
+      ...(internalSchema === undefined ? {} : { internalSchema }),
     });
     return { file: writeConfigFile(join(dir, name), config.yaml), options: config.options };
   }
@@ -146,15 +151,51 @@ describe('capture: startup refusals', () => {
     expect(message).not.toContain(`${schema}.keyed`);
   });
 
-  it('refuses an unprepared database, saying to run prepare', async () => {
+  it('refuses a database whose internal schema is missing, saying to run prepare', async () => {
     const schema = uniqueName('raw');
+    const internal = uniqueName('cdcint');
     await app.query(`CREATE DATABASE ${schema}`);
     await app.query(`CREATE TABLE ${schema}.items (id INT PRIMARY KEY, v INT)`);
-    const { code, output } = await runUntilExit(configFor([`${schema}.items`]).file);
+    const { code, output } = await runUntilExit(configFor([`${schema}.items`], internal).file);
     const message = refusal(output);
     expect(code).toBe(1);
     expect(message).toContain('prepare has not been run');
+    expect(message).toContain(`create schema ${internal}`);
     expect(message).toContain(`cdc-replicator prepare --config <file> --region ${REGION}`);
-    expect(message).toContain(`${schema}.items`);
+  });
+
+  it('repairs at start what a prepared database lacks for a table (version columns, triggers) and runs', async () => {
+    const schema = uniqueName('drift');
+    await app.query(`CREATE DATABASE ${schema}`);
+    await app.query(`CREATE TABLE ${schema}.items (id INT PRIMARY KEY, v INT)`);
+    const daemon = startDaemonProcess(
+      configFor([`${schema}.items`]).file,
+      REGION,
+      join(dir, 'logs'),
+    );
+    daemons.push(daemon);
+    await waitUntilRunning(daemon);
+    const [columns] = await app.query<mysql.RowDataPacket[]>(
+      `SELECT COLUMN_NAME AS name, EXTRA AS extra FROM information_schema.COLUMNS
+        WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'items' AND COLUMN_NAME LIKE '\\_cdc\\_%'`,
+      [schema],
+    );
+    expect(columns.map((c) => [String(c.name), /INVISIBLE/i.test(String(c.extra))]).sort()).toEqual(
+      [
+        ['_cdc_ts', true],
+        ['_cdc_ver', true],
+      ],
+    );
+    const [triggers] = await app.query<mysql.RowDataPacket[]>(
+      `SELECT TRIGGER_NAME AS name FROM information_schema.TRIGGERS
+        WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = 'items' ORDER BY TRIGGER_NAME`,
+      [schema],
+    );
+    expect(triggers.map((t) => String(t.name))).toEqual([
+      '_cdc_ad_items',
+      '_cdc_bi_items',
+      '_cdc_bu_items',
+    ]);
+    expect(await stopDaemonProcess(daemon, 'SIGTERM')).toBe(0);
   });
 });
