@@ -25,6 +25,7 @@ export type RejectReason =
   | 'table_not_in_pipeline'
   | 'table_missing'
   | 'column_missing'
+  | 'type_too_narrow'
   | 'key_mismatch'
   | 'constraint_violation'
   | 'apply_failed';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { ensureTopicsWith } from '../bus/kafka.js';
 import { Murmur2Partitioner } from '../bus/partitioner.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
@@ -13,7 +13,6 @@ import { deadLetterTopic } from '../capture/capture-stage.js';
 import { clientOptions } from '../mysql/connection.js';
 import { qualifiedName } from '../mysql/identifiers.js';
 import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
-import type { TableInfo } from '../mysql/introspect.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import {
   decodeApplyEvent,
@@ -24,12 +23,21 @@ import {
 import {
   APPLIER_SESSION_STATEMENTS,
   buildRoutes,
+  describeApplyTable,
   loadLocalTables,
+  routeForTopic,
   strategyOf,
   validateEvents,
+  type ApplyTable,
   type TopicRoute,
 } from './apply-target.js';
-import { applyChunk, type ChunkResult } from './batch-applier.js';
+import { applyChunk, LocalTableChanged, type ChunkResult } from './batch-applier.js';
+import {
+  isSchemaSkewError,
+  SchemaSkew,
+  skewFromMysqlError,
+  type HoldReason,
+} from './schema-skew.js';
 
 export type ApplyState = 'idle' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -51,6 +59,33 @@ export interface SourceActivity {
   batchSecondsEwma: number;
 }
 
+/** A partition held for schema skew: where, why, and since when. */
+interface Hold {
+  readonly topic: string;
+  readonly partition: number;
+  readonly source: string;
+  readonly table: string;
+  reason: HoldReason;
+  what: string;
+  readonly sinceMs: number;
+}
+
+/** Where a chunk stopped: the message (index in the chunk) whose event the local schema does not allow yet. */
+interface Held {
+  readonly index: number;
+  readonly skew: SchemaSkew;
+}
+
+/** The message an event came from, and its index in the chunk. */
+interface Origin {
+  readonly message: KafkaMessage;
+  readonly index: number;
+}
+
+function holdKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
 /** The consumer group shared by every applier of one region. */
 export function applyGroupId(topicPrefix: string, region: string): string {
   return `${topicPrefix}.apply.${region}`;
@@ -62,7 +97,10 @@ export function applyGroupId(topicPrefix: string, region: string): string {
  * per-table chunks, one MySQL transaction each, and commits Kafka offsets
  * only after MySQL committed. Events that cannot be applied go to the
  * dead-letter topic with the reason and the original message, are counted,
- * and never block their partition.
+ * and never block their partition. Events that are only early (schema skew,
+ * DESIGN.md §6a) hold their partition instead: it is paused at the first such
+ * event, the table's description is re-read while anything is held, and the
+ * partition resumes by itself once the local schema allows the event.
  */
 export class ApplyStage {
   #state: ApplyState = 'idle';
@@ -70,8 +108,18 @@ export class ApplyStage {
   #consumer: Consumer | undefined;
   #producer: Producer | undefined;
   readonly #routes = new Map<string, TopicRoute>();
-  readonly #tables = new Map<string, TableInfo>();
+  readonly #tables = new Map<string, ApplyTable>();
+  /** When each table's description was last read (ms), so a run of early events re-reads it once. */
+  readonly #describedAtMs = new Map<string, number>();
+  readonly #holds = new Map<string, Hold>();
   #purgeTimer: NodeJS.Timeout | undefined;
+  #holdTimer: NodeJS.Timeout | undefined;
+  #rechecking = false;
+  #discoveryTimer: NodeJS.Timeout | undefined;
+  #discovery: Promise<void> | undefined;
+  #admin: Admin | undefined;
+  /** Set by `pause()`: the recheck then leaves paused partitions alone. */
+  #pausedByOperator = false;
   #failure: ((error: CdcError) => void) | undefined;
   readonly failed: Promise<CdcError>;
   /** Newest heartbeat hlc (µs) per source region, for the lag gauge. */
@@ -163,8 +211,57 @@ export class ApplyStage {
       createPartitioner: Murmur2Partitioner,
     });
     await this.#producer.connect();
+    await this.#startConsumer();
+    this.#purgeTimer = setInterval(() => void this.#purge(), options.apply.purgeIntervalMs);
+    this.#purgeTimer.unref();
+    this.#holdTimer = setInterval(
+      () => void this.#recheckHolds(),
+      options.apply.holdRecheckIntervalMs,
+    );
+    this.#holdTimer.unref();
+    if (options.pipelines.some((p) => p.tables.some((t) => t.table === '*'))) {
+      this.#discoveryTimer = setInterval(() => {
+        this.#discovery ??= this.#discoverTopics().finally(() => (this.#discovery = undefined));
+      }, options.apply.topicDiscoveryIntervalMs);
+      this.#discoveryTimer.unref();
+    }
+    this.#state = 'running';
+    this.#startedAtMs = Date.now();
+    logger.info({ topics: this.#routes.size, sources: options.peers }, 'apply running');
+  }
+
+  /** Stops fetching; in-flight batches finish and their offsets are committed. */
+  async stop(): Promise<void> {
+    if (this.#state === 'idle' || this.#state === 'stopped') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'draining';
+    clearInterval(this.#purgeTimer);
+    clearInterval(this.#holdTimer);
+    clearInterval(this.#discoveryTimer);
+    try {
+      await this.#discovery;
+      await this.#admin?.disconnect();
+      await this.#consumer?.disconnect();
+      await this.#producer?.disconnect();
+      this.deps.logger.info('apply stopped: offsets of applied batches committed');
+    } finally {
+      await this.#pool?.end();
+      if (this.#state === 'draining') this.#state = 'stopped';
+    }
+  }
+
+  /**
+   * One consumer of the region's group over every routed topic. kafkajs
+   * cannot add topics to a running consumer, so a new topic means a new
+   * consumer (`#discoverTopics`); committed offsets make that safe, and a
+   * topic the group never read starts from its first event.
+   */
+  async #startConsumer(): Promise<void> {
+    const { options, kafka, logger } = this.deps;
     const consumer = kafka.consumer({
-      groupId: applyGroupId(prefix, options.region),
+      groupId: applyGroupId(options.kafka.topicPrefix, options.region),
       // A killed daemon's partitions move to its successor after this long.
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
@@ -188,14 +285,23 @@ export class ApplyStage {
         what: `subscribing to ${this.#routes.size} source topics`,
         initialDelayMs: 200,
         maxDelayMs: 2000,
-        keepGoing: () => this.#state === 'starting' && Date.now() < subscribeDeadline,
+        keepGoing: () =>
+          (this.#state === 'starting' || this.#state === 'running') &&
+          Date.now() < subscribeDeadline,
         onRetry: (error, delayMs) =>
           logger.info({ err: error.message, retryInMs: delayMs }, 'subscribe retried'),
       },
     );
     consumer.on(consumer.events.CRASH, (event) => {
       const error = classifyError(event.payload.error, 'Kafka consumer');
-      if (!event.payload.restart) this.#fail(error);
+      if (!event.payload.restart && consumer === this.#consumer) this.#fail(error);
+    });
+    // Holds of partitions now assigned elsewhere are that daemon's to report.
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assigned = event.payload.memberAssignment;
+      for (const [key, hold] of this.#holds)
+        if (!(assigned[hold.topic] ?? []).includes(hold.partition))
+          this.#endHold(key, 'reassigned');
     });
     await consumer.run({
       autoCommit: true,
@@ -203,38 +309,46 @@ export class ApplyStage {
       partitionsConsumedConcurrently: options.apply.partitionsConcurrently,
       eachBatch: (payload) => this.#eachBatch(payload),
     });
-    this.#purgeTimer = setInterval(() => void this.#purge(), options.apply.purgeIntervalMs);
-    this.#purgeTimer.unref();
-    this.#state = 'running';
-    this.#startedAtMs = Date.now();
-    logger.info({ topics: this.#routes.size, sources: options.peers }, 'apply running');
   }
 
-  /** Stops fetching; in-flight batches finish and their offsets are committed. */
-  async stop(): Promise<void> {
-    if (this.#state === 'idle' || this.#state === 'stopped') {
-      this.#state = 'stopped';
-      return;
+  /**
+   * What `/readyz` reports while events are held: one line per source table,
+   * e.g. `app.users from us-east held 14 s: column tier missing here`.
+   */
+  readiness(): string[] {
+    const oldest = new Map<string, Hold>();
+    for (const hold of this.#holds.values()) {
+      const key = `${hold.table} from ${hold.source}`;
+      const seen = oldest.get(key);
+      if (seen === undefined || hold.sinceMs < seen.sinceMs) oldest.set(key, hold);
     }
-    this.#state = 'draining';
-    clearInterval(this.#purgeTimer);
-    try {
-      await this.#consumer?.disconnect();
-      await this.#producer?.disconnect();
-      this.deps.logger.info('apply stopped: offsets of applied batches committed');
-    } finally {
-      await this.#pool?.end();
-      if (this.#state === 'draining') this.#state = 'stopped';
-    }
+    const nowMs = Date.now();
+    return [...oldest].map(
+      ([key, hold]) => `${key} held ${Math.round((nowMs - hold.sinceMs) / 1000)} s: ${hold.what}`,
+    );
+  }
+
+  /**
+   * Tells the applier that a local table's schema changed (a local DDL):
+   * its description is read again and its held partitions retried.
+   */
+  async schemaChanged(schema: string, table: string): Promise<void> {
+    await this.#describe(schema, table, false);
+    const name = `${schema}.${table}`;
+    for (const hold of this.#holds.values())
+      if (hold.table === name)
+        this.#consumer?.resume([{ topic: hold.topic, partitions: [hold.partition] }]);
   }
 
   /** Stops fetching new messages (a test hook and an operator's brake); `resume()` continues. */
   pause(): void {
+    this.#pausedByOperator = true;
     const topics = [...this.#routes.keys()].map((topic) => ({ topic }));
     this.#consumer?.pause(topics);
   }
 
   resume(): void {
+    this.#pausedByOperator = false;
     const topics = [...this.#routes.keys()].map((topic) => ({ topic }));
     this.#consumer?.resume(topics);
   }
@@ -242,12 +356,14 @@ export class ApplyStage {
   async #eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     const route = this.#routes.get(batch.topic);
+    const key = holdKey(batch.topic, batch.partition);
     const chunkSize = this.deps.options.apply.batchMaxEvents;
     for (let start = 0; start < batch.messages.length; start += chunkSize) {
       if (!payload.isRunning() || payload.isStale()) return;
       const messages = batch.messages.slice(start, start + chunkSize);
+      let held: Held | undefined;
       try {
-        await this.#process(batch.topic, batch.partition, route, messages);
+        held = await this.#process(batch.topic, batch.partition, route, messages);
       } catch (err) {
         // Stopping mid-chunk: leave its offsets unresolved (they are consumed
         // again after a restart) and return normally, so kafkajs does not
@@ -255,19 +371,37 @@ export class ApplyStage {
         if (err instanceof CdcError && err.code === 'APPLY_STOPPING') return;
         throw err;
       }
+      if (held !== undefined && route !== undefined) {
+        // Everything before the early event is applied; it and everything after
+        // it wait (per-key order intact): the next fetch starts at it, once
+        // the recheck resumes the partition.
+        const before = messages[held.index - 1];
+        if (before !== undefined) payload.resolveOffset(before.offset);
+        if (start + held.index > 0) this.#endHold(key, 'applied');
+        this.#startHold(batch.topic, batch.partition, route, held.skew);
+        payload.pause();
+        await payload.commitOffsetsIfNecessary();
+        return;
+      }
       const last = messages[messages.length - 1];
       if (last !== undefined) payload.resolveOffset(last.offset);
+      this.#endHold(key, 'applied');
       await payload.heartbeat();
     }
     await payload.commitOffsetsIfNecessary();
   }
 
+  /**
+   * Applies a chunk in order: runs of valid events in one transaction each,
+   * an event invalid in itself to the dead letter, and, at the first event
+   * the local schema does not allow yet, stops and says where.
+   */
   async #process(
     topic: string,
     partition: number,
     route: TopicRoute | undefined,
     messages: KafkaMessage[],
-  ): Promise<void> {
+  ): Promise<Held | undefined> {
     if (route === undefined) {
       for (const message of messages)
         await this.#deadLetter(
@@ -276,26 +410,54 @@ export class ApplyStage {
           message,
           new RejectedEvent('table_not_in_pipeline', `topic ${topic} is not subscribed`),
         );
-      return;
+      return undefined;
     }
     if (route.heartbeat) {
       this.#heartbeats(route, messages);
-      return;
+      return undefined;
     }
-    const events: ApplyEvent[] = [];
-    const origins = new Map<ApplyEvent, KafkaMessage>();
-    for (const message of messages) {
+    let run: ApplyEvent[] = [];
+    const origins = new Map<ApplyEvent, Origin>();
+    const flush = async (): Promise<Held | undefined> => {
+      if (run.length === 0) return undefined;
+      const events = run;
+      run = [];
+      return this.#applyWithRetry(topic, partition, route, events, origins);
+    };
+    for (const [index, message] of messages.entries()) {
+      let events: ApplyEvent[];
       try {
-        for (const event of this.#validate(route, decodeApplyEvent(message.value, route))) {
-          events.push(event);
-          origins.set(event, message);
-        }
+        events = await this.#check(route, message);
       } catch (err) {
+        // What came before is applied first, so nothing after a held event goes anywhere.
+        const held = await flush();
+        if (held !== undefined) return held;
+        if (err instanceof SchemaSkew) return { index, skew: err };
         await this.#deadLetter(topic, partition, message, err);
+        continue;
+      }
+      for (const event of events) {
+        run.push(event);
+        origins.set(event, { message, index });
       }
     }
-    if (events.length === 0) return;
-    await this.#applyWithRetry(topic, partition, route, events, origins);
+    return flush();
+  }
+
+  /**
+   * Decodes and validates one message. When it names something the local
+   * schema lacks, the table's description is read again first (at most once
+   * per recheck interval): the local DDL may have run since it was read.
+   */
+  async #check(route: TopicRoute, message: KafkaMessage): Promise<ApplyEvent[]> {
+    const events = decodeApplyEvent(message.value, route);
+    try {
+      return this.#validate(route, events);
+    } catch (err) {
+      if (!(err instanceof SchemaSkew) || !(await this.#describe(route.db, route.table, true)))
+        throw err;
+      return this.#validate(route, events);
+    }
   }
 
   /** Identifiers come from untrusted events: checked against the configuration and the local schema. */
@@ -303,23 +465,91 @@ export class ApplyStage {
     return validateEvents(route, this.#tables.get(`${route.db}.${route.table}`), events);
   }
 
+  /**
+   * Reads a table's description again. With `rateLimited`, not when it was
+   * read less than a recheck interval ago. True when it was read.
+   */
+  async #describe(schema: string, table: string, rateLimited: boolean): Promise<boolean> {
+    const key = `${schema}.${table}`;
+    const nowMs = Date.now();
+    const lastMs = this.#describedAtMs.get(key) ?? 0;
+    if (rateLimited && nowMs - lastMs < this.deps.options.apply.holdRecheckIntervalMs) return false;
+    this.#describedAtMs.set(key, nowMs);
+    const pool = this.#pool;
+    if (pool === undefined) return false;
+    try {
+      const connection = await pool.getConnection();
+      try {
+        const info = await describeApplyTable(connection, schema, table);
+        if (info === undefined) this.#tables.delete(key);
+        else this.#tables.set(key, info);
+      } finally {
+        connection.release();
+      }
+      return true;
+    } catch (err) {
+      this.deps.logger.warn(
+        { err: (err as Error).message, table: key },
+        'reading the local table description failed; will retry',
+      );
+      return false;
+    }
+  }
+
   async #applyWithRetry(
     topic: string,
     partition: number,
     route: TopicRoute,
     events: ApplyEvent[],
-    origins: Map<ApplyEvent, KafkaMessage>,
-  ): Promise<void> {
+    origins: Map<ApplyEvent, Origin>,
+  ): Promise<Held | undefined> {
     const { options, logger } = this.deps;
     let delay = RETRY_INITIAL_MS;
+    const indexOf = (event: ApplyEvent): number => origins.get(event)?.index ?? 0;
     for (let attempt = 1; ; attempt += 1) {
       this.#assertRunning();
       try {
         const startedMs = performance.now();
         const result = await this.#applyOnce(topic, partition, route, events);
         this.#record(route, events, result, (performance.now() - startedMs) / 1000);
-        return;
+        return undefined;
       } catch (err) {
+        if (err instanceof SchemaSkew)
+          return { index: indexOf(events[0] as ApplyEvent), skew: err };
+        if (err instanceof LocalTableChanged && attempt < RETRIES_BEFORE_ISOLATING) {
+          await this.#describe(route.db, route.table, false);
+          continue;
+        }
+        if (isSchemaSkewError(err)) {
+          // The local schema changed under the applier (1054, 1146) or a value does not
+          // fit its column (strict mode): read the table again, retry once, then find the event.
+          await this.#describe(route.db, route.table, false);
+          if (events.length > 1 && attempt < 2) continue;
+          if (events.length > 1)
+            return this.#applyOneByOne(topic, partition, route, events, origins);
+          const [event] = events as [ApplyEvent];
+          let skew: SchemaSkew | undefined;
+          try {
+            this.#validate(route, [event]);
+          } catch (checkErr) {
+            if (!(checkErr instanceof SchemaSkew)) {
+              await this.#deadLetter(
+                topic,
+                partition,
+                origins.get(event)?.message ?? null,
+                checkErr,
+              );
+              return undefined;
+            }
+            skew = checkErr;
+          }
+          // A description that changed may let it through now: one more try before holding.
+          if (skew === undefined && attempt < 2) continue;
+          return {
+            index: indexOf(event),
+            skew: skew ?? skewFromMysqlError(err, `${route.db}.${route.table}`),
+          };
+        }
         const error = classifyError(
           err,
           `applying ${events.length} events to ${route.db}.${route.table} in region ${options.region}`,
@@ -343,21 +573,33 @@ export class ApplyStage {
           await this.#deadLetter(
             topic,
             partition,
-            origins.get(event) ?? null,
+            origins.get(event)?.message ?? null,
             new RejectedEvent(
               duplicateKey ? 'constraint_violation' : 'apply_failed',
               error.message,
               err,
             ),
           );
-          return;
+          return undefined;
         }
-        // Find the event at fault: apply one at a time (order kept).
-        for (const event of events)
-          await this.#applyWithRetry(topic, partition, route, [event], origins);
-        return;
+        return this.#applyOneByOne(topic, partition, route, events, origins);
       }
     }
+  }
+
+  /** Finds the event at fault: applies one at a time, in order, up to the first held one. */
+  async #applyOneByOne(
+    topic: string,
+    partition: number,
+    route: TopicRoute,
+    events: ApplyEvent[],
+    origins: Map<ApplyEvent, Origin>,
+  ): Promise<Held | undefined> {
+    for (const event of events) {
+      const held = await this.#applyWithRetry(topic, partition, route, [event], origins);
+      if (held !== undefined) return held;
+    }
+    return undefined;
   }
 
   async #applyOnce(
@@ -367,7 +609,9 @@ export class ApplyStage {
     events: ApplyEvent[],
   ): Promise<ChunkResult> {
     const pool = this.#pool as mysql.Pool;
-    const table = this.#tables.get(`${route.db}.${route.table}`) as TableInfo;
+    const table = this.#tables.get(`${route.db}.${route.table}`);
+    if (table === undefined)
+      throw new SchemaSkew('table_missing', `table ${route.db}.${route.table} missing here`);
     const { strategy, name } = strategyOf(route.pipeline as PipelineOptions);
     const connection = await pool.getConnection();
     try {
@@ -519,6 +763,133 @@ export class ApplyStage {
         await sleep(delay);
         delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
+    }
+  }
+
+  #startHold(topic: string, partition: number, route: TopicRoute, skew: SchemaSkew): void {
+    const key = holdKey(topic, partition);
+    const table = `${route.db}.${route.table}`;
+    const hold = this.#holds.get(key);
+    if (hold !== undefined) {
+      hold.reason = skew.holdReason;
+      hold.what = skew.what;
+    } else {
+      this.#holds.set(key, {
+        topic,
+        partition,
+        source: route.sourceRegion,
+        table,
+        reason: skew.holdReason,
+        what: skew.what,
+        sinceMs: Date.now(),
+      });
+      this.deps.logger.warn(
+        { table, source: route.sourceRegion, partition, reason: skew.holdReason, what: skew.what },
+        `events of ${table} from ${route.sourceRegion} held: ${skew.what}; they apply once the local schema allows them`,
+      );
+    }
+    this.#publishHolds();
+  }
+
+  #endHold(key: string, why: 'applied' | 'reassigned'): void {
+    const hold = this.#holds.get(key);
+    if (hold === undefined) return;
+    this.#holds.delete(key);
+    const heldMs = Date.now() - hold.sinceMs;
+    this.deps.logger.info(
+      { table: hold.table, source: hold.source, partition: hold.partition, heldMs, why },
+      why === 'applied'
+        ? `hold of ${hold.table} from ${hold.source} ended after ${Math.round(heldMs / 1000)} s: held events applied`
+        : `hold of ${hold.table} from ${hold.source} ended: partition assigned to another applier`,
+    );
+    this.#publishHolds();
+  }
+
+  /** `cdc_apply_held`: held partitions per source region, table and reason. */
+  #publishHolds(): void {
+    const gauge = this.deps.metrics.applyHeld;
+    const counts = new Map<
+      string,
+      { source_region: string; table: string; reason: string; n: number }
+    >();
+    for (const hold of this.#holds.values()) {
+      const id = `${hold.source}\u0000${hold.table}\u0000${hold.reason}`;
+      const entry = counts.get(id) ?? {
+        source_region: hold.source,
+        table: hold.table,
+        reason: hold.reason,
+        n: 0,
+      };
+      entry.n += 1;
+      counts.set(id, entry);
+    }
+    gauge.reset();
+    for (const { n, ...labels } of counts.values()) gauge.set(labels, n);
+  }
+
+  /** While anything is held: read the held tables again and retry their partitions. */
+  async #recheckHolds(): Promise<void> {
+    const consumer = this.#consumer;
+    if (this.#state !== 'running' || this.#rechecking || consumer === undefined) return;
+    if (this.#holds.size === 0 && consumer.paused().length === 0) return;
+    this.#rechecking = true;
+    try {
+      const tables = new Set<string>();
+      for (const hold of this.#holds.values()) {
+        const route = this.#routes.get(hold.topic);
+        if (route !== undefined && !tables.has(hold.table)) {
+          tables.add(hold.table);
+          await this.#describe(route.db, route.table, false);
+        }
+      }
+      // Every paused partition, not only the held ones: one held before a rebalance
+      // may still be paused in kafkajs without a hold here.
+      if (!this.#pausedByOperator) consumer.resume(consumer.paused());
+    } finally {
+      this.#rechecking = false;
+    }
+  }
+
+  /**
+   * `schema.*` pipelines: a table created in another region gets a topic
+   * there; when one appears, the consumer is restarted with it (read from its
+   * first event). A table this region lacks yet is held like any early event.
+   */
+  async #discoverTopics(): Promise<void> {
+    if (this.#state !== 'running') return;
+    const { options, kafka, logger } = this.deps;
+    try {
+      if (this.#admin === undefined) {
+        const admin = kafka.admin();
+        await admin.connect();
+        this.#admin = admin;
+      }
+      const added: string[] = [];
+      for (const topic of await this.#admin.listTopics()) {
+        if (this.#routes.has(topic)) continue;
+        const route = routeForTopic(options, topic);
+        if (route === undefined) continue;
+        this.#routes.set(topic, route);
+        added.push(topic);
+      }
+      if (added.length === 0 || this.#state !== 'running') return;
+      logger.info(
+        { topics: added },
+        'new change topics: the appliers restart their consumer to read them from their first event',
+      );
+      await this.#consumer?.disconnect();
+    } catch (err) {
+      logger.warn(
+        { err: (err as Error).message },
+        'looking for new change topics failed; will retry',
+      );
+      return;
+    }
+    if (this.#state !== 'running') return;
+    try {
+      await this.#startConsumer();
+    } catch (err) {
+      this.#fail(classifyError(err, 'restarting the apply consumer with new topics'));
     }
   }
 

@@ -2,10 +2,16 @@ import { topicName } from '../bus/envelope.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
 import type { MysqlConnection } from '../mysql/connection.js';
-import { APPLIER_SESSION_FLAG, INTERNAL_TABLES } from '../mysql/internal-tables.js';
+import {
+  APPLIER_SESSION_FLAG,
+  INTERNAL_TABLES,
+  VERSION_COLUMNS,
+} from '../mysql/internal-tables.js';
+import type mysql from 'mysql2/promise';
 import { describeTable, resolveTables, type TableInfo } from '../mysql/introspect.js';
 import type { ConflictStrategy } from '../versioning/resolve.js';
 import { RejectedEvent, type ApplyEvent } from './apply-event.js';
+import { imageTooWide, isPlausibleColumnName, SchemaSkew } from './schema-skew.js';
 
 /**
  * What the local database accepts, shared by the apply stage and the
@@ -24,29 +30,139 @@ export interface TopicRoute {
 }
 
 /**
+ * The `sql_mode` of every applier session, whatever the server's default:
+ * strict for every engine, so a value the local type cannot hold fails
+ * (and is held as schema skew) instead of being truncated; an incoming 0 in
+ * an AUTO_INCREMENT column stays 0 (as mysqldump and replicas do); no
+ * silent engine substitution. NO_ZERO_DATE is left out on purpose: a zero
+ * date the source accepted must apply here too.
+ */
+export const APPLIER_SQL_MODE = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';
+
+/**
  * Every applier session: READ COMMITTED and no foreign-key checks (as
- * replication appliers do), UTC, and the flag the triggers skip.
+ * replication appliers do), UTC, a strict `sql_mode`, and the flag the
+ * triggers skip.
  */
 export const APPLIER_SESSION_STATEMENTS: readonly string[] = [
   'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED',
-  `SET SESSION foreign_key_checks = 0, time_zone = '+00:00', ${APPLIER_SESSION_FLAG} = 1`,
+  `SET SESSION foreign_key_checks = 0, time_zone = '+00:00', sql_mode = '${APPLIER_SQL_MODE}', ${APPLIER_SESSION_FLAG} = 1`,
 ];
+
+/** A local table as the applier writes it. */
+export interface ApplyTable extends TableInfo {
+  /** Generated columns: MySQL computes them, the applier never writes them. */
+  readonly generated: ReadonlySet<string>;
+  /**
+   * NOT NULL columns without a DEFAULT, with the type's implicit default
+   * (what MySQL gives existing rows when such a column is added). A row image
+   * without the column writes this value, since strict mode refuses to omit it.
+   */
+  readonly implicitDefaults: ReadonlyMap<string, string | number>;
+}
+
+/** The value MySQL gives a NOT NULL column without DEFAULT in non-strict mode; undefined when unknown. */
+function implicitDefault(dataType: string, columnType: string): string | number | undefined {
+  if (
+    /^(tinyint|smallint|mediumint|int|integer|bigint|decimal|numeric|float|double|real|bit|year)$/.test(
+      dataType,
+    )
+  )
+    return 0;
+  if (/^(char|varchar|tinytext|text|mediumtext|longtext|set)$/.test(dataType)) return '';
+  if (/^(binary|varbinary|tinyblob|blob|mediumblob|longblob)$/.test(dataType)) return '';
+  if (dataType === 'enum') {
+    const first = /^enum\('((?:[^']|'')*)'/.exec(columnType)?.[1];
+    return first === undefined ? undefined : first.replace(/''/g, "'");
+  }
+  if (dataType === 'date') return '0000-00-00';
+  if (dataType === 'datetime' || dataType === 'timestamp') return '0000-00-00 00:00:00';
+  if (dataType === 'time') return '00:00:00';
+  if (dataType === 'json') return 'null';
+  return undefined;
+}
+
+/** One table's description for the applier, or undefined when it does not exist. */
+export async function describeApplyTable(
+  connection: MysqlConnection,
+  schema: string,
+  table: string,
+): Promise<ApplyTable | undefined> {
+  const info = await describeTable(connection, schema, table);
+  if (info === undefined) return undefined;
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT COLUMN_NAME AS name, EXTRA AS extra, COLUMN_DEFAULT IS NULL AS noDefault
+       FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+    [schema, table],
+  );
+  const generated = new Set<string>();
+  const noDefault = new Set<string>();
+  for (const row of rows) {
+    if (/GENERATED/i.test(String(row.extra))) generated.add(String(row.name));
+    else if (Number(row.noDefault) === 1) noDefault.add(String(row.name));
+  }
+  const implicitDefaults = new Map<string, string | number>();
+  for (const column of info.columns) {
+    if (column.nullable || !noDefault.has(column.name)) continue;
+    const value = implicitDefault(column.dataType, column.columnType);
+    if (value !== undefined) implicitDefaults.set(column.name, value);
+  }
+  return { ...info, generated, implicitDefaults };
+}
 
 /** The configured tables that exist locally, keyed `schema.table`. */
 export async function loadLocalTables(
   connection: MysqlConnection,
   options: Pick<RuntimeOptions, 'pipelines'>,
-): Promise<Map<string, TableInfo>> {
-  const tables = new Map<string, TableInfo>();
+): Promise<Map<string, ApplyTable>> {
+  const tables = new Map<string, ApplyTable>();
   const patterns = options.pipelines.flatMap((p) => p.tables);
   for (const name of await resolveTables(connection, patterns)) {
-    const info = await describeTable(connection, name.schema, name.table);
+    const info = await describeApplyTable(connection, name.schema, name.table);
     if (info !== undefined) tables.set(`${name.schema}.${name.table}`, info);
   }
   return tables;
 }
 
-/** The source topics a region applies: every peer's topic of each local table, and their heartbeats. */
+/** The pipeline that replicates `schema.table`, if any. */
+export function pipelineOf(
+  options: Pick<RuntimeOptions, 'pipelines'>,
+  schema: string,
+  table: string,
+): PipelineOptions | undefined {
+  return options.pipelines.find((p) => p.tables.some((t) => tableMatches(t, schema, table)));
+}
+
+/**
+ * The route of a change topic a peer publishes (`<prefix>.<peer>.<db>.<table>`)
+ * when its table belongs to a pipeline, whether or not the table exists
+ * here yet; undefined for any other topic.
+ */
+export function routeForTopic(
+  options: Pick<RuntimeOptions, 'kafka' | 'peers' | 'pipelines' | 'internalSchema'>,
+  topic: string,
+): TopicRoute | undefined {
+  for (const source of options.peers) {
+    const head = `${options.kafka.topicPrefix}.${source}.`;
+    if (!topic.startsWith(head)) continue;
+    const rest = topic.slice(head.length);
+    const dot = rest.indexOf('.');
+    if (dot <= 0 || dot === rest.length - 1) continue;
+    const db = rest.slice(0, dot);
+    const table = rest.slice(dot + 1);
+    if (db === options.internalSchema || table.startsWith('_cdc_')) continue;
+    const pipeline = pipelineOf(options, db, table);
+    if (pipeline !== undefined)
+      return { sourceRegion: source, db, table, pipeline, heartbeat: false };
+  }
+  return undefined;
+}
+
+/**
+ * The source topics a region applies: every peer's topic of each local
+ * table and of each table the configuration names explicitly (one that does
+ * not exist here yet is held until it does), and their heartbeats.
+ */
 export function buildRoutes(
   options: Pick<RuntimeOptions, 'kafka' | 'peers' | 'pipelines' | 'internalSchema'>,
   tables: ReadonlyMap<string, TableInfo>,
@@ -55,16 +171,27 @@ export function buildRoutes(
   const prefix = options.kafka.topicPrefix;
   for (const source of options.peers) {
     for (const info of tables.values()) {
-      const pipeline = options.pipelines.find((p) =>
-        p.tables.some((t) => tableMatches(t, info.schema, info.table)),
-      );
       routes.set(topicName(prefix, source, info.schema, info.table), {
         sourceRegion: source,
         db: info.schema,
         table: info.table,
-        pipeline,
+        pipeline: pipelineOf(options, info.schema, info.table),
         heartbeat: false,
       });
+    }
+    for (const pipeline of options.pipelines) {
+      for (const pattern of pipeline.tables) {
+        if (pattern.table === '*') continue;
+        const topic = topicName(prefix, source, pattern.schema, pattern.table);
+        if (routes.has(topic)) continue;
+        routes.set(topic, {
+          sourceRegion: source,
+          db: pattern.schema,
+          table: pattern.table,
+          pipeline,
+          heartbeat: false,
+        });
+      }
     }
     routes.set(topicName(prefix, source, options.internalSchema, INTERNAL_TABLES.heartbeat), {
       sourceRegion: source,
@@ -91,10 +218,13 @@ export function strategyOf(pipeline: PipelineOptions): {
 }
 
 /**
- * Identifiers come from untrusted events: the table must be configured and
- * present, the key must be the local primary key, the columns must exist.
+ * Identifiers come from untrusted events: the table must be configured, the
+ * key must be the local primary key. A table or column this region does not
+ * have yet, or a value a local column cannot hold yet, is schema skew
+ * (DESIGN.md §6a): the event is early, not wrong.
  *
- * @throws RejectedEvent naming the first check that fails.
+ * @throws SchemaSkew when the local schema does not allow the event yet.
+ * @throws RejectedEvent naming the first check that fails otherwise.
  */
 export function validateEvents(
   route: TopicRoute,
@@ -108,11 +238,14 @@ export function validateEvents(
     );
   }
   if (table === undefined)
-    throw new RejectedEvent(
-      'table_missing',
-      `table ${route.db}.${route.table} does not exist locally`,
-    );
+    throw new SchemaSkew('table_missing', `table ${route.db}.${route.table} missing here`);
   const known = new Set(table.columns.map((c) => c.name));
+  const unprepared = [VERSION_COLUMNS.ts, VERSION_COLUMNS.ver].filter((c) => !known.has(c));
+  if (unprepared.length > 0)
+    throw new SchemaSkew(
+      'column_missing',
+      `version column${unprepared.length > 1 ? 's' : ''} ${unprepared.join(', ')} missing here (prepare has not run on this table yet)`,
+    );
   for (const event of events) {
     const pkNames = Object.keys(event.pk);
     if (
@@ -125,12 +258,20 @@ export function validateEvents(
       );
     }
     const missing = Object.keys(event.after ?? {}).filter((c) => !known.has(c));
-    if (missing.length > 0) {
+    if (missing.some((c) => !isPlausibleColumnName(c))) {
       throw new RejectedEvent(
         'column_missing',
         `${route.db}.${route.table} has no column(s) ${missing.map((c) => JSON.stringify(c.slice(0, 64))).join(', ')}`,
       );
     }
+    if (missing.length > 0) {
+      throw new SchemaSkew(
+        'column_missing',
+        `column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing here`,
+      );
+    }
+    const tooWide = event.after === null ? undefined : imageTooWide(table, event.after);
+    if (tooWide !== undefined) throw tooWide;
   }
   return events;
 }

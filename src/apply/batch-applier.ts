@@ -13,7 +13,9 @@ import {
   encodeStoredVersion,
   type RowVersion,
 } from '../versioning/version.js';
+import { CdcError } from '../core/errors.js';
 import type { ApplyEvent } from './apply-event.js';
+import type { ApplyTable } from './apply-target.js';
 
 /** A concurrent conflict, as recorded in `_cdc_conflicts`. */
 export interface ConflictRecord {
@@ -36,7 +38,8 @@ export interface ChunkContext {
   /** Row of `_cdc_apply_marker` this applier upserts (one per partition, so they never contend). */
   applierId: string;
   sourceRegion: string;
-  table: TableInfo;
+  /** The local table; without `generated`/`implicitDefaults` every column is plain and has a default. */
+  table: TableInfo & Partial<Pick<ApplyTable, 'generated' | 'implicitDefaults'>>;
   strategy: ConflictStrategy;
   strategyName: string;
   /** Whether to record this conflict in `_cdc_conflicts` (sampling). */
@@ -46,6 +49,21 @@ export interface ChunkContext {
    * the same path (locks, join, statements, constraint checks) and leaves nothing.
    */
   rollback?: boolean;
+}
+
+/**
+ * The table has columns its description does not list: a local DDL ran since
+ * it was read. The chunk is rolled back; read the description again and retry
+ * (writes must know every column, or one absent from the image would keep a
+ * stale value instead of its default).
+ */
+export class LocalTableChanged extends CdcError {
+  constructor(table: string, columns: readonly string[]) {
+    super(`${table} has column(s) ${columns.join(', ')} its description does not list`, {
+      code: 'APPLY_TABLE_CHANGED',
+      retriable: true,
+    });
+  }
 }
 
 interface KeyState {
@@ -132,8 +150,9 @@ export async function applyChunk(
       pkColumns.map((c) => toParam(c, state.pk[c.name])),
     );
     const visible = table.columns.filter((c) => !VERSION_COLUMN_SET.has(c.name));
-    const [rows] = await connection.query<mysql.RowDataPacket[]>(
-      `SELECT keys_.k AS _cdc_k, ${visible.map((c) => `t.${quoteId(c.name)}`).join(', ')},
+    // `t.*` (never INVISIBLE columns) shows a column added since the description was read.
+    const [rows, fields] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT keys_.k AS _cdc_k, t.*,
               CAST(UNIX_TIMESTAMP(t.${quoteId(VERSION_COLUMNS.ts)}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
               CAST(t.${quoteId(VERSION_COLUMNS.ver)} AS CHAR) AS _cdc_ver_text
          FROM (${keyRows}) AS keys_
@@ -141,6 +160,10 @@ export async function applyChunk(
         FOR UPDATE`,
       keyParams,
     );
+    const unknown = fields
+      .map((f) => f.name)
+      .filter((n) => !columns.has(n) && !['_cdc_k', '_cdc_ts_us', '_cdc_ver_text'].includes(n));
+    if (unknown.length > 0) throw new LocalTableChanged(tableText, unknown);
     for (const row of rows) {
       const state = keyList[Number(row._cdc_k)];
       if (state === undefined) continue;
@@ -289,36 +312,55 @@ function versionParams(version: RowVersion): [string, string] {
  * insert that slipped into the gap (READ COMMITTED takes no gap locks) makes
  * the statement fail with a duplicate key and the chunk is retried with
  * fresh reads instead of overwriting a newer local row.
+ *
+ * A local column absent from the winning image takes its default, on insert
+ * and on update alike (DESIGN.md §6a): the image was written by a region that
+ * did not have the column yet, and every region must end with the same row.
+ * Generated columns are never written.
  */
 async function writeUpserts(
   connection: mysql.PoolConnection,
   target: string,
-  table: TableInfo,
+  table: ChunkContext['table'],
   columns: ReadonlyMap<string, ColumnInfo>,
   states: readonly KeyState[],
 ): Promise<void> {
+  const pk = new Set(table.primaryKey);
+  const generated = table.generated ?? new Set<string>();
+  const implicitDefaults = table.implicitDefaults ?? new Map<string, string | number>();
+  const writable = table.columns.filter(
+    (c) => !VERSION_COLUMN_SET.has(c.name) && !generated.has(c.name),
+  );
   // Rows of one statement must list the same columns; events normally all do.
   const groups = new Map<string, { names: string[]; existed: boolean; states: KeyState[] }>();
   for (const state of states) {
-    const names = Object.keys(state.image ?? {}).filter(
-      (n) => columns.has(n) && !VERSION_COLUMN_SET.has(n),
-    );
+    const image = state.image ?? {};
+    const names = writable
+      .filter((c) => Object.hasOwn(image, c.name) || implicitDefaults.has(c.name))
+      .map((c) => c.name);
     const id = `${state.existed ? 'u' : 'i'}:${names.join('\u0000')}`;
     const group = groups.get(id);
     if (group === undefined) groups.set(id, { names, existed: state.existed, states: [state] });
     else group.states.push(state);
   }
-  const pk = new Set(table.primaryKey);
   for (const group of groups.values()) {
+    const listed = new Set(group.names);
     const all = [...group.names, VERSION_COLUMNS.ts, VERSION_COLUMNS.ver];
     const placeholders = `(${all.map(() => '?').join(', ')})`;
     const params = group.states.flatMap((s) => [
-      ...group.names.map((n) => toParam(columns.get(n) as ColumnInfo, s.image?.[n])),
+      ...group.names.map((n) =>
+        s.image !== null && Object.hasOwn(s.image, n)
+          ? toParam(columns.get(n) as ColumnInfo, s.image[n])
+          : implicitDefaults.get(n),
+      ),
       ...versionParams(s.version as RowVersion),
     ]);
-    const updates = all
-      .filter((n) => !pk.has(n))
-      .map((n) => `${quoteId(n)} = VALUES(${quoteId(n)})`);
+    const updates = [
+      ...all.filter((n) => !pk.has(n)).map((n) => `${quoteId(n)} = VALUES(${quoteId(n)})`),
+      ...writable
+        .filter((c) => !listed.has(c.name) && !pk.has(c.name))
+        .map((c) => `${quoteId(c.name)} = DEFAULT(${quoteId(c.name)})`),
+    ];
     await connection.query(
       `INSERT INTO ${target} (${all.map(quoteId).join(', ')}) VALUES ${group.states.map(() => placeholders).join(', ')}` +
         (group.existed ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : ''),

@@ -94,6 +94,8 @@ describe('compileRegion', () => {
         conflictRetentionMs: 168 * 3_600_000,
         tombstoneHorizonMs: 168 * 3_600_000,
         purgeIntervalMs: 60_000,
+        holdRecheckIntervalMs: 1000,
+        topicDiscoveryIntervalMs: 5000,
       },
       internalSchema: '_cdc',
     });

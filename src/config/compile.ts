@@ -54,6 +54,10 @@ export interface ApplyOptions {
   readonly conflictRetentionMs: number;
   readonly tombstoneHorizonMs: number;
   readonly purgeIntervalMs: number;
+  /** While anything is held for schema skew: how often the local schema is re-read and held partitions retried. */
+  readonly holdRecheckIntervalMs: number;
+  /** How often new change topics of `schema.*` pipelines are looked for. */
+  readonly topicDiscoveryIntervalMs: number;
 }
 
 /** Capture stage tuning, units in the names. */
@@ -210,6 +214,8 @@ export function compileRegion(
       conflictRetentionMs: config.apply.conflictRetentionHours * 3_600_000,
       tombstoneHorizonMs: config.apply.tombstoneHorizonHours * 3_600_000,
       purgeIntervalMs: config.apply.purgeIntervalMs,
+      holdRecheckIntervalMs: config.apply.holdRecheckIntervalMs,
+      topicDiscoveryIntervalMs: config.apply.topicDiscoveryIntervalMs,
     },
     internalSchema: config.internalSchema,
     checkpointStore: compileCheckpointStore(config, region, options),

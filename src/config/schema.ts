@@ -430,6 +430,14 @@ export const applySchema = z
           'Tombstones older than this are purged. Must exceed the longest replication delay, i.e. Kafka retention.',
       }),
     purgeIntervalMs: z.number().int().min(1000).default(CONFIG_DEFAULTS.applyPurgeIntervalMs),
+    holdRecheckIntervalMs: z.number().int().min(100).default(1000).meta({
+      description:
+        'While events are held for schema skew (a column, table or wider type this region lacks yet), how often the local schema is read again and the held partitions retried.',
+    }),
+    topicDiscoveryIntervalMs: z.number().int().min(500).default(5000).meta({
+      description:
+        'How often the appliers look for new change topics of `schema.*` pipelines (a table created in another region); new topics are read from their first event.',
+    }),
   })
   .meta({ description: 'Apply stage tuning.' });
 

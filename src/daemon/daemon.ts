@@ -202,6 +202,7 @@ export class Daemon {
       reasons.push(`apply is ${this.#apply.state}`);
     if (this.#state === 'running') reasons.push(...(this.#monitor?.readiness() ?? []));
     reasons.push(...(this.#capture?.stage?.readiness() ?? []));
+    reasons.push(...(this.#apply?.readiness() ?? [])); // events held for schema skew
     reasons.push(...(this.#storeDurability?.reasons() ?? []));
     return { ready: reasons.length === 0, reasons };
   }

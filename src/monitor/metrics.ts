@@ -158,6 +158,13 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly applyHeld = new Gauge({
+    name: 'cdc_apply_held',
+    help: 'Partitions of a source table whose events are held because the local schema does not allow them yet (a table, column or wider type this region lacks).',
+    labelNames: ['source_region', 'table', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly applyBatchEvents = new Histogram({
     name: 'cdc_apply_batch_events',
     help: 'Events per apply transaction (one table chunk of one partition).',

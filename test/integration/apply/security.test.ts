@@ -3,9 +3,10 @@
  * topic must not be able to reach tables outside the pipeline, inject SQL
  * through identifiers, or stall a partition with garbage. Every such message
  * is parked in the dead-letter topic with its reason and its original bytes,
- * counted, and the partition keeps flowing. The same holds for honest events
- * the local schema cannot take (a column this region lacks), while a local
- * column the event does not know keeps its value.
+ * counted, and the partition keeps flowing. Honest events the local schema
+ * cannot take yet (a column this region lacks) are held instead, and applied
+ * once it can; a local column the winning image does not carry takes its
+ * default.
  */
 import { jest } from '@jest/globals';
 import { Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
@@ -295,9 +296,8 @@ describe('apply: untrusted and unfitting events', () => {
     expect(await secretContent('east')).toBe(secretBefore);
   });
 
-  it('parks an event with a column this region lacks (column_missing), and keeps local-only columns', async () => {
-    // east grows a column the other region does not have, and re-runs prepare
-    // so that its update trigger sees changes of that column as writes.
+  it('holds an event with a column this region lacks until it has it (no dead letter); a column absent from the winning image takes its default', async () => {
+    // east grows a column the other region does not have, and re-runs prepare.
     await conn('east').query(
       "ALTER TABLE app.profiles ADD COLUMN nickname VARCHAR(20) NOT NULL DEFAULT 'none'",
     );
@@ -315,35 +315,56 @@ describe('apply: untrusted and unfitting events', () => {
     await conn('west').query("INSERT INTO app.profiles VALUES (1, 'ann', 1)");
     await waitForRow('east', 'app.profiles', 1, { id: 1, name: 'ann', score: 1, nickname: 'none' });
 
-    // east's events now carry `nickname`, which west cannot store: dead letter, nothing applied.
+    // east's events now carry `nickname`, which west cannot store yet: held, not dead-lettered.
     const deadBefore = await deadLetterCount('west');
-    const missingBefore = await deadLetterCount('west', 'column_missing');
     await conn('east').query("UPDATE app.profiles SET nickname = 'annie', score = 7 WHERE id = 1");
-    await waitForDeadLetters('west', deadBefore + 1);
-    expect(await deadLetterCount('west', 'column_missing')).toBe(missingBefore + 1);
-    const letters = await readDeadLetters('west', deadBefore + 1);
-    const letter = letters.find(
-      (l) => l.source.topic === topicName('cdc', 'east', 'app', 'profiles'),
+    const west = cluster.daemons.get('west')!;
+    const held = async (): Promise<number> =>
+      (await west.metrics.applyHeld.get()).values
+        .filter((v) => v.labels.table === 'app.profiles' && v.labels.reason === 'column_missing')
+        .reduce((sum, v) => sum + v.value, 0);
+    await waitFor(
+      async () => (await held()) > 0,
+      30_000,
+      () => 'no hold of app.profiles in west',
     );
-    expect(letter).toMatchObject({ reason: 'column_missing' });
-    expect(letter?.error).toContain('nickname');
-    const original = JSON.parse(Buffer.from(letter?.value ?? '', 'base64').toString('utf8')) as {
-      after: Record<string, unknown>;
-    };
-    expect(original.after).toEqual({ id: 1, name: 'ann', score: 7, nickname: 'annie' });
+    expect(west.apply!.readiness()).toEqual([
+      expect.stringMatching(/^app\.profiles from east held \d+ s: column nickname missing here$/),
+    ]);
     expect(await row('west', 'app.profiles', 1)).toEqual({ id: 1, name: 'ann', score: 1 });
 
-    // A later update from west (it wins: it is newer) leaves east's local-only column alone...
+    // A later update from west wins; its image has no `nickname`, so east's copy
+    // takes the column's default instead of keeping 'annie' (one rule everywhere).
     await conn('west').query("UPDATE app.profiles SET name = 'anna', score = 2 WHERE id = 1");
     await waitForRow('east', 'app.profiles', 1, {
       id: 1,
       name: 'anna',
       score: 2,
-      nickname: 'annie',
+      nickname: 'none',
     });
-    // ...and a new row from west takes the column's default.
-    await conn('west').query("INSERT INTO app.profiles VALUES (2, 'bob', 5)");
-    await waitForRow('east', 'app.profiles', 2, { id: 2, name: 'bob', score: 5, nickname: 'none' });
-    expect(await row('west', 'app.profiles', 1)).toEqual({ id: 1, name: 'anna', score: 2 });
+
+    // west adds the column: the held event resumes by itself (and loses to west's newer write).
+    await conn('west').query(
+      "ALTER TABLE app.profiles ADD COLUMN nickname VARCHAR(20) NOT NULL DEFAULT 'none'",
+    );
+    await conn('east').query("INSERT INTO app.profiles VALUES (2, 'bob', 5, 'bobby')");
+    await waitForRow('west', 'app.profiles', 2, {
+      id: 2,
+      name: 'bob',
+      score: 5,
+      nickname: 'bobby',
+    });
+    await waitFor(
+      async () => (await held()) === 0 && west.apply!.readiness().length === 0,
+      30_000,
+      () => `still held: ${west.apply!.readiness().join('; ')}`,
+    );
+    expect(await row('west', 'app.profiles', 1)).toEqual({
+      id: 1,
+      name: 'anna',
+      score: 2,
+      nickname: 'none',
+    });
+    expect(await deadLetterCount('west')).toBe(deadBefore);
   });
 });

@@ -1,0 +1,122 @@
+import type { JsonScalar, RowImage } from '../bus/envelope.js';
+import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
+import { RejectedEvent } from './apply-event.js';
+
+/**
+ * Schema skew (DESIGN.md §6a): an event that is only early. Regions change
+ * their schemas one after the other, so an event may name a column or a
+ * table this region does not have yet, or carry a value a local column
+ * cannot hold until it is widened here too. Such an event is held with its
+ * partition and applied once the local schema allows it, never dead-lettered.
+ */
+
+/** Why an event is held; the `reason` label of `cdc_apply_held`. */
+export type HoldReason = 'table_missing' | 'column_missing' | 'type_too_narrow';
+
+/**
+ * An event the local schema cannot take yet. It extends `RejectedEvent` so
+ * that code judging an event once (the dead-letter replay) reports it as
+ * still failing; the apply stage checks for it first and holds instead.
+ */
+export class SchemaSkew extends RejectedEvent {
+  constructor(
+    readonly holdReason: HoldReason,
+    /** What is missing or too narrow here, for `/readyz`: `column tier missing here`. */
+    readonly what: string,
+    cause?: unknown,
+  ) {
+    super(holdReason, what, cause);
+  }
+}
+
+/**
+ * MySQL errors that mean the local schema does not fit the event yet:
+ * unknown column (1054), no such table (1146), and, under the applier's
+ * strict `sql_mode`, a value the column type cannot hold: data too long
+ * (1406), out of range (1264), truncated (1265, e.g. an ENUM member not
+ * added here yet), incorrect value for the type (1366, 1292).
+ */
+export const SCHEMA_SKEW_ERRNOS: ReadonlySet<number> = new Set([
+  1054, 1146, 1406, 1264, 1265, 1366, 1292,
+]);
+
+/** Whether `err` is a MySQL error that `SCHEMA_SKEW_ERRNOS` lists. */
+export function isSchemaSkewError(err: unknown): boolean {
+  const errno = (err as { errno?: unknown } | null)?.errno;
+  return typeof errno === 'number' && SCHEMA_SKEW_ERRNOS.has(errno);
+}
+
+/** The hold for a MySQL schema-skew error whose cause the event checks did not find. */
+export function skewFromMysqlError(err: unknown, table: string): SchemaSkew {
+  const { errno, sqlMessage } = err as { errno?: unknown; sqlMessage?: unknown };
+  const detail = typeof sqlMessage === 'string' ? sqlMessage : String(err);
+  if (errno === 1146) return new SchemaSkew('table_missing', `table ${table} missing here`, err);
+  if (errno === 1054)
+    return new SchemaSkew('column_missing', `a column missing here (${detail})`, err);
+  return new SchemaSkew(
+    'type_too_narrow',
+    `a value the local types cannot hold (MySQL ${String(errno)}: ${detail})`,
+    err,
+  );
+}
+
+/**
+ * Column names a replicated table may carry that the target lacks: what an
+ * unquoted MySQL identifier allows (ASCII letters, digits, `$`, `_`, and
+ * U+0080..U+FFFF), at most 64 characters. A missing column with any other
+ * name is treated as forged (it is invalid in itself) and dead-lettered
+ * rather than holding the partition until someone creates it.
+ */
+const PLAUSIBLE_COLUMN = /^[0-9A-Za-z$_\u0080-\uffff]{1,64}$/u;
+
+export function isPlausibleColumnName(name: string): boolean {
+  return PLAUSIBLE_COLUMN.test(name) && !/^[0-9]+$/.test(name);
+}
+
+/**
+ * Why `value` does not fit `column` when MySQL would not say so itself:
+ * a strict session rejects a too-long string or an out-of-range number, but
+ * a DECIMAL silently rounds extra fraction digits. Character lengths are
+ * checked here too, so the hold names the column. Undefined when it fits
+ * (or when only MySQL can tell).
+ */
+export function valueTooWide(
+  column: ColumnInfo,
+  value: JsonScalar | undefined,
+): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (column.dataType === 'varchar' || column.dataType === 'char') {
+    const length = /\((\d+)\)/.exec(column.columnType)?.[1];
+    if (typeof value !== 'string' || length === undefined) return undefined;
+    const chars = [...value].length;
+    return chars > Number(length)
+      ? `column ${column.name} ${column.columnType} cannot hold ${chars} characters`
+      : undefined;
+  }
+  if (column.dataType === 'decimal') {
+    const match = /\((\d+)(?:,(\d+))?\)/.exec(column.columnType);
+    if (match === null || (typeof value !== 'string' && typeof value !== 'number'))
+      return undefined;
+    const precision = Number(match[1]);
+    const scale = Number(match[2] ?? 0);
+    const digits = /^[+-]?(\d*)(?:\.(\d*))?$/.exec(String(value));
+    if (digits === null) return undefined;
+    const integer = (digits[1] ?? '').replace(/^0+/, '');
+    const fraction = (digits[2] ?? '').replace(/0+$/, '');
+    return integer.length > precision - scale || fraction.length > scale
+      ? `column ${column.name} ${column.columnType} cannot hold ${String(value)}`
+      : undefined;
+  }
+  return undefined;
+}
+
+/** The first value of `image` that a local column cannot hold, as a hold. */
+export function imageTooWide(table: TableInfo, image: RowImage): SchemaSkew | undefined {
+  const columns = new Map(table.columns.map((c) => [c.name, c]));
+  for (const [name, value] of Object.entries(image)) {
+    const column = columns.get(name);
+    const why = column === undefined ? undefined : valueTooWide(column, value);
+    if (why !== undefined) return new SchemaSkew('type_too_narrow', why);
+  }
+  return undefined;
+}
