@@ -1,4 +1,4 @@
-import type { TablePattern } from '../config/compile.js';
+import { tableMatches, type TablePattern } from '../config/compile.js';
 import type { MysqlConnection } from './connection.js';
 import type mysql from 'mysql2/promise';
 
@@ -57,7 +57,10 @@ export function supportsInvisibleColumns(info: ServerInfo): boolean {
   return info.flavor === 'mariadb' ? at(10, 3, 3) : at(8, 0, 23);
 }
 
-/** Base tables matching the patterns, in a stable order, internal `_cdc_*` tables excluded. */
+/**
+ * Base tables matching the patterns, in a stable order, internal `_cdc_*`
+ * tables and (under `schema.*`) online schema-change helper tables excluded.
+ */
 export async function resolveTables(
   connection: MysqlConnection,
   patterns: readonly TablePattern[],
@@ -73,6 +76,7 @@ export async function resolveTables(
     );
     for (const row of rows) {
       const entry = { schema: String(row.s), table: String(row.t) };
+      if (!tableMatches(pattern, entry.schema, entry.table)) continue;
       found.set(`${entry.schema}.${entry.table}`, entry);
     }
   }
