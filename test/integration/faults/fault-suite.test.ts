@@ -162,6 +162,46 @@ interface FaultReport {
   fault: string;
   writes: number;
   convergedMs: number;
+  /** Where each capture that (re)started took its position, e.g. `r2: kafka`. */
+  recoveries: string[];
+  /** The distinct `/readyz` reasons the daemons gave while the fault lasted. */
+  seen: string[];
+}
+
+/**
+ * What an operator sees: polls every daemon's `/readyz` until stopped and
+ * keeps the distinct reasons (numbers blanked, so one reason counts once).
+ */
+function watchReadiness(ports: readonly number[]): { stop: () => Promise<string[]> } {
+  const seen = new Set<string>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await Promise.all(
+        ports.map(async (port, i) => {
+          try {
+            const response = await fetch(`http://127.0.0.1:${port}/readyz`, {
+              signal: AbortSignal.timeout(1_000),
+            });
+            const body = await response.text();
+            for (const line of body.split('\n'))
+              if (line.startsWith('- '))
+                seen.add(`${REGIONS[i]}: ${line.slice(2).replace(/[0-9.]+/g, 'N')}`);
+          } catch {
+            seen.add(`${REGIONS[i]}: daemon not answering`);
+          }
+        }),
+      );
+      await sleep(500);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return [...seen].sort();
+    },
+  };
 }
 
 describe('faults under writes in three regions', () => {
@@ -221,9 +261,34 @@ describe('faults under writes in three regions', () => {
         const reports: FaultReport[] = [];
         const writesSoFar = (): number => writers.reduce((n, w) => n + w.attempts, 0);
 
+        /** Capture starts per region and position source, per daemon process. */
+        const startsSeen = new Map<
+          Region,
+          { daemon: DaemonProcess; starts: Record<string, number> }
+        >();
+        const newRecoveries = async (): Promise<string[]> => {
+          const found: string[] = [];
+          for (const [i, region] of REGIONS.entries()) {
+            const daemon = daemons.get(region)!;
+            const starts = await counterByLabel(
+              metricsPorts[i]!,
+              'cdc_capture_starts_total',
+              'from',
+            );
+            const previous = startsSeen.get(region);
+            const base = previous?.daemon === daemon ? previous.starts : {};
+            for (const [from, n] of Object.entries(starts))
+              for (let k = base[from] ?? 0; k < n; k += 1) found.push(`${region}: ${from}`);
+            startsSeen.set(region, { daemon, starts });
+          }
+          return found;
+        };
+
         /** Runs `fault` while every region writes, then pauses the writers and times convergence. */
         const underWrites = async (fault: string, body: () => Promise<void>): Promise<void> => {
           const before = writesSoFar();
+          await newRecoveries();
+          const readiness = watchReadiness(metricsPorts);
           for (const w of writers) w.resume();
           await sleep(randomInt(random, 1_000, 3_000));
           await body();
@@ -231,13 +296,13 @@ describe('faults under writes in three regions', () => {
           await Promise.all(writers.map((w) => w.pause()));
           const started = Date.now();
           await waitForConvergence(pools, writers, daemons, fault);
-          reports.push({
-            fault,
-            writes: writesSoFar() - before,
-            convergedMs: Date.now() - started,
-          });
+          const convergedMs = Date.now() - started;
+          const seen = await readiness.stop();
+          const recoveries = await newRecoveries();
+          reports.push({ fault, writes: writesSoFar() - before, convergedMs, recoveries, seen });
           console.log(
-            `seed ${seed}: after "${fault}" (${writesSoFar() - before} writes) the regions converged in ${Date.now() - started} ms`,
+            `seed ${seed}: after "${fault}" (${writesSoFar() - before} writes) the regions converged in ${convergedMs} ms; ` +
+              `capture restarts: ${recoveries.join(', ') || 'none'}; /readyz said: ${seen.join(' | ') || 'ready throughout'}`,
           );
         };
 
@@ -281,12 +346,7 @@ describe('faults under writes in three regions', () => {
           },
         );
         // The restarted daemon found no position in Redis and took the one in Kafka.
-        const starts = await counterByLabel(
-          metricsPorts[REGIONS.indexOf(stopped)]!,
-          'cdc_capture_starts_total',
-          'from',
-        );
-        expect(starts).toEqual({ kafka: 1 });
+        expect(reports.at(-1)?.recoveries).toContain(`${stopped}: kafka`);
 
         for (const region of REGIONS) {
           const daemon = daemons.get(region)!;
@@ -300,7 +360,12 @@ describe('faults under writes in three regions', () => {
         console.log(
           `seed ${seed}: ${acked} acknowledged inserts present in all ${REGIONS.length} regions; ` +
             `${writers.reduce((n, w) => n + w.failures, 0)} writes refused during faults; convergence per fault:\n` +
-            reports.map((r) => `  ${r.fault}: ${r.convergedMs} ms (${r.writes} writes)`).join('\n'),
+            reports
+              .map(
+                (r) =>
+                  `  ${r.fault}: ${r.convergedMs} ms (${r.writes} writes); capture restarts: ${r.recoveries.join(', ') || 'none'}`,
+              )
+              .join('\n'),
         );
         expect(acked).toBeGreaterThan(0);
         passed = true;
