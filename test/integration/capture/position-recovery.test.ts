@@ -7,8 +7,6 @@
  * consumer group vanished starts from the earliest offsets, not the latest.
  */
 import { jest } from '@jest/globals';
-import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import type { LostPositionChoice } from '../../../src/capture/start-position.js';
 import { positionTopic } from '../../../src/capture/position-log.js';
@@ -16,6 +14,7 @@ import { applyGroupId } from '../../../src/apply/apply-stage.js';
 import { CdcError } from '../../../src/core/errors.js';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import { startCluster, waitFor, type Cluster } from '../../support/cluster.js';
+import { loseRedis } from '../../support/faults.js';
 import { readTopicsToEnd } from '../../support/kafka.js';
 import { testLogger } from '../../support/logger.js';
 
@@ -104,20 +103,6 @@ describe('capture and apply positions survive a checkpoint store that loses its 
     );
   }
 
-  /**
-   * Redis killed and restarted with nothing on disk, as one without
-   * persistence comes back: every key is gone (the sandbox's Redis keeps an
-   * append-only file, so the test removes it while the server is down).
-   */
-  async function loseRedis(): Promise<void> {
-    const redis = cluster.sandbox.services.redis!;
-    await redis.kill();
-    const dir = join(cluster.sandbox.dir, 'redis');
-    for (const entry of readdirSync(dir))
-      if (entry !== 'redis.log') rmSync(join(dir, entry), { recursive: true, force: true });
-    await redis.start();
-  }
-
   it('resumes from the position kept in Kafka when Redis restarted empty while the region kept writing', async () => {
     await writeRows('before', 0, 100);
     await arrivesInWest('before', 100);
@@ -125,7 +110,7 @@ describe('capture and apply positions survive a checkpoint store that loses its 
     await cluster.stopDaemon('east');
     await writeRows('while-down', 1000, 300);
     await cluster.stopDaemon('west');
-    await loseRedis();
+    await loseRedis(cluster.sandbox);
     await startDaemon('west');
     const east = await startDaemon('east');
 
@@ -136,7 +121,7 @@ describe('capture and apply positions survive a checkpoint store that loses its 
   it('refuses to guess when the position is gone from Redis and Kafka, and replays from the oldest binlog when told to', async () => {
     await cluster.stopDaemon('east');
     await writeRows('lost', 2000, 200);
-    await loseRedis();
+    await loseRedis(cluster.sandbox);
     await deletePositionTopic('east');
 
     const refused = await startDaemon('east').then(
@@ -166,7 +151,7 @@ describe('capture and apply positions survive a checkpoint store that loses its 
   it('accepts a gap only when told to, and records it in the position topic', async () => {
     await cluster.stopDaemon('east');
     await writeRows('gap', 3000, 50);
-    await loseRedis();
+    await loseRedis(cluster.sandbox);
     await deletePositionTopic('east');
 
     const east = await startDaemon('east', { kind: 'accept-gap' });

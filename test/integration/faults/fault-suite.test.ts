@@ -20,7 +20,7 @@
  * several seeds (`CDC_FAULT_SEED_COUNT`, default 5).
  */
 import { jest } from '@jest/globals';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,6 +42,7 @@ import {
   writeConfigFile,
   type DaemonProcess,
 } from '../../support/daemon-process.js';
+import { loseRedis } from '../../support/faults.js';
 import { prepareRegion } from '../../support/mariadb.js';
 import { randomInt, seededRandom, testSeed } from '../../support/random.js';
 
@@ -401,20 +402,6 @@ function faultConfigYaml(sandbox: Sandbox, metricsPorts: readonly number[]): str
     `capture: { lease: { ttlMs: ${LEASE_TTL_MS} } }`,
     'pipelines:\n  - name: app\n    tables: ["app.acked", "app.hot"]',
   ].join('\n');
-}
-
-/**
- * Redis killed and restarted with nothing on disk, as one without
- * persistence comes back (the sandbox's Redis keeps an append-only file,
- * removed here while the server is down).
- */
-async function loseRedis(sandbox: Sandbox): Promise<void> {
-  const redis = sandbox.services.redis!;
-  await redis.kill();
-  const dir = join(sandbox.dir, 'redis');
-  for (const entry of readdirSync(dir))
-    if (entry !== 'redis.log') rmSync(join(dir, entry), { recursive: true, force: true });
-  await redis.start();
 }
 
 /** Each region's table contents as comparable text, or the error that kept it from answering. */
