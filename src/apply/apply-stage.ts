@@ -329,12 +329,15 @@ export class ApplyStage {
   }
 
   /**
-   * Tells the applier that a local table's schema changed (a local DDL):
-   * its description is read again and its held partitions retried.
+   * Tells the applier that a local table's schema changed (a local DDL, as
+   * capture saw it in the binlog): its description is read again and its
+   * held partitions retried. Does nothing unless running.
    */
   async schemaChanged(schema: string, table: string): Promise<void> {
+    if (this.#state !== 'running') return;
     await this.#describe(schema, table, false);
     const name = `${schema}.${table}`;
+    if (this.#state !== 'running' || this.#pausedByOperator) return;
     for (const hold of this.#holds.values())
       if (hold.table === name)
         this.#consumer?.resume([{ topic: hold.topic, partitions: [hold.partition] }]);

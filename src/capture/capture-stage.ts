@@ -55,6 +55,14 @@ export interface CaptureStageDeps {
    * Never used while a position exists.
    */
   lostPosition?: LostPositionChoice | undefined;
+  /**
+   * Called for each replicated table that DDL seen in this region's binlog
+   * created, altered or renamed into place, once that DDL has committed: the
+   * daemon tells the apply stage, so a partition held for a column or table
+   * this region lacked resumes right after the local ALTER instead of at the
+   * next periodic recheck. Must not block (it runs in the binlog handler).
+   */
+  onLocalSchemaChange?: ((schema: string, table: string) => void) | undefined;
 }
 
 /**
@@ -635,6 +643,10 @@ export class CaptureStage {
       logger.info({ schema: output.schema, statement }, 'DDL seen in the binlog (not replicated)');
     for (const table of touches.changed) this.#repair.tableChanged(table);
     for (const schema of touches.triggerSchemas) this.#repair.triggersChanged(schema);
+    const notify = this.deps.onLocalSchemaChange;
+    if (notify !== undefined)
+      for (const table of touches.changed)
+        if (this.#isReplicated(table.schema, table.table)) notify(table.schema, table.table);
   }
 
   #onSourceError(error: CdcError): void {

@@ -96,6 +96,11 @@ export class Daemon {
         metrics: this.metrics,
         logger: logger.child({ stage: 'capture' }),
         lostPosition: this.config.lostPosition,
+        // Local DDL on a replicated table: the applier re-reads it and retries what it
+        // holds at once. Only the daemon holding the capture lease reads the binlog; on
+        // a standby the apply stage's periodic recheck (apply.holdRecheckIntervalMs)
+        // covers a local ALTER instead.
+        onLocalSchemaChange: (schema, table) => this.#localSchemaChanged(schema, table),
       });
       void this.#capture.failed.then((error) => this.#fail(error));
       await this.#capture.start();
@@ -191,6 +196,15 @@ export class Daemon {
     await this.#retention?.stop();
     await this.#metricsServer?.stop();
     await this.#store?.close();
+  }
+
+  #localSchemaChanged(schema: string, table: string): void {
+    this.#apply?.schemaChanged(schema, table).catch((err: unknown) => {
+      this.config.logger.warn(
+        { err: classifyError(err, 'refreshing a table description').message, schema, table },
+        'apply could not re-read a table after local DDL; its periodic recheck will',
+      );
+    });
   }
 
   #readiness(): { ready: boolean; reasons: string[] } {
