@@ -16,6 +16,8 @@ export interface ApplyEvent {
   image: RowImage | null;
   version: RowVersion;
   commitTs: number;
+  /** The source's column types, when it sent them (`schema.autoAddColumns`). */
+  types?: Readonly<Record<string, string>>;
 }
 
 /** Why an event cannot be applied; the `reason` label of `cdc_dead_letter_total`. */
@@ -108,6 +110,14 @@ export function decodeApplyEvent(
     throw new RejectedEvent('version_invalid', (err as Error).message, err);
   }
   const commitTs = typeof event.commitTs === 'number' ? event.commitTs : 0;
+  const types = event.types ?? undefined;
+  if (
+    types !== undefined &&
+    (typeof types !== 'object' ||
+      Array.isArray(types) ||
+      !Object.values(types as Record<string, unknown>).every((t) => typeof t === 'string'))
+  )
+    throw new RejectedEvent('malformed', 'types is not a map of column types');
   const base = {
     sourceRegion: expected.sourceRegion,
     db: expected.db,
@@ -124,6 +134,7 @@ export function decodeApplyEvent(
     }
   }
   const upsert: ApplyEvent = { ...base, op: 'upsert', pk, after: afterImage, image: afterImage };
+  if (types !== undefined) upsert.types = types as Record<string, string>;
   if (event.op === 'u' && before !== null) {
     const oldPk: RowImage = {};
     let moved = false;

@@ -31,6 +31,7 @@ import {
   type ApplyTable,
   type TopicRoute,
 } from './apply-target.js';
+import { ColumnAdder } from './auto-add-columns.js';
 import { applyChunk, LocalTableChanged, type ChunkResult } from './batch-applier.js';
 import {
   isSchemaSkewError,
@@ -116,6 +117,8 @@ export class ApplyStage {
   #holdTimer: NodeJS.Timeout | undefined;
   #rechecking = false;
   #discoveryTimer: NodeJS.Timeout | undefined;
+  /** `schema.autoAddColumns`: adds the columns held events wait for. */
+  #columnAdder: ColumnAdder | undefined;
   #discovery: Promise<void> | undefined;
   #admin: Admin | undefined;
   /** Set by `pause()`: the recheck then leaves paused partitions alone. */
@@ -219,6 +222,13 @@ export class ApplyStage {
       options.apply.holdRecheckIntervalMs,
     );
     this.#holdTimer.unref();
+    if (options.schema.autoAddColumns)
+      this.#columnAdder = new ColumnAdder({
+        options,
+        metrics: this.deps.metrics,
+        logger,
+        onAdded: (schema, table) => void this.schemaChanged(schema, table),
+      });
     if (options.pipelines.some((p) => p.tables.some((t) => t.table === '*'))) {
       this.#discoveryTimer = setInterval(() => {
         this.#discovery ??= this.#discoverTopics().finally(() => (this.#discovery = undefined));
@@ -242,6 +252,7 @@ export class ApplyStage {
     clearInterval(this.#discoveryTimer);
     try {
       await this.#discovery;
+      await this.#columnAdder?.stop();
       await this.#admin?.disconnect();
       await this.#consumer?.disconnect();
       await this.#producer?.disconnect();
@@ -382,6 +393,9 @@ export class ApplyStage {
         if (before !== undefined) payload.resolveOffset(before.offset);
         if (start + held.index > 0) this.#endHold(key, 'applied');
         this.#startHold(batch.topic, batch.partition, route, held.skew);
+        // Asked again at every retry of the hold; the adder runs one ALTER per table at a time.
+        if (held.skew.columns !== undefined)
+          this.#columnAdder?.add(route.db, route.table, held.skew.columns);
         payload.pause();
         await payload.commitOffsetsIfNecessary();
         return;

@@ -268,6 +268,8 @@ export function validateEvents(
       throw new SchemaSkew(
         'column_missing',
         `column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing here`,
+        undefined,
+        missing.map((name) => ({ name, sourceType: event.types?.[name] })),
       );
     }
     const tooWide = event.after === null ? undefined : imageTooWide(table, event.after);

@@ -1,6 +1,7 @@
 import type { JsonScalar, RowImage } from '../bus/envelope.js';
 import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
 import { RejectedEvent } from './apply-event.js';
+import type { MissingColumn } from './auto-add-columns.js';
 
 /**
  * Schema skew (DESIGN.md §6a): an event that is only early. Regions change
@@ -24,6 +25,8 @@ export class SchemaSkew extends RejectedEvent {
     /** What is missing or too narrow here, for `/readyz`: `column tier missing here`. */
     readonly what: string,
     cause?: unknown,
+    /** For `column_missing` found in the event: the columns, with the source's types when sent. */
+    readonly columns?: readonly MissingColumn[],
   ) {
     super(holdReason, what, cause);
   }

@@ -37,6 +37,13 @@ export interface ChangeEvent {
   gtid: string | null;
   /** When the source transaction committed, ms since the epoch (binlog header, second precision). */
   commitTs: number;
+  /**
+   * The source's COLUMN_TYPE of each column of `after` (`varchar(20)`,
+   * `decimal(10,2) unsigned`), sent only when the source runs with
+   * `schema.autoAddColumns`, so a target lacking a column can add it with the
+   * same type. Optional: appliers that do not know it ignore it (`v` stays 1).
+   */
+  types?: Readonly<Record<string, string>>;
 }
 
 /** `<prefix>.<sourceRegion>.<schema>.<table>`: one topic per source region and table. */

@@ -93,3 +93,59 @@ describe('TransactionAssembler: rows of a table without version columns', () => 
     expect(hlc(unversioned)).toBe(1_700_000_000_500_001);
   });
 });
+
+describe('TransactionAssembler: column types (schema.autoAddColumns)', () => {
+  const columnTypes = {
+    id: 'int(11)',
+    tier: "enum('a','b''c')",
+    _cdc_ts: 'timestamp(6)',
+    _cdc_ver: 'longtext',
+  };
+
+  it("sends the source's column types with inserts and updates, never the version columns", () => {
+    const a = assembler();
+    a.push({ kind: 'begin', gtid: '1-1-11' });
+    const row = { id: 1, tier: 'a', _cdc_ts: '2023-11-14 22:13:20.500000', _cdc_ver: null };
+    const inserted = a.push({
+      kind: 'rows',
+      op: 'insert',
+      schema: 'app',
+      table: 't',
+      primaryKey: ['id'],
+      rows: [row],
+      timestampMs: 1_700_000_000_000,
+      columnTypes,
+    });
+    const updated = a.push({
+      kind: 'rows',
+      op: 'update',
+      schema: 'app',
+      table: 't',
+      primaryKey: ['id'],
+      rows: [{ before: row, after: { ...row, tier: 'b' } }],
+      timestampMs: 1_700_000_000_000,
+      columnTypes,
+    });
+    for (const out of [inserted, updated]) {
+      const event = out[0]?.kind === 'change' ? out[0].event : undefined;
+      expect(event?.types).toEqual({ id: 'int(11)', tier: "enum('a','b''c')" });
+    }
+  });
+
+  it('sends no types when the reader was not asked for them', () => {
+    const a = assembler();
+    a.push({ kind: 'begin', gtid: '1-1-12' });
+    const out = a.push({
+      kind: 'rows',
+      op: 'insert',
+      schema: 'app',
+      table: 't',
+      primaryKey: ['id'],
+      rows: [{ id: 1 }],
+      timestampMs: 1_700_000_000_000,
+    });
+    const event = out[0]?.kind === 'change' ? out[0].event : undefined;
+    expect(event).toBeDefined();
+    expect(event && 'types' in event).toBe(false);
+  });
+});

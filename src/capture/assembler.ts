@@ -68,6 +68,11 @@ export class TransactionAssembler {
   #lastUnversionedHlc = 0;
   /** Newest hlc published per table (`schema.table`), the floor for rows without version columns. */
   readonly #newestHlc = new Map<string, number>();
+  /** Column types as published (version columns left out), per table description. */
+  readonly #publishedTypes = new WeakMap<
+    Readonly<Record<string, string>>,
+    Readonly<Record<string, string>>
+  >();
 
   constructor(private readonly options: AssemblerOptions) {}
 
@@ -162,13 +167,27 @@ export class TransactionAssembler {
     const where = `${event.schema}.${event.table}`;
     const after = encodeRow(afterRaw, VERSION_COLUMN_SET);
     const version = this.#rowVersion(afterRaw, where, event.timestampMs);
-    return this.#envelope(event.op === 'insert' ? 'c' : 'u', event.schema, event.table, {
+    const change = this.#envelope(event.op === 'insert' ? 'c' : 'u', event.schema, event.table, {
       pk: primaryKeyOf(after, event.primaryKey, where),
       before: beforeRaw === null ? null : encodeRow(beforeRaw, VERSION_COLUMN_SET),
       after,
       version,
       timestampMs: event.timestampMs,
     });
+    if (event.columnTypes !== undefined) change.types = this.#typesOf(event.columnTypes);
+    return change;
+  }
+
+  /** The column types an event carries: the row image's columns, never the version columns. */
+  #typesOf(all: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+    let types = this.#publishedTypes.get(all);
+    if (types === undefined) {
+      types = Object.fromEntries(
+        Object.entries(all).filter(([name]) => !VERSION_COLUMN_SET.has(name)),
+      );
+      this.#publishedTypes.set(all, types);
+    }
+    return types;
   }
 
   /**

@@ -1,5 +1,6 @@
 import ZongJi, {
   type AnyBinlogEvent,
+  type ColumnSchema,
   type DeleteRowsEvent,
   type QueryEvent,
   type TableMapEvent,
@@ -23,6 +24,8 @@ export interface BinlogSourceOptions {
   includeSchema: Record<string, string[] | true>;
   /** Primary keys from information_schema, for servers whose binlog does not carry them. */
   primaryKeys: ReadonlyMap<string, readonly string[]>;
+  /** Attach each table's column types to its rows events (for `schema.autoAddColumns`). */
+  columnTypes?: boolean;
   onEvent: (event: SourceEvent) => void;
   /** Any error ends the stream; the owner decides whether to reconnect. */
   onError: (error: CdcError) => void;
@@ -77,6 +80,8 @@ const PURGED_BINLOG_ERRNOS = new Set([1236, 1945, 1955]);
 export class BinlogSource {
   readonly #zongji: ZongJi;
   readonly #primaryKeys = new Map<number, string[]>();
+  /** Column name → COLUMN_TYPE per zongji table description (a new one after each ALTER). */
+  readonly #columnTypes = new WeakMap<readonly ColumnSchema[], Readonly<Record<string, string>>>();
   #stopped = false;
   #paused = false;
 
@@ -201,6 +206,9 @@ export class BinlogSource {
           primaryKey,
           rows: rows.rows as RowsEvent['rows'],
           timestampMs: event.timestamp,
+          ...(this.options.columnTypes === true
+            ? { columnTypes: this.#typesOf(table.columnSchemas) }
+            : {}),
         };
       }
       case 'xid':
@@ -222,6 +230,20 @@ export class BinlogSource {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * The column types zongji read for a table (information_schema, or the
+   * binlog's own metadata on MySQL with binlog_row_metadata=FULL), computed
+   * once per description.
+   */
+  #typesOf(schemas: readonly ColumnSchema[]): Readonly<Record<string, string>> {
+    let types = this.#columnTypes.get(schemas);
+    if (types === undefined) {
+      types = Object.fromEntries(schemas.map((c) => [c.COLUMN_NAME, c.COLUMN_TYPE]));
+      this.#columnTypes.set(schemas, types);
+    }
+    return types;
   }
 
   #classify(err: unknown): CdcError {

@@ -537,6 +537,8 @@ export class CaptureStage {
       gtidSet: this.#resumePosition,
       includeSchema: this.#includeSchema,
       primaryKeys: this.#primaryKeys,
+      // Appliers with schema.autoAddColumns add a missing column with the source's type.
+      columnTypes: options.schema.autoAddColumns,
       onEvent: (event) => {
         if ((event.kind === 'commit' || event.kind === 'ddl') && event.coordinates !== undefined)
           this.#rememberCoordinates(event.position, event.coordinates);

@@ -21,6 +21,8 @@ export interface RowsEvent {
   rows: readonly RowValues[] | readonly { before: RowValues; after: RowValues }[];
   /** Binlog header time of the event, ms since the epoch (second precision). */
   timestampMs: number;
+  /** Column name → COLUMN_TYPE (`varchar(20)`), when the reader was asked for types. */
+  columnTypes?: Readonly<Record<string, string>>;
 }
 
 /** A byte position in the server's binlog files, for position-lag metrics (resuming uses GTIDs). */

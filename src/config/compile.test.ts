@@ -97,6 +97,7 @@ describe('compileRegion', () => {
         holdRecheckIntervalMs: 1000,
         topicDiscoveryIntervalMs: 5000,
       },
+      schema: { autoAddColumns: false },
       internalSchema: '_cdc',
     });
     expect(options.capture.serverId).toBeGreaterThanOrEqual(4_000_000_000);
@@ -105,6 +106,14 @@ describe('compileRegion', () => {
     expect(options.checkpointStore.kind === 'redis' && options.checkpointStore.url.reveal()).toBe(
       'redis://127.0.0.1:6379',
     );
+  });
+
+  it('adds missing columns only when schema.autoAddColumns is set', () => {
+    expect(compileRegion(config, 'us-east').schema.autoAddColumns).toBe(false);
+    const on = parseConfig(`${DESIGN_EXAMPLE}schema: { autoAddColumns: true }\n`, {
+      env: { EU_PW: 'eu-secret' },
+    });
+    expect(compileRegion(on, 'us-east').schema).toEqual({ autoAddColumns: true });
   });
 
   it('falls back to the shared blocks for a region without overrides', () => {

@@ -60,6 +60,15 @@ export interface ApplyOptions {
   readonly topicDiscoveryIntervalMs: number;
 }
 
+/** How the replicator follows schema changes made region by region. */
+export interface SchemaChangeOptions {
+  /**
+   * The applier adds a column an event names and this region lacks (nullable,
+   * the source's type); capture sends column types with every event for it.
+   */
+  readonly autoAddColumns: boolean;
+}
+
 /** Capture stage tuning, units in the names. */
 export interface CaptureOptions {
   /** server_id the binlog reader presents to MySQL. */
@@ -143,6 +152,7 @@ export interface RuntimeOptions {
   readonly pipelines: readonly PipelineOptions[];
   readonly capture: CaptureOptions;
   readonly apply: ApplyOptions;
+  readonly schema: SchemaChangeOptions;
   readonly monitor: MonitorOptions;
   /** Where every other region's daemon serves its metrics (the lag diagnosis reads their capture lag). */
   readonly peerMetricsUrls: Readonly<Record<string, string>>;
@@ -217,6 +227,7 @@ export function compileRegion(
       holdRecheckIntervalMs: config.apply.holdRecheckIntervalMs,
       topicDiscoveryIntervalMs: config.apply.topicDiscoveryIntervalMs,
     },
+    schema: { autoAddColumns: config.schema.autoAddColumns },
     internalSchema: config.internalSchema,
     checkpointStore: compileCheckpointStore(config, region, options),
     metrics: compileMetrics(config, own),

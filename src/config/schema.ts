@@ -441,6 +441,16 @@ export const applySchema = z
   })
   .meta({ description: 'Apply stage tuning.' });
 
+/** How the replicator follows schema changes made region by region (DESIGN.md §6a). */
+export const schemaChangesSchema = z
+  .strictObject({
+    autoAddColumns: z.boolean().default(false).meta({
+      description:
+        "When an event names a column this region does not have yet, the applier adds it itself (nullable, with the source column's type, ALGORITHM=INSTANT where the server allows it) instead of holding the table until an operator runs the ALTER here. Capture then also sends each column's type with every event. Off by default: a region's schema changes only by its own DDL.",
+    }),
+  })
+  .meta({ description: 'Schema changes while replicating.' });
+
 /** What the daemon does about a Redis that can lose checkpoint keys (checked at start, then every minute). */
 const redisDurabilitySchema = z.enum(['warn', 'fatal', 'ignore'], {
   error: 'durability must be "warn", "fatal" or "ignore"',
@@ -630,6 +640,7 @@ export const configSchema = z
     }),
     capture: captureSchema.prefault({}),
     apply: applySchema.prefault({}),
+    schema: schemaChangesSchema.prefault({}),
     internalSchema: z
       .string()
       .regex(/^[A-Za-z0-9_]{1,64}$/, { error: 'must be a schema name of letters, digits and "_"' })
