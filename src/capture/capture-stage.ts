@@ -82,6 +82,10 @@ export function deadLetterTopic(prefix: string, stage: string, region: string): 
 }
 
 const RECONNECT_INITIAL_MS = 500;
+/** Internal tables a version added after regions were prepared: the daemon creates them at start. */
+const DAEMON_CREATED_INTERNAL_TABLES: ReadonlySet<string> = new Set([
+  INTERNAL_TABLES.columnHistory,
+]);
 const MAX_REMEMBERED_COORDINATES = 200_000;
 const RECONNECT_MAX_MS = 30_000;
 /**
@@ -182,7 +186,12 @@ export class CaptureStage {
       // Tables without a primary key, a missing configured table or an old server are
       // refused by planPrepare itself; the internal schema is set up only by prepare.
       const plan = await planPrepare(connection, options, options.internalSchema);
-      const internal = plan.steps.filter((s) => s.kind === 'internal');
+      // Tables added to the internal schema by a later version (the column history)
+      // are created here, so an upgrade needs no new prepare run; anything else missing
+      // there means the region was never prepared.
+      const internal = plan.steps.filter(
+        (s) => s.kind === 'internal' && !DAEMON_CREATED_INTERNAL_TABLES.has(s.internalTable ?? ''),
+      );
       if (internal.length > 0) {
         throw new CdcError(
           `${where}: prepare has not been run (the internal schema is missing or incomplete: ` +
@@ -643,6 +652,11 @@ export class CaptureStage {
     }
     if (truncated.length === 0)
       logger.info({ schema: output.schema, statement }, 'DDL seen in the binlog (not replicated)');
+    if (touches.columns.length > 0)
+      this.#repair.columnsChanged(
+        touches.columns,
+        output.timestampMs > 0 ? output.timestampMs : Date.now(),
+      );
     for (const table of touches.changed) this.#repair.tableChanged(table);
     for (const schema of touches.triggerSchemas) this.#repair.triggersChanged(schema);
     const notify = this.deps.onLocalSchemaChange;

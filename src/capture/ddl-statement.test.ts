@@ -44,4 +44,29 @@ describe('ddlTouches', () => {
       ).triggerSchemas,
     ).toEqual(['app']);
   });
+
+  it('lists the columns an ALTER TABLE drops or renames', () => {
+    const columns = (sql: string): string[] =>
+      ddlTouches(sql, 'app').columns.map(
+        (c) => `${c.schema}.${c.table}:${c.oldName}->${c.newName ?? '(dropped)'}`,
+      );
+    expect(columns('ALTER TABLE t DROP COLUMN b')).toEqual(['app.t:b->(dropped)']);
+    expect(
+      columns('alter table `app`.`t` drop `b`, drop column if exists c, ALGORITHM=INSTANT'),
+    ).toEqual(['app.t:b->(dropped)', 'app.t:c->(dropped)']);
+    expect(columns('ALTER TABLE t RENAME COLUMN a TO a2')).toEqual(['app.t:a->a2']);
+    expect(
+      columns(
+        "ALTER TABLE t CHANGE a `a 2` DECIMAL(6,2) DEFAULT '1,2', CHANGE COLUMN c c VARCHAR(9), MODIFY d INT",
+      ),
+    ).toEqual(['app.t:a->a 2']);
+    expect(columns('ALTER TABLE t DROP b, RENAME TO u')).toEqual(['app.u:b->(dropped)']);
+    expect(
+      columns(
+        'ALTER TABLE t DROP INDEX i, DROP PRIMARY KEY, DROP FOREIGN KEY f, DROP CONSTRAINT k, DROP CHECK c, ADD COLUMN x INT',
+      ),
+    ).toEqual([]);
+    expect(columns('ALTER TABLE t DROP COLUMN `index`')).toEqual(['app.t:index->(dropped)']);
+    expect(columns('CREATE TABLE t (id INT, DROP INT)')).toEqual([]);
+  });
 });

@@ -12,9 +12,21 @@ export interface DdlTable {
   table: string;
 }
 
+/**
+ * A column of a table dropped (`newName` null) or renamed by an `ALTER
+ * TABLE`. Apply maps other regions' values for `oldName` by it while they
+ * have not run the same statement yet.
+ */
+export interface DdlColumnChange extends DdlTable {
+  oldName: string;
+  newName: string | null;
+}
+
 export interface DdlTouches {
   /** Tables that exist under these names after the statement and may need repair. */
   changed: DdlTable[];
+  /** Columns the statement dropped or renamed, on the table's name after the statement. */
+  columns: DdlColumnChange[];
   /** Tables emptied by TRUNCATE. */
   truncated: DdlTable[];
   /** Schemas whose triggers were created or dropped (the statement need not name the table). */
@@ -43,6 +55,19 @@ const INDEX_ON = new RegExp(
 );
 const TRIGGER = new RegExp(
   `^(?:CREATE|DROP)\\s+(?:OR\\s+REPLACE\\s+)?(?:DEFINER\\s*=\\s*\\S+\\s+)?TRIGGER\\s+(?:IF\\s+(?:NOT\\s+)?EXISTS\\s+)?(${NAME})`,
+  'i',
+);
+
+/** Words after DROP that name something other than a column (`DROP INDEX i`, `DROP PRIMARY KEY`). */
+const DROP_NOT_COLUMN =
+  /^(?:INDEX|KEY|PRIMARY|FOREIGN|CONSTRAINT|CHECK|PARTITION|SYSTEM|PERIOD|FULLTEXT|SPATIAL|UNIQUE)$/i;
+const DROP_COLUMN = new RegExp(
+  `^DROP\\s+(COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?(${IDENT})\\s*(?:RESTRICT|CASCADE)?$`,
+  'i',
+);
+const RENAME_COLUMN = new RegExp(`^RENAME\\s+COLUMN\\s+(${IDENT})\\s+TO\\s+(${IDENT})$`, 'i');
+const CHANGE_COLUMN = new RegExp(
+  `^CHANGE\\s+(?:COLUMN\\s+)?(?:IF\\s+EXISTS\\s+)?(${IDENT})\\s+(${IDENT})(?:\\s|$)`,
   'i',
 );
 
@@ -96,12 +121,67 @@ function splitList(list: string): string[] {
 }
 
 /**
+ * Splits an `ALTER TABLE` specification list on its top-level commas:
+ * outside parentheses (`DECIMAL(6,2)`), string literals and quoted names.
+ */
+function splitSpecifications(list: string): string[] {
+  const items: string[] = [];
+  let current = '';
+  let quote: string | undefined;
+  let depth = 0;
+  for (let i = 0; i < list.length; i += 1) {
+    const char = list.charAt(i);
+    if (quote !== undefined) {
+      if (char === '\\' && quote !== '`') {
+        current += char + list.charAt(i + 1);
+        i += 1;
+        continue;
+      }
+      if (char === quote) quote = undefined;
+    } else if (char === "'" || char === '"' || char === '`') {
+      quote = char;
+    } else if (char === '(') {
+      depth += 1;
+    } else if (char === ')') {
+      depth -= 1;
+    } else if (char === ',' && depth === 0) {
+      items.push(current.trim());
+      current = '';
+      continue;
+    }
+    current += char;
+  }
+  items.push(current.trim());
+  return items.filter((item) => item.length > 0);
+}
+
+/** Columns an `ALTER TABLE` specification list drops or renames (`CHANGE a a …` renames nothing). */
+function columnChanges(specifications: string, table: DdlTable): DdlColumnChange[] {
+  const changes: DdlColumnChange[] = [];
+  for (const spec of splitSpecifications(specifications)) {
+    let match: RegExpExecArray | null;
+    if ((match = DROP_COLUMN.exec(spec)) !== null) {
+      const name = match[2] ?? '';
+      // `DROP INDEX i` and kin: without COLUMN, an unquoted keyword is not a column.
+      if (match[1] === undefined && DROP_NOT_COLUMN.test(name)) continue;
+      changes.push({ ...table, oldName: unquote(name), newName: null });
+    } else if ((match = RENAME_COLUMN.exec(spec) ?? CHANGE_COLUMN.exec(spec)) !== null) {
+      const oldName = unquote(match[1] ?? '');
+      const newName = unquote(match[2] ?? '');
+      if (oldName.toLowerCase() !== newName.toLowerCase())
+        changes.push({ ...table, oldName, newName });
+    }
+  }
+  return changes;
+}
+
+/**
  * What a DDL statement touches. `defaultSchema` is the schema the session
  * was using (the binlog query event's), for unqualified names.
  */
 export function ddlTouches(statement: string, defaultSchema: string): DdlTouches {
   const sql = statement.replace(LEADING_COMMENTS, '');
-  const result: DdlTouches = { changed: [], truncated: [], triggerSchemas: [] };
+  const result: DdlTouches = { changed: [], columns: [], truncated: [], triggerSchemas: [] };
   const add = (into: DdlTable[], name: string | undefined): void => {
     const table = name === undefined ? undefined : tableName(name, defaultSchema);
     if (table !== undefined) into.push(table);
@@ -111,8 +191,12 @@ export function ddlTouches(statement: string, defaultSchema: string): DdlTouches
     if (match[1] === undefined) add(result.changed, match[2]);
   } else if ((match = ALTER_TABLE.exec(sql)) !== null) {
     add(result.changed, match[1]);
-    const renamed = ALTER_RENAME.exec(sql.slice(match[0].length));
+    const specifications = sql.slice(match[0].length);
+    const renamed = ALTER_RENAME.exec(specifications);
     if (renamed !== null) add(result.changed, renamed[1]);
+    // The table's name after the statement: the rename target when it renames the table too.
+    const table = result.changed[result.changed.length - 1];
+    if (table !== undefined) result.columns.push(...columnChanges(specifications, table));
   } else if ((match = RENAME_TABLE.exec(sql)) !== null) {
     for (const pair of splitList(match[1] ?? '')) add(result.changed, RENAME_PAIR.exec(pair)?.[1]);
   } else if ((match = TRUNCATE.exec(sql)) !== null) {

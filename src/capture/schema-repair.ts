@@ -2,9 +2,38 @@ import type { RuntimeOptions } from '../config/compile.js';
 import { classifyError } from '../core/retriable.js';
 import type { Logger } from '../core/logger.js';
 import { connectMysql, type MysqlConnection } from '../mysql/connection.js';
+import { qualifiedName } from '../mysql/identifiers.js';
+import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import { pipelineTableNames, planTables, type PrepareStep } from '../prepare/prepare.js';
-import type { DdlTable } from './ddl-statement.js';
+import type { DdlColumnChange, DdlTable } from './ddl-statement.js';
+
+/** A dropped or renamed column and the binlog time of its ALTER (ms since the epoch). */
+export interface ColumnChangeAt extends DdlColumnChange {
+  atMs: number;
+}
+
+/**
+ * Records dropped and renamed columns in `_cdc_column_history`, where apply
+ * reads them (DESIGN §6a). One row per table and old name: a later change of
+ * the same name replaces an earlier one, and replaying an older ALTER (capture
+ * re-reading the binlog after a restart) never overwrites a newer row.
+ */
+export async function recordColumnChanges(
+  connection: MysqlConnection,
+  internalSchema: string,
+  changes: readonly ColumnChangeAt[],
+): Promise<void> {
+  if (changes.length === 0) return;
+  // Assignments run left to right: new_name is compared with the row's old `at`.
+  await connection.query(
+    `INSERT INTO ${qualifiedName(internalSchema, INTERNAL_TABLES.columnHistory)} (tbl, old_name, new_name, at)
+     VALUES ${changes.map(() => '(?, ?, ?, FROM_UNIXTIME(? / 1000))').join(', ')}
+     ON DUPLICATE KEY UPDATE new_name = IF(VALUES(at) >= at, VALUES(new_name), new_name),
+                             at = GREATEST(at, VALUES(at))`,
+    changes.flatMap((c) => [`${c.schema}.${c.table}`, c.oldName, c.newName, c.atMs]),
+  );
+}
 
 /** How a repair was found: at start, after DDL in the binlog, or by the periodic drift check. */
 export type RepairTrigger = 'start' | 'ddl' | 'drift';
@@ -67,6 +96,8 @@ export async function applyRepairSteps(
 export class SchemaRepair {
   readonly #tables = new Map<string, DdlTable>();
   readonly #schemas = new Set<string>();
+  /** Dropped and renamed columns not written to `_cdc_column_history` yet, in binlog order. */
+  #columns: ColumnChangeAt[] = [];
   #all = false;
   #loop: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -90,6 +121,17 @@ export class SchemaRepair {
   tableChanged(table: DdlTable): void {
     if (!this.deps.isReplicated(table.schema, table.table)) return;
     this.#tables.set(`${table.schema}.${table.table}`, table);
+    this.#kick();
+  }
+
+  /**
+   * An ALTER dropped or renamed columns of a table: recorded for apply, off
+   * the binlog reader, before the table's repair (retried like it).
+   */
+  columnsChanged(changes: readonly DdlColumnChange[], atMs: number): void {
+    const replicated = changes.filter((c) => this.deps.isReplicated(c.schema, c.table));
+    if (replicated.length === 0) return;
+    this.#columns.push(...replicated.map((c) => ({ ...c, atMs })));
     this.#kick();
   }
 
@@ -135,7 +177,7 @@ export class SchemaRepair {
   }
 
   #pending(): boolean {
-    return this.#all || this.#tables.size > 0 || this.#schemas.size > 0;
+    return this.#all || this.#tables.size > 0 || this.#schemas.size > 0 || this.#columns.length > 0;
   }
 
   #kick(): void {
@@ -152,11 +194,13 @@ export class SchemaRepair {
       const tables = [...this.#tables.values()];
       const schemas = [...this.#schemas];
       const all = this.#all;
+      const columns = this.#columns;
       this.#tables.clear();
       this.#schemas.clear();
+      this.#columns = [];
       this.#all = false;
       try {
-        await this.#round(tables, schemas, all);
+        await this.#round(tables, schemas, all, columns);
       } catch (err) {
         const error = classifyError(err, 'schema repair');
         this.deps.logger.error(
@@ -169,6 +213,7 @@ export class SchemaRepair {
         );
         // Again later, not at once: the server may be down or a long transaction holding locks.
         for (const table of tables) this.#tables.set(`${table.schema}.${table.table}`, table);
+        this.#columns = [...columns, ...this.#columns];
         if (all || schemas.length > 0) this.#all = true;
         for (const table of tables)
           this.#problems.set(
@@ -180,10 +225,26 @@ export class SchemaRepair {
     }
   }
 
-  async #round(ddlTables: DdlTable[], schemas: string[], all: boolean): Promise<void> {
-    const { options } = this.deps;
+  async #round(
+    ddlTables: DdlTable[],
+    schemas: string[],
+    all: boolean,
+    columns: readonly ColumnChangeAt[],
+  ): Promise<void> {
+    const { options, logger } = this.deps;
     const connection = await connectMysql(options.mysql);
     try {
+      if (columns.length > 0) {
+        await recordColumnChanges(connection, options.internalSchema, columns);
+        logger.info(
+          {
+            columns: columns.map(
+              (c) => `${c.schema}.${c.table}.${c.oldName} -> ${c.newName ?? '(dropped)'}`,
+            ),
+          },
+          "dropped or renamed columns recorded: other regions' values for them are mapped until they run the same DDL",
+        );
+      }
       const names = new Map<string, DdlTable>();
       if (all || schemas.length > 0) {
         for (const name of (await pipelineTableNames(connection, options)).names)

@@ -9,6 +9,7 @@ export const INTERNAL_TABLES = {
   applyMarker: '_cdc_apply_marker',
   heartbeat: '_cdc_heartbeat',
   conflicts: '_cdc_conflicts',
+  columnHistory: '_cdc_column_history',
 } as const;
 
 /** The two INVISIBLE version columns `prepare` adds to every replicated table (DESIGN.md §3). */

@@ -62,6 +62,16 @@ export function internalTableDdl(schema: string): Record<string, string> {
   PRIMARY KEY (id),
   KEY by_time (detected_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    // Columns this region dropped (new_name NULL) or renamed, written by capture when
+    // it reads the ALTER: apply maps other regions' values for them while those
+    // regions have not run the same DDL yet (docs/ARCHITECTURE.md, schema skew).
+    [INTERNAL_TABLES.columnHistory]: `CREATE TABLE IF NOT EXISTS ${t(INTERNAL_TABLES.columnHistory)} (
+  tbl VARCHAR(129) NOT NULL COMMENT 'schema.table',
+  old_name VARCHAR(64) NOT NULL COMMENT 'the column as other regions may still name it',
+  new_name VARCHAR(64) NULL COMMENT 'its name here now; NULL when dropped',
+  at TIMESTAMP(6) NOT NULL COMMENT 'binlog time of the ALTER',
+  PRIMARY KEY (tbl, old_name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   };
 }
 

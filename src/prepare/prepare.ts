@@ -40,6 +40,8 @@ export interface PrepareStep {
   kind: PrepareStepKind;
   /** `schema.table` the step changes; absent for the internal schema. */
   table?: string;
+  /** The internal table an `internal` step creates; absent for the schema itself. */
+  internalTable?: string;
 }
 
 export interface PreparePlan {
@@ -146,6 +148,7 @@ async function planInternal(
         description: `create table ${internalSchema}.${name}`,
         sql: [ddl],
         kind: 'internal',
+        internalTable: name,
       });
     }
   }

@@ -91,6 +91,7 @@ describe('cdc-replicator prepare', () => {
     );
     expect(tables.map((r) => r.t)).toEqual([
       '_cdc_apply_marker',
+      '_cdc_column_history',
       '_cdc_conflicts',
       '_cdc_heartbeat',
       '_cdc_tombstones',
@@ -104,6 +105,12 @@ describe('cdc-replicator prepare', () => {
     const second = await cli(['prepare', '--config', configFile, '--region', 'us-east']);
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('already prepared, nothing to change');
+
+    // A deployment prepared before the column history existed gets it from the next run.
+    await db.query('DROP TABLE _cdc._cdc_column_history');
+    const upgrade = await cli(['prepare', '--config', configFile, '--region', 'us-east']);
+    expect(upgrade.code).toBe(0);
+    expect(upgrade.stdout).toContain('create table _cdc._cdc_column_history');
   });
 
   it('keeps SELECT * and positional INSERTs working (the version columns are invisible)', async () => {
