@@ -24,6 +24,7 @@ import {
   APPLIER_SESSION_STATEMENTS,
   buildRoutes,
   describeApplyTable,
+  eventToLocal,
   loadLocalTables,
   routeForTopic,
   strategyOf,
@@ -497,7 +498,12 @@ export class ApplyStage {
     try {
       const connection = await pool.getConnection();
       try {
-        const info = await describeApplyTable(connection, schema, table);
+        const info = await describeApplyTable(
+          connection,
+          schema,
+          table,
+          this.deps.options.internalSchema,
+        );
         if (info === undefined) this.#tables.delete(key);
         else this.#tables.set(key, info);
       } finally {
@@ -630,9 +636,12 @@ export class ApplyStage {
     if (table === undefined)
       throw new SchemaSkew('table_missing', `table ${route.db}.${route.table} missing here`);
     const { strategy, name } = strategyOf(route.pipeline as PipelineOptions);
+    // Mapped again with the current description: a retry after a local DROP or
+    // RENAME COLUMN (1054) must not resend a column this region no longer has.
+    const local = events.map((event) => eventToLocal(table, event));
     const connection = await pool.getConnection();
     try {
-      return await applyChunk(connection, events, {
+      return await applyChunk(connection, local, {
         region: this.deps.options.region,
         internalSchema: this.deps.options.internalSchema,
         applierId: `${this.deps.options.region}/${topic}/${partition}`,

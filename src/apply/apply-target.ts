@@ -8,8 +8,10 @@ import {
   VERSION_COLUMNS,
 } from '../mysql/internal-tables.js';
 import type mysql from 'mysql2/promise';
+import { qualifiedName } from '../mysql/identifiers.js';
 import { describeTable, resolveTables, type TableInfo } from '../mysql/introspect.js';
 import type { ConflictStrategy } from '../versioning/resolve.js';
+import type { RowImage } from '../bus/envelope.js';
 import { RejectedEvent, type ApplyEvent } from './apply-event.js';
 import { imageTooWide, isPlausibleColumnName, SchemaSkew } from './schema-skew.js';
 
@@ -59,6 +61,36 @@ export interface ApplyTable extends TableInfo {
    * without the column writes this value, since strict mode refuses to omit it.
    */
   readonly implicitDefaults: ReadonlyMap<string, string | number>;
+  /**
+   * Columns this region dropped (to null) or renamed (to the new name), by
+   * the old name in lower case, from `_cdc_column_history`: other regions
+   * keep sending them until they run the same DDL.
+   */
+  readonly columnHistory: ReadonlyMap<string, string | null>;
+}
+
+/** `_cdc_column_history` of one table; empty when the table is not there yet (a daemon before its first start). */
+async function readColumnHistory(
+  connection: MysqlConnection,
+  internalSchema: string,
+  table: string,
+): Promise<Map<string, string | null>> {
+  const history = new Map<string, string | null>();
+  try {
+    const [rows] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT old_name, new_name FROM ${qualifiedName(internalSchema, INTERNAL_TABLES.columnHistory)}
+        WHERE tbl = ? ORDER BY at`,
+      [table],
+    );
+    for (const row of rows)
+      history.set(
+        String(row.old_name).toLowerCase(),
+        row.new_name === null ? null : String(row.new_name),
+      );
+  } catch (err) {
+    if ((err as { errno?: unknown }).errno !== 1146) throw err;
+  }
+  return history;
 }
 
 /** The value MySQL gives a NOT NULL column without DEFAULT in non-strict mode; undefined when unknown. */
@@ -87,6 +119,7 @@ export async function describeApplyTable(
   connection: MysqlConnection,
   schema: string,
   table: string,
+  internalSchema: string,
 ): Promise<ApplyTable | undefined> {
   const info = await describeTable(connection, schema, table);
   if (info === undefined) return undefined;
@@ -107,18 +140,24 @@ export async function describeApplyTable(
     const value = implicitDefault(column.dataType, column.columnType);
     if (value !== undefined) implicitDefaults.set(column.name, value);
   }
-  return { ...info, generated, implicitDefaults };
+  const columnHistory = await readColumnHistory(connection, internalSchema, `${schema}.${table}`);
+  return { ...info, generated, implicitDefaults, columnHistory };
 }
 
 /** The configured tables that exist locally, keyed `schema.table`. */
 export async function loadLocalTables(
   connection: MysqlConnection,
-  options: Pick<RuntimeOptions, 'pipelines'>,
+  options: Pick<RuntimeOptions, 'pipelines' | 'internalSchema'>,
 ): Promise<Map<string, ApplyTable>> {
   const tables = new Map<string, ApplyTable>();
   const patterns = options.pipelines.flatMap((p) => p.tables);
   for (const name of await resolveTables(connection, patterns)) {
-    const info = await describeApplyTable(connection, name.schema, name.table);
+    const info = await describeApplyTable(
+      connection,
+      name.schema,
+      name.table,
+      options.internalSchema,
+    );
     if (info !== undefined) tables.set(`${name.schema}.${name.table}`, info);
   }
   return tables;
@@ -218,6 +257,72 @@ export function strategyOf(pipeline: PipelineOptions): {
 }
 
 /**
+ * The local column an event's column goes to: itself when it exists here;
+ * otherwise followed through the columns this region renamed (a chain of
+ * renames included) to the one it is called now. Null for a column this
+ * region dropped (its values are ignored: the column is going away in every
+ * region); undefined for one that was never here (the event is early).
+ */
+export function localColumnFor(
+  table: Pick<ApplyTable, 'columns'> & Partial<Pick<ApplyTable, 'columnHistory'>>,
+  name: string,
+  known: ReadonlySet<string>,
+): string | null | undefined {
+  if (known.has(name)) return name;
+  const history = table.columnHistory;
+  if (history === undefined || history.size === 0) return undefined;
+  const seen = new Set<string>();
+  let current = name;
+  for (;;) {
+    const key = current.toLowerCase();
+    if (seen.has(key)) return undefined;
+    seen.add(key);
+    const next = history.get(key);
+    if (next === undefined) return undefined;
+    if (next === null) return null;
+    const local = table.columns.find((c) => c.name.toLowerCase() === next.toLowerCase());
+    if (local !== undefined) return local.name;
+    current = next;
+  }
+}
+
+/** `image` with columns this region renamed under their new names and dropped ones left out. */
+function imageToLocal(
+  table: ApplyTable | TableInfo,
+  image: RowImage,
+  known: ReadonlySet<string>,
+): RowImage {
+  if (Object.keys(image).every((c) => known.has(c))) return image;
+  const local: RowImage = {};
+  const mapped: [string, RowImage[string]][] = [];
+  for (const [column, value] of Object.entries(image)) {
+    const target = localColumnFor(table, column, known);
+    if (target === column) local[column] = value;
+    else if (target === undefined)
+      local[column] = value; // never here: validation holds it
+    else if (target !== null) mapped.push([target, value]);
+  }
+  // A value under the column's current name (from a region that renamed it too) wins.
+  for (const [target, value] of mapped) if (!(target in local)) local[target] = value;
+  return local;
+}
+
+/**
+ * An event with the columns this region dropped or renamed mapped to the
+ * local schema (DESIGN §6a): a region that has not run the DDL yet still
+ * names them, and will once it does not. The same object when nothing maps.
+ */
+export function eventToLocal(table: ApplyTable | TableInfo, event: ApplyEvent): ApplyEvent {
+  if (!('columnHistory' in table) || table.columnHistory.size === 0) return event;
+  const known = new Set(table.columns.map((c) => c.name));
+  const pk = imageToLocal(table, event.pk, known);
+  const after = event.after === null ? null : imageToLocal(table, event.after, known);
+  const image = event.image === null ? null : imageToLocal(table, event.image, known);
+  if (pk === event.pk && after === event.after && image === event.image) return event;
+  return { ...event, pk, after, image };
+}
+
+/**
  * Identifiers come from untrusted events: the table must be configured, the
  * key must be the local primary key. A table or column this region does not
  * have yet, or a value a local column cannot hold yet, is schema skew
@@ -228,8 +333,8 @@ export function strategyOf(pipeline: PipelineOptions): {
  */
 export function validateEvents(
   route: TopicRoute,
-  table: TableInfo | undefined,
-  events: ApplyEvent[],
+  table: ApplyTable | TableInfo | undefined,
+  incoming: ApplyEvent[],
 ): ApplyEvent[] {
   if (route.pipeline === undefined) {
     throw new RejectedEvent(
@@ -246,6 +351,7 @@ export function validateEvents(
       'column_missing',
       `version column${unprepared.length > 1 ? 's' : ''} ${unprepared.join(', ')} missing here (prepare has not run on this table yet)`,
     );
+  const events = incoming.map((event) => eventToLocal(table, event));
   for (const event of events) {
     const pkNames = Object.keys(event.pk);
     if (
