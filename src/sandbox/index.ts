@@ -20,7 +20,8 @@ export function selectSandboxMode(env: NodeJS.ProcessEnv = process.env): 'local'
 }
 
 /**
- * Starts one MariaDB per region, a single-node Kafka and a Redis, each on a
+ * Starts one MariaDB per region (or MySQL 8, for a region given as
+ * `{ name, engine: 'mysql8' }`), a single-node Kafka and a Redis, each on a
  * free port, and resolves once every one of them answers. The tests, the demo
  * and the bench all start their services here. Call `stop()` when done; the
  * launcher also kills everything on process exit and on SIGINT/SIGTERM.

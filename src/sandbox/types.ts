@@ -4,16 +4,32 @@
  * processes or in containers is invisible to them.
  */
 
+/**
+ * The server a region runs. `mariadb` is the `mariadbd` on the machine;
+ * `mysql8` is MySQL 8.0.12 from Maven Central (see `local/mysql8-dist.ts`).
+ */
+export type DatabaseEngine = 'mariadb' | 'mysql8';
+
+/** A region of the sandbox: its name alone (a MariaDB region), or its name and engine. */
+export type SandboxRegion = string | { readonly name: string; readonly engine: DatabaseEngine };
+
 /** One region's MySQL-compatible server. */
 export interface MySqlEndpoint {
   region: string;
+  /** Which server this is: MariaDB or MySQL 8. */
+  engine: DatabaseEngine;
   host: string;
   port: number;
   user: string;
   password: string;
   /** Unique per server; also what a binlog reader must not reuse. */
   serverId: number;
-  /** MariaDB GTID domain of this region (unique per region). */
+  /**
+   * MariaDB GTID domain of this region (unique per region). MySQL 8 has no
+   * GTID domains (its GTIDs are `server_uuid:N`): a MySQL 8 region still gets
+   * a unique number here, which its server never sees, so callers written for
+   * MariaDB keep compiling; check `engine` before relying on it.
+   */
   gtidDomainId: number;
 }
 
@@ -88,8 +104,11 @@ export interface Sandbox {
 }
 
 export interface SandboxOptions {
-  /** Region names, one MariaDB each. Default `['region-a', 'region-b']`. */
-  regions?: readonly string[];
+  /**
+   * One server per region: a name alone is a MariaDB region, `{ name, engine: 'mysql8' }`
+   * a MySQL 8 one. Default `['region-a', 'region-b']`.
+   */
+  regions?: readonly SandboxRegion[];
   /** Start Kafka. Default true. */
   kafka?: boolean;
   /** Start Redis. Default true. */
@@ -102,7 +121,7 @@ export interface SandboxOptions {
   kafkaSecurity?: KafkaSecurityOptions;
   /** Maximum Kafka JVM heap. Default 512. */
   kafkaHeapMb?: number;
-  /** InnoDB buffer pool per MariaDB. Default 128. */
+  /** InnoDB buffer pool per MariaDB or MySQL server. Default 128. */
   mysqlBufferPoolMb?: number;
   /** Keep the scratch directory after stop (for post-mortems). Default false. */
   keepDir?: boolean;

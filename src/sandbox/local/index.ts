@@ -4,27 +4,42 @@ import { join } from 'node:path';
 import { requirePrograms } from '../prerequisites.js';
 import { freePorts } from '../ports.js';
 import { reapOrphans, trackScratchDir, untrackScratchDir } from '../processes.js';
+import { resolveRegions } from '../regions.js';
 import type { Sandbox, SandboxOptions, SandboxService } from '../types.js';
 import { kafkaClasspath } from './kafka-jars.js';
 import { LocalKafka } from './kafka.js';
 import { LocalMariaDb } from './mariadb.js';
+import { LocalMySql8 } from './mysql8.js';
+import { checkMysql8Libraries, mysql8Distribution } from './mysql8-dist.js';
 import { LocalRedis } from './redis.js';
 
-/** Region i gets server_id 101+i and GTID domain 1+i: unique within the sandbox. */
+/** Region i gets server_id 101+i and (on MariaDB) GTID domain 1+i: unique within the sandbox. */
 const SERVER_ID_BASE = 101;
 
-/** Starts MariaDB per region, Kafka and Redis as local processes on free ports. */
+/**
+ * Starts a MariaDB or MySQL 8 per region, Kafka and Redis as local processes
+ * on free ports.
+ */
 export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbox> {
   const log = options.log ?? (() => undefined);
-  const regions = options.regions ?? ['region-a', 'region-b'];
+  const regions = resolveRegions(options.regions);
+  const wantMariaDb = regions.some((r) => r.engine === 'mariadb');
+  const wantMysql8 = regions.some((r) => r.engine === 'mysql8');
   const wantKafka = options.kafka ?? true;
   const wantRedis = options.redis ?? true;
   const programs = requirePrograms([
-    'mariadbd',
-    'mariadbInstallDb',
+    ...(wantMariaDb ? (['mariadbd', 'mariadbInstallDb'] as const) : []),
     ...(wantRedis ? (['redisServer'] as const) : []),
-    ...(wantKafka ? (['java', 'mvn'] as const) : []),
+    ...(wantKafka ? (['java'] as const) : []),
+    ...(wantKafka || wantMysql8 ? (['mvn'] as const) : []),
+    ...(wantMysql8 ? (['tar'] as const) : []),
   ]);
+  // Fetched (first run only) and checked before anything starts, so a missing
+  // download or library is one clear error rather than a server dying later.
+  const mysql8 = wantMysql8
+    ? await mysql8Distribution({ mvn: programs.mvn, tar: programs.tar, log })
+    : undefined;
+  if (mysql8 !== undefined) await checkMysql8Libraries(mysql8.mysqld);
   const reaped = reapOrphans();
   if (reaped > 0) log(`reaped ${reaped} processes left by a launcher that was killed`);
 
@@ -46,18 +61,25 @@ export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbo
       if (port === undefined) throw new Error('port pool exhausted');
       return port;
     };
-    const mysql = regions.map(
-      (region, i) =>
-        new LocalMariaDb({
-          region,
-          dir: join(dir, `mariadb-${region}`),
-          port: takePort(),
-          serverId: SERVER_ID_BASE + i,
-          gtidDomainId: 1 + i,
-          bufferPoolMb: options.mysqlBufferPoolMb ?? 128,
-          programs,
-        }),
-    );
+    const bufferPoolMb = options.mysqlBufferPoolMb ?? 128;
+    const mysql = regions.map(({ name: region, engine }, i) => {
+      const server = {
+        region,
+        port: takePort(),
+        serverId: SERVER_ID_BASE + i,
+        gtidDomainId: 1 + i,
+        bufferPoolMb,
+      };
+      if (engine === 'mariadb') {
+        return new LocalMariaDb({ ...server, dir: join(dir, `mariadb-${region}`), programs });
+      }
+      if (mysql8 === undefined) throw new Error('MySQL 8 region without a MySQL 8 distribution');
+      return new LocalMySql8({
+        ...server,
+        dir: join(dir, `mysql8-${region}`),
+        distribution: mysql8,
+      });
+    });
     const redis = wantRedis
       ? new LocalRedis({
           dir: join(dir, 'redis'),

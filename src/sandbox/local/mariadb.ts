@@ -43,6 +43,7 @@ export class LocalMariaDb implements SandboxService {
     this.#dataDir = join(options.dir, 'data');
     this.#tmpDir = join(options.dir, 'tmp');
     this.endpoint = {
+      engine: 'mariadb',
       region: options.region,
       host: '127.0.0.1',
       port: options.port,
