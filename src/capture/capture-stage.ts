@@ -148,6 +148,8 @@ export class CaptureStage {
       metrics: deps.metrics,
       logger: deps.logger,
       isReplicated: (schema, table) => this.#isReplicated(schema, table),
+      // Apply maps a dropped or renamed column only once it is recorded: tell it again then.
+      onColumnsRecorded: (schema, table) => deps.onLocalSchemaChange?.(schema, table),
     });
   }
 

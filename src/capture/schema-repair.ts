@@ -44,6 +44,8 @@ export interface SchemaRepairDeps {
   logger: Logger;
   /** True for tables whose changes capture publishes. */
   isReplicated: (schema: string, table: string) => boolean;
+  /** Dropped or renamed columns of the table were written to `_cdc_column_history`. */
+  onColumnsRecorded?: (schema: string, table: string) => void;
 }
 
 /**
@@ -244,6 +246,8 @@ export class SchemaRepair {
           },
           "dropped or renamed columns recorded: other regions' values for them are mapped until they run the same DDL",
         );
+        const tables = new Map(columns.map((c) => [`${c.schema}.${c.table}`, c]));
+        for (const c of tables.values()) this.deps.onColumnsRecorded?.(c.schema, c.table);
       }
       const names = new Map<string, DdlTable>();
       if (all || schemas.length > 0) {
