@@ -5,7 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, tableContent, waitFor, type Cluster } from '../../support/cluster.js';
-import { startDaemonProcess, type DaemonProcess } from '../../support/daemon-process.js';
+import {
+  startDaemonProcess,
+  waitUntilRunning,
+  type DaemonProcess,
+} from '../../support/daemon-process.js';
 import { seededRandom } from '../../support/random.js';
 
 /**
@@ -140,6 +144,8 @@ describe('convergence: random concurrent writes in three regions', () => {
     await cluster.startDaemon('ra');
     await cluster.startDaemon('rb');
     processDaemon = startDaemonProcess(configFile, 'rc', dir);
+    // A first start begins at the end of rc's binlog: writes made before it are not rc's to publish.
+    await waitUntilRunning(processDaemon, 60_000);
   });
 
   afterAll(async () => {
