@@ -187,6 +187,20 @@ describe('apply: schema skew across regions', () => {
         "SELECT COUNT(*) AS n FROM app.users WHERE tier LIKE 'r1-%'",
       );
       expect(Number(withTier[0]?.n)).toBeGreaterThan(0);
+
+      // An update that changes only the column added after prepare is a new version everywhere.
+      await conn('r1').query("UPDATE app.users SET tier = 'only-tier' WHERE id = 1");
+      const tierOf = async (region: Region): Promise<unknown> => {
+        const [rows] = await conn(region).query<mysql.RowDataPacket[]>(
+          'SELECT tier FROM app.users WHERE id = 1',
+        );
+        return rows[0]?.tier;
+      };
+      await waitFor(
+        async () => (await tierOf('r2')) === 'only-tier' && (await tierOf('r3')) === 'only-tier',
+        30_000,
+        async () => `r2 ${String(await tierOf('r2'))}, r3 ${String(await tierOf('r3'))}`,
+      );
       for (const region of ['r2', 'r3'] as const) {
         const started = holdStarted.get(region) ?? alteredAt;
         console.log(
