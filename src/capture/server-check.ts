@@ -5,14 +5,24 @@ import type { ServerInfo } from '../mysql/introspect.js';
 
 interface Requirement {
   variable: string;
+  /** The value capture needs, normalised (`''` for an empty value). */
   expected: string;
   why: string;
+  /** How to put it right; by default `SET GLOBAL` plus the server's configuration. */
+  fix?: string;
+  /** The variable exists only on some versions; where it is absent, its feature is off. */
+  mayBeAbsent?: boolean;
 }
 
 /** Server settings capture depends on (DESIGN.md §1), checked before streaming. */
 function requirements(info: ServerInfo): Requirement[] {
   const list: Requirement[] = [
-    { variable: 'log_bin', expected: 'ON', why: 'capture reads the binary log' },
+    {
+      variable: 'log_bin',
+      expected: 'ON',
+      why: 'capture reads the binary log',
+      fix: 'start the server with --log-bin',
+    },
     { variable: 'binlog_format', expected: 'ROW', why: 'only row events carry the changed rows' },
     {
       variable: 'binlog_row_image',
@@ -26,7 +36,31 @@ function requirements(info: ServerInfo): Requirement[] {
     },
   ];
   if (info.flavor === 'mysql') {
-    list.push({ variable: 'gtid_mode', expected: 'ON', why: 'checkpoints are GTID sets' });
+    list.push(
+      {
+        variable: 'gtid_mode',
+        expected: 'ON',
+        why: 'checkpoints are GTID sets',
+        fix: 'start the server with --gtid-mode=ON --enforce-gtid-consistency=ON',
+      },
+      {
+        variable: 'enforce_gtid_consistency',
+        expected: 'ON',
+        why: 'GTID mode needs every transaction to be loggable with a GTID',
+      },
+      {
+        variable: 'binlog_row_value_options',
+        expected: '',
+        why: 'partial JSON updates are not decoded: the after image would lack the full document',
+      },
+      {
+        // MySQL 8.0.20 and later.
+        variable: 'binlog_transaction_compression',
+        expected: 'OFF',
+        why: 'compressed transaction payloads are not decoded',
+        mayBeAbsent: true,
+      },
+    );
   }
   return list;
 }
@@ -39,6 +73,31 @@ function normalise(value: unknown): string {
 }
 
 /**
+ * What is wrong with the server's settings for capture, one line per setting
+ * naming it, its value, why it matters and the fix; empty when nothing is.
+ * `actual` holds the global variables the server has (absent ones missing).
+ */
+export function binlogSettingProblems(
+  info: ServerInfo,
+  actual: ReadonlyMap<string, unknown>,
+): string[] {
+  const problems: string[] = [];
+  for (const r of requirements(info)) {
+    if (r.mayBeAbsent === true && !actual.has(r.variable)) continue;
+    const value = normalise(actual.get(r.variable));
+    if (value === r.expected) continue;
+    const shown = r.expected === '' ? "''" : `'${r.expected}'`;
+    const fix =
+      r.fix ??
+      `SET GLOBAL ${r.variable} = ${shown} and put ${r.variable}=${shown} in the server's configuration`;
+    problems.push(
+      `${r.variable} is ${value || 'unset'}, needs ${r.expected === '' ? 'to be empty' : r.expected} (${r.why}): ${fix}`,
+    );
+  }
+  return problems;
+}
+
+/**
  * Refuses to start capture on a server that is not configured for it, with
  * one line per wrong setting naming the setting, its value and the fix.
  */
@@ -48,19 +107,16 @@ export async function checkBinlogSettings(
   where: string,
 ): Promise<void> {
   const wanted = requirements(info);
+  // SHOW, not @@GLOBAL: a variable this server version lacks is simply not listed.
   const [rows] = await connection.query<mysql.RowDataPacket[]>(
-    `SELECT ${wanted.map((r) => `@@GLOBAL.${r.variable} AS ${r.variable}`).join(', ')}`,
+    'SHOW GLOBAL VARIABLES WHERE Variable_name IN (?)',
+    [wanted.map((r) => r.variable)],
   );
-  const actual: Record<string, unknown> = rows[0] ?? {};
-  const wrong = wanted.filter((r) => normalise(actual[r.variable]) !== r.expected);
-  if (wrong.length === 0) return;
-  const lines = wrong.map(
-    (r) =>
-      `${r.variable} is ${normalise(actual[r.variable]) || 'unset'}, needs ${r.expected} (${r.why}): ` +
-      (r.variable === 'log_bin' || r.variable === 'gtid_mode'
-        ? `start the server with --${r.variable.replace('_', '-')}${r.variable === 'gtid_mode' ? '=ON --enforce-gtid-consistency=ON' : ''}`
-        : `SET GLOBAL ${r.variable} = '${r.expected}' and put ${r.variable}=${r.expected} in the server's configuration`),
+  const actual = new Map<string, unknown>(
+    rows.map((row) => [String(row.Variable_name).toLowerCase(), row.Value]),
   );
+  const lines = binlogSettingProblems(info, actual);
+  if (lines.length === 0) return;
   throw new CdcError(
     `${where}: the server is not configured for capture:\n  ${lines.join('\n  ')}`,
     {
