@@ -3,11 +3,10 @@ import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import mysql from 'mysql2/promise';
 import { EnvironmentError } from '../../core/errors.js';
 import { ManagedProcess } from '../processes.js';
 import type { MySqlEndpoint, SandboxService } from '../types.js';
-import { tailOf, waitUntilReady } from '../wait.js';
+import { waitForSqlServer } from './sql-server.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -113,30 +112,13 @@ export class LocalMariaDb implements SandboxService {
     if (this.#process.running) return;
     await this.#initialise();
     this.#process.start();
-    await waitUntilReady(
+    await waitForSqlServer(
       this.name,
       this.#process,
-      async () => {
-        const connection = await mysql.createConnection({
-          host: this.endpoint.host,
-          port: this.endpoint.port,
-          user: this.endpoint.user,
-          password: this.endpoint.password,
-          connectTimeout: 1000,
-        });
-        try {
-          await connection.query('SELECT 1');
-        } finally {
-          await connection.end();
-        }
-      },
+      this.endpoint,
+      this.options.dir,
       this.options.startTimeoutMs ?? 30_000,
-    ).catch((err: unknown) => {
-      throw new EnvironmentError(
-        `${err instanceof Error ? err.message : String(err)}\nerror log:\n${tailOf(join(this.options.dir, 'error.log'))}`,
-        { cause: err },
-      );
-    });
+    );
   }
 
   stop(): Promise<void> {

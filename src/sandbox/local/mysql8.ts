@@ -3,11 +3,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import mysql from 'mysql2/promise';
 import { EnvironmentError } from '../../core/errors.js';
 import { ManagedProcess } from '../processes.js';
 import type { MySqlEndpoint, SandboxService } from '../types.js';
-import { tailOf, waitUntilReady } from '../wait.js';
+import { waitForSqlServer } from './sql-server.js';
 import type { Mysql8Distribution } from './mysql8-dist.js';
 
 const execFileAsync = promisify(execFile);
@@ -129,30 +128,13 @@ export class LocalMySql8 implements SandboxService {
     if (this.#process.running) return;
     await this.#initialise();
     this.#process.start();
-    await waitUntilReady(
+    await waitForSqlServer(
       this.name,
       this.#process,
-      async () => {
-        const connection = await mysql.createConnection({
-          host: this.endpoint.host,
-          port: this.endpoint.port,
-          user: this.endpoint.user,
-          password: this.endpoint.password,
-          connectTimeout: 1000,
-        });
-        try {
-          await connection.query('SELECT 1');
-        } finally {
-          await connection.end();
-        }
-      },
+      this.endpoint,
+      this.options.dir,
       this.options.startTimeoutMs ?? 60_000,
-    ).catch((err: unknown) => {
-      throw new EnvironmentError(
-        `${err instanceof Error ? err.message : String(err)}\nerror log:\n${tailOf(join(this.options.dir, 'error.log'))}`,
-        { cause: err },
-      );
-    });
+    );
   }
 
   stop(): Promise<void> {
