@@ -1,5 +1,7 @@
 import { Kafka, logLevel } from 'kafkajs';
 import type { ChangeEvent } from '../../src/bus/envelope.js';
+import { deadLetterTopic } from '../../src/capture/capture-stage.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 
 export interface ReadMessage {
   topic: string;
@@ -146,4 +148,33 @@ export async function readTopicsToEnd(
         a.partition - b.partition ||
         Number(a.offset) - Number(b.offset),
     );
+}
+
+/** Messages in the regions' dead-letter topics (capture and apply), by topic; empty ones left out. */
+export async function deadLetterCounts(
+  sandbox: Sandbox,
+  regions: readonly string[],
+  prefix = 'cdc',
+): Promise<Record<string, number>> {
+  const kafka = new Kafka({ brokers: sandbox.kafka!.brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const counts: Record<string, number> = {};
+    for (const region of regions) {
+      for (const stage of ['capture', 'apply']) {
+        const topic = deadLetterTopic(prefix, stage, region);
+        if (!existing.has(topic)) continue;
+        const total = (await admin.fetchTopicOffsets(topic)).reduce(
+          (n, p) => n + Number(p.high),
+          0,
+        );
+        if (total > 0) counts[topic] = total;
+      }
+    }
+    return counts;
+  } finally {
+    await admin.disconnect();
+  }
 }

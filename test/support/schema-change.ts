@@ -1,7 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
-import { deadLetterTopic } from '../../src/capture/capture-stage.js';
 import type { Daemon } from '../../src/daemon/daemon.js';
-import type { Sandbox } from '../../src/sandbox/index.js';
 
 /**
  * Helpers for schema-change tests: a region's application writes and its
@@ -30,33 +27,4 @@ export async function heldNow(daemon: Daemon): Promise<Record<string, number>> {
   for (const v of metric.values)
     if (v.value > 0) held[`${String(v.labels.table)} ${String(v.labels.reason)}`] = v.value;
   return held;
-}
-
-/** Messages in the regions' dead-letter topics (capture and apply), by topic; empty ones left out. */
-export async function deadLetterCounts(
-  sandbox: Sandbox,
-  regions: readonly string[],
-  prefix = 'cdc',
-): Promise<Record<string, number>> {
-  const kafka = new Kafka({ brokers: sandbox.kafka!.brokers, logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const existing = new Set(await admin.listTopics());
-    const counts: Record<string, number> = {};
-    for (const region of regions) {
-      for (const stage of ['capture', 'apply']) {
-        const topic = deadLetterTopic(prefix, stage, region);
-        if (!existing.has(topic)) continue;
-        const total = (await admin.fetchTopicOffsets(topic)).reduce(
-          (n, p) => n + Number(p.high),
-          0,
-        );
-        if (total > 0) counts[topic] = total;
-      }
-    }
-    return counts;
-  } finally {
-    await admin.disconnect();
-  }
 }

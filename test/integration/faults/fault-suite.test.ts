@@ -24,9 +24,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
-import { deadLetterTopic } from '../../../src/capture/capture-stage.js';
 import { compileRegion, type RuntimeOptions } from '../../../src/config/compile.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { scrape } from '../../../src/monitor/prometheus-text.js';
@@ -43,6 +41,7 @@ import {
   type DaemonProcess,
 } from '../../support/daemon-process.js';
 import { loseRedis } from '../../support/faults.js';
+import { deadLetterCounts } from '../../support/kafka.js';
 import { prepareRegion } from '../../support/mariadb.js';
 import { randomInt, seededRandom, testSeed } from '../../support/random.js';
 
@@ -356,7 +355,7 @@ describe('faults under writes in three regions', () => {
               `${region}'s daemon exited (${String(await daemon.exited)}):\n${tail(daemonOutput(daemon))}`,
             );
         }
-        expect(await deadLetterCounts(sb)).toEqual({});
+        expect(await deadLetterCounts(sb, REGIONS, PREFIX)).toEqual({});
         const acked = writers.reduce((n, w) => n + w.acked.length, 0);
         console.log(
           `seed ${seed}: ${acked} acknowledged inserts present in all ${REGIONS.length} regions; ` +
@@ -475,29 +474,4 @@ async function counterByLabel(
   return Object.fromEntries(
     samples.filter((s) => s.name === name).map((s) => [s.labels[label] ?? '', s.value]),
   );
-}
-
-/** Messages in every dead-letter topic, by topic; topics with none are left out. */
-async function deadLetterCounts(sandbox: Sandbox): Promise<Record<string, number>> {
-  const kafka = new Kafka({ brokers: sandbox.kafka!.brokers, logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const existing = new Set(await admin.listTopics());
-    const counts: Record<string, number> = {};
-    for (const region of REGIONS) {
-      for (const stage of ['capture', 'apply']) {
-        const topic = deadLetterTopic(PREFIX, stage, region);
-        if (!existing.has(topic)) continue;
-        const total = (await admin.fetchTopicOffsets(topic)).reduce(
-          (n, p) => n + Number(p.high),
-          0,
-        );
-        if (total > 0) counts[topic] = total;
-      }
-    }
-    return counts;
-  } finally {
-    await admin.disconnect();
-  }
 }

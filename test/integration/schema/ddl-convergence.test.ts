@@ -17,7 +17,8 @@ import type mysql from 'mysql2/promise';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, tableContent, waitFor, type Cluster } from '../../support/cluster.js';
 import { randomInt, seededRandom, withSeed } from '../../support/random.js';
-import { deadLetterCounts, heldNow, RegionLock } from '../../support/schema-change.js';
+import { deadLetterCounts } from '../../support/kafka.js';
+import { heldNow, RegionLock } from '../../support/schema-change.js';
 
 const REGIONS = ['ra', 'rb', 'rc'] as const;
 type Region = (typeof REGIONS)[number];

@@ -13,7 +13,8 @@ import type mysql from 'mysql2/promise';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, tableContent, waitFor, type Cluster } from '../../support/cluster.js';
 import { seededRandom, withSeed } from '../../support/random.js';
-import { deadLetterCounts, heldNow, RegionLock } from '../../support/schema-change.js';
+import { deadLetterCounts } from '../../support/kafka.js';
+import { heldNow, RegionLock } from '../../support/schema-change.js';
 
 jest.setTimeout(300_000);
 
