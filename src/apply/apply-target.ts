@@ -1,3 +1,4 @@
+import { isGeneratedColumnExtra } from '../mysql/dialect.js';
 import { topicName } from '../bus/envelope.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -131,7 +132,7 @@ export async function describeApplyTable(
   const generated = new Set<string>();
   const noDefault = new Set<string>();
   for (const row of rows) {
-    if (/GENERATED/i.test(String(row.extra))) generated.add(String(row.name));
+    if (isGeneratedColumnExtra(String(row.extra))) generated.add(String(row.name));
     else if (Number(row.noDefault) === 1) noDefault.add(String(row.name));
   }
   const implicitDefaults = new Map<string, string | number>();

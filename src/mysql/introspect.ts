@@ -42,20 +42,6 @@ export async function serverInfo(connection: MysqlConnection): Promise<ServerInf
   };
 }
 
-/**
- * INVISIBLE columns exist from MySQL 8.0.23 and MariaDB 10.3.3; the version
- * columns rely on them so that `SELECT *` and positional INSERTs in
- * applications keep working.
- */
-export function supportsInvisibleColumns(info: ServerInfo): boolean {
-  const at = (major: number, minor: number, patch: number): boolean =>
-    info.major !== major
-      ? info.major > major
-      : info.minor !== minor
-        ? info.minor > minor
-        : info.patch >= patch;
-  return info.flavor === 'mariadb' ? at(10, 3, 3) : at(8, 0, 23);
-}
 
 /**
  * Base tables matching the patterns, in a stable order, internal `_cdc_*`

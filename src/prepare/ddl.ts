@@ -75,17 +75,30 @@ export function internalTableDdl(schema: string): Record<string, string> {
   };
 }
 
+/**
+ * How the version columns are declared: `invisible` wherever the server has
+ * INVISIBLE columns; `visible` (ordinary trailing columns) on MySQL
+ * 8.0.12–8.0.22 when the operator chose it with `prepare
+ * --visible-version-columns`. Every stage finds them by name, so both
+ * layouts replicate alike.
+ */
+export type VersionColumnLayout = 'invisible' | 'visible';
+
 /** ALTER TABLE adding whichever version columns are missing, or undefined when none is. */
-export function addVersionColumns(table: TableInfo): string | undefined {
+export function addVersionColumns(
+  table: TableInfo,
+  layout: VersionColumnLayout = 'invisible',
+): string | undefined {
   const have = new Set(table.columns.map((c) => c.name));
+  const invisible = layout === 'invisible' ? ' INVISIBLE' : '';
   const clauses: string[] = [];
   if (!have.has(VERSION_COLUMNS.ts)) {
     clauses.push(
-      `ADD COLUMN ${quoteId(VERSION_COLUMNS.ts)} TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) INVISIBLE`,
+      `ADD COLUMN ${quoteId(VERSION_COLUMNS.ts)} TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)${invisible}`,
     );
   }
   if (!have.has(VERSION_COLUMNS.ver)) {
-    clauses.push(`ADD COLUMN ${quoteId(VERSION_COLUMNS.ver)} JSON NULL INVISIBLE`);
+    clauses.push(`ADD COLUMN ${quoteId(VERSION_COLUMNS.ver)} JSON NULL${invisible}`);
   }
   if (clauses.length === 0) return undefined;
   return `ALTER TABLE ${qualifiedName(table.schema, table.table)} ${clauses.join(', ')}`;
@@ -150,31 +163,48 @@ function micros(timestampSql: string): string {
 }
 
 /**
- * A TIMESTAMP(6) value from microseconds. Integer arithmetic only: `x / 1e6`
- * would be rounded to `div_precision_increment` (4) decimals.
+ * Statements that set the variable `target` to a row's effective hlc from
+ * its version columns, DESIGN.md §3, as `effectiveVersion()` in
+ * src/versioning computes it: `_cdc_ver.h` when `_cdc_ts` still equals it
+ * (the applier wrote last), otherwise `max(_cdc_ts, h + 1, max(vv) + 1)`.
+ * A loop, not `JSON_TABLE`: MySQL 8.0.12 refuses `JSON_TABLE` inside a
+ * trigger ("Unknown database ''") and returns no rows for it over an outer
+ * column. Needs `v_vals LONGTEXT` and `v_j INT` declared.
  */
-function timestampFromMicros(microsSql: string): string {
-  return `FROM_UNIXTIME(${microsSql} DIV 1000000) + INTERVAL (${microsSql} MOD 1000000) MICROSECOND`;
-}
-
-/**
- * SQL for the effective hlc of a row from its version columns, DESIGN.md §3:
- * `_cdc_ver.h` when `_cdc_ts` still equals it (the applier wrote last),
- * otherwise `max(_cdc_ts, max(vv) + 1µs)`. Mirrors `effectiveVersion()` in
- * src/versioning.
- */
-export function effectiveHlcSql(tsSql: string, verSql: string): string {
-  return `CASE
-      WHEN ${verSql} IS NULL THEN ${micros(tsSql)}
-      WHEN CAST(JSON_VALUE(${verSql}, '$.h') AS UNSIGNED) = ${micros(tsSql)} THEN ${micros(tsSql)}
-      ELSE GREATEST(${micros(tsSql)}, 1 + (SELECT COALESCE(MAX(jt.v), 0)
-        FROM JSON_TABLE(JSON_EXTRACT(${verSql}, '$.vv.*'), '$[*]' COLUMNS (v BIGINT UNSIGNED PATH '$')) AS jt))
-    END`;
+function effectiveHlcStatements(target: string, tsSql: string, verSql: string): string {
+  return `SET ${target} = ${micros(tsSql)};
+    IF ${verSql} IS NOT NULL AND NOT (CAST(JSON_EXTRACT(${verSql}, '$.h') AS UNSIGNED) <=> ${target}) THEN
+      SET ${target} = GREATEST(${target}, CAST(JSON_EXTRACT(${verSql}, '$.h') AS UNSIGNED) + 1);
+      SET v_vals = JSON_EXTRACT(${verSql}, '$.vv.*');
+      SET v_j = 0;
+      WHILE v_j < COALESCE(JSON_LENGTH(v_vals), 0) DO
+        SET ${target} = GREATEST(${target}, CAST(JSON_EXTRACT(v_vals, CONCAT('$[', v_j, ']')) AS UNSIGNED) + 1);
+        SET v_j = v_j + 1;
+      END WHILE;
+    END IF;`;
 }
 
 /** The HLC rule: a local write's timestamp exceeds the version it replaces, whatever the clock says. */
 function nextHlcSql(previousHlcSql: string): string {
   return `GREATEST(${micros('NOW(6)')}, ${previousHlcSql} + 1)`;
+}
+
+/**
+ * A stored `_cdc_ver` that makes the row's effective version `hlcSql + 1`
+ * with the vector `vvSql` (plus this region): origin here, hlc `hlcSql`, and
+ * this region's vector entry at `hlcSql`. Valid while the row's `_cdc_ts`
+ * (the server's stamp, `NOW(6)`) stays below `hlcSql`: then `h` differs from
+ * the stamp and the effective version is `max(ts, max(vv) + 1)`, DESIGN.md §3.
+ *
+ * This is how the triggers apply the HLC rule without writing `_cdc_ts`:
+ * MySQL 8 (8.0.12 at least) overwrites a trigger's assignment to a column
+ * with `DEFAULT`/`ON UPDATE CURRENT_TIMESTAMP` unless the statement itself
+ * names it, while MariaDB keeps it. Raising the vector works on both.
+ */
+function raisedVersionSql(region: string, hlcSql: string, vvSql: string): string {
+  const selfEntry = sqlString(`$."${region}"`);
+  return `JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', ${hlcSql},
+                   '$.vv', JSON_EXTRACT(JSON_SET(${vvSql}, ${selfEntry}, ${hlcSql}), '$'))`;
 }
 
 /**
@@ -198,8 +228,11 @@ export function deleteTrigger(
   DECLARE v_hlc BIGINT UNSIGNED;
   DECLARE v_vv LONGTEXT;
   DECLARE v_key LONGTEXT;
+  DECLARE v_vals LONGTEXT;
+  DECLARE v_j INT;
   IF ${APPLIER_SESSION_FLAG} IS NULL THEN
-    SET v_hlc = ${nextHlcSql(effectiveHlcSql(ts, ver))};
+    ${effectiveHlcStatements('v_hlc', ts, ver)}
+    SET v_hlc = ${nextHlcSql('v_hlc')};
     SET v_vv = JSON_SET(COALESCE(JSON_EXTRACT(${ver}, '$.vv'), '{}'), ${sqlString(`$."${region}"`)}, v_hlc);
     SET v_key = ${keyJsonSql(table, 'OLD')};
     INSERT INTO ${qualifiedName(internalSchema, INTERNAL_TABLES.tombstones)} (tbl, pk_hash, pk, ver, hlc)
@@ -215,19 +248,23 @@ END`;
  * BEFORE UPDATE: applies the HLC rule to local updates. `ON UPDATE
  * CURRENT_TIMESTAMP(6)` alone stamps the wall clock, which may be behind the
  * version being replaced (clock skew, or a remote write stamped ahead); two
- * local writes would then share one version and the second would be dropped
- * elsewhere as a duplicate.
+ * local writes would then share one version, or the later one would carry
+ * the lower version, and be dropped elsewhere.
  *
  * The trigger names no column but the key and the version columns, so that
  * columns added, dropped or renamed after `prepare` neither escape
  * versioning nor break the application's writes (issue: schema changes
  * while replicating). Whether a row changed is left to the server: the
- * `ON UPDATE` stamp (which MariaDB has already put in `NEW._cdc_ts` when the
- * trigger runs) is stored only when some column's value changed, so a no-op
- * update keeps its version. The trigger steps in only when that stamp would
- * not exceed the row's version (the clock behind it): then it sets the next
- * HLC value itself, which makes even a no-op update a new version; that
- * version replicates like any other, so the regions stay alike.
+ * `ON UPDATE` stamp is stored only when some column's value changed, so a
+ * no-op update keeps its version. When that stamp would not exceed the row's
+ * version (the clock behind it), the trigger raises the stored version
+ * instead (`raisedVersionSql`), which the server then stores with the row.
+ *
+ * Inside the trigger `NEW._cdc_ts` is `NOW(6)`, except on MySQL for an
+ * update that changes nothing, where it is still `OLD._cdc_ts`. So `NEW =
+ * OLD` while `OLD` is not `NOW(6)` can only be a MySQL no-op, which is left
+ * alone (a change within the same statement time as the row's last write
+ * still gets a new version).
  *
  * An update that changes the primary key is a delete of the old key and an
  * insert of the new one, which is how other regions apply it (with the one
@@ -236,11 +273,9 @@ END`;
  * without it, a concurrent update of the old key arriving later brings the
  * row back in this region only. And, as the insert trigger does for a
  * re-insert, when the new key has a tombstone the row's version follows it:
- * stamped above it, and with its vector merged in (stored as a version just
- * below the stamp, so the effective version is `self` at the stamp with the
- * union of both histories). Otherwise the move loses to that old delete in
- * every other region (by hlc under skew, or by vector under region priority)
- * and stays only here.
+ * above it, and with its vector merged in. Otherwise the move loses to that
+ * old delete in every other region (by hlc under skew, or by vector under
+ * region priority) and stays only here.
  */
 export function updateTrigger(
   table: TableInfo,
@@ -257,6 +292,7 @@ export function updateTrigger(
     .join(' OR ');
   const selfEntry = sqlString(`$."${region}"`);
   const body = `BEGIN
+  DECLARE v_now BIGINT UNSIGNED;
   DECLARE v_hlc BIGINT UNSIGNED;
   DECLARE v_old_hlc BIGINT UNSIGNED;
   DECLARE v_new_key_ver LONGTEXT;
@@ -267,12 +303,15 @@ export function updateTrigger(
   DECLARE v_path VARCHAR(80);
   DECLARE v_entry BIGINT UNSIGNED;
   DECLARE v_i INT DEFAULT 0;
+  DECLARE v_vals LONGTEXT;
+  DECLARE v_j INT;
   IF ${APPLIER_SESSION_FLAG} IS NULL THEN
     SET NEW.${ver} = OLD.${ver};
-    SET v_old_hlc = ${effectiveHlcSql(`OLD.${ts}`, `OLD.${ver}`)};
+    ${effectiveHlcStatements('v_old_hlc', `OLD.${ts}`, `OLD.${ver}`)}
+    SET v_now = ${micros('NOW(6)')};
+    SET v_vv = COALESCE(JSON_EXTRACT(OLD.${ver}, '$.vv'), '{}');
     IF ${keyChanged} THEN
-      SET v_hlc = ${nextHlcSql('v_old_hlc')};
-      SET v_vv = COALESCE(JSON_EXTRACT(OLD.${ver}, '$.vv'), '{}');
+      SET v_hlc = GREATEST(v_now + 1, v_old_hlc + 1);
       SELECT ver, hlc INTO v_new_key_ver, v_new_key_hlc FROM ${tombstones}
         WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
       IF v_new_key_ver IS NOT NULL THEN
@@ -286,19 +325,17 @@ export function updateTrigger(
           END IF;
           SET v_i = v_i + 1;
         END WHILE;
-        SET NEW.${ver} = JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc - 1,
-                                  '$.vv', JSON_EXTRACT(JSON_SET(v_vv, ${selfEntry}, v_hlc - 1), '$'));
       END IF;
-      SET v_vv = JSON_SET(v_vv, ${selfEntry}, v_hlc);
+      SET NEW.${ver} = ${raisedVersionSql(region, 'v_hlc', 'v_vv')};
+      -- The row's effective version is now v_hlc + 1: the old key's tombstone gets the same.
+      SET v_vv = JSON_SET(v_vv, ${selfEntry}, v_hlc + 1);
       SET v_key = ${keyJsonSql(table, 'OLD')};
       INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc)
         VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
-                JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
+                JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc + 1, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc + 1)
         ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
-      SET NEW.${ts} = ${timestampFromMicros('v_hlc')};
-    ELSEIF ${micros(`NEW.${ts}`)} <= v_old_hlc THEN
-      SET v_hlc = ${nextHlcSql('v_old_hlc')};
-      SET NEW.${ts} = ${timestampFromMicros('v_hlc')};
+    ELSEIF v_now <= v_old_hlc AND NOT (NEW.${ts} <=> OLD.${ts} AND NOT OLD.${ts} <=> NOW(6)) THEN
+      SET NEW.${ver} = ${raisedVersionSql(region, 'v_old_hlc + 1', 'v_vv')};
     END IF;
   END IF;
 END`;
@@ -306,15 +343,19 @@ END`;
 }
 
 /**
- * BEFORE INSERT: a local re-insert of a deleted key inherits the tombstone's
- * version as its stored version and a timestamp past it, so the new row
- * causally follows the delete and obeys the HLC rule even when the local
- * clock is behind the delete.
+ * BEFORE INSERT: a local re-insert of a deleted key gets a version above the
+ * tombstone's, with the tombstone's vector in it, so the new row causally
+ * follows the delete and obeys the HLC rule even when the local clock is
+ * behind the delete. Like the update trigger, it raises `_cdc_ver` rather
+ * than writing `_cdc_ts` (which MySQL would overwrite with the DEFAULT).
  */
-export function insertTrigger(table: TableInfo, internalSchema: string): TriggerDefinition {
+export function insertTrigger(
+  table: TableInfo,
+  internalSchema: string,
+  region: string,
+): TriggerDefinition {
   const name = triggerName('bi', table.table);
   const tableText = sqlString(`${table.schema}.${table.table}`);
-  const ts = quoteId(VERSION_COLUMNS.ts);
   const ver = quoteId(VERSION_COLUMNS.ver);
   const body = `BEGIN
   DECLARE v_tomb LONGTEXT;
@@ -322,9 +363,10 @@ export function insertTrigger(table: TableInfo, internalSchema: string): Trigger
   IF ${APPLIER_SESSION_FLAG} IS NULL THEN
     SELECT ver, hlc INTO v_tomb, v_hlc FROM ${qualifiedName(internalSchema, INTERNAL_TABLES.tombstones)}
       WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
-    SET NEW.${ver} = v_tomb;
+    SET NEW.${ver} = NULL;
     IF v_tomb IS NOT NULL THEN
-      SET NEW.${ts} = ${timestampFromMicros(nextHlcSql('v_hlc'))};
+      SET v_hlc = GREATEST(${micros('NOW(6)')} + 1, v_hlc + 1);
+      SET NEW.${ver} = ${raisedVersionSql(region, 'v_hlc', "COALESCE(JSON_EXTRACT(v_tomb, '$.vv'), '{}')")};
     END IF;
   END IF;
 END`;

@@ -4,14 +4,9 @@ import { CdcError } from '../core/errors.js';
 import type { MysqlConnection } from '../mysql/connection.js';
 import { tableMatches } from '../config/compile.js';
 import { isInternalTable } from '../mysql/internal-tables.js';
-import {
-  describeTable,
-  resolveTables,
-  serverInfo,
-  supportsInvisibleColumns,
-  type ServerInfo,
-  type TableInfo,
-} from '../mysql/introspect.js';
+import { dialectOf, type SqlDialect } from '../mysql/dialect.js';
+import { describeTable, resolveTables, serverInfo, type TableInfo } from '../mysql/introspect.js';
+import { VERSION_COLUMNS } from '../mysql/internal-tables.js';
 import {
   addVersionColumns,
   createInternalSchema,
@@ -22,6 +17,7 @@ import {
   updateTrigger,
   internalTableDdl,
   type TriggerDefinition,
+  type VersionColumnLayout,
 } from './ddl.js';
 
 /**
@@ -48,6 +44,19 @@ export interface PreparePlan {
   steps: PrepareStep[];
   /** Replicated tables found for the region's pipelines. */
   tables: TableInfo[];
+  /** How the version columns are (or will be) declared here. */
+  layout: VersionColumnLayout;
+  /** What the operator must know about the plan (visible version columns). */
+  warnings: string[];
+}
+
+/** Choices of the operator that change what `prepare` does. */
+export interface PrepareChoices {
+  /**
+   * On a server without INVISIBLE columns (MySQL 8.0.12–8.0.22), add the
+   * version columns as ordinary trailing columns instead of refusing.
+   */
+  visibleVersionColumns?: boolean;
 }
 
 /** A replicated table that cannot be prepared, and what the operator must do about it. */
@@ -167,12 +176,12 @@ function planTable(
   triggers: ReadonlyMap<string, ExistingTrigger>,
   options: RuntimeOptions,
   internalSchema: string,
-  info: ServerInfo,
+  server: { dialect: SqlDialect; layout: VersionColumnLayout },
   claimed: ReadonlySet<string>,
 ): PrepareStep[] {
   const where = `${table.schema}.${table.table}`;
   const steps: PrepareStep[] = [];
-  const alter = addVersionColumns(table);
+  const alter = addVersionColumns(table, server.layout);
   if (alter !== undefined) {
     steps.push({
       description: `add version columns to ${where}`,
@@ -183,7 +192,7 @@ function planTable(
   }
   const wanted: TriggerDefinition[] = [
     deleteTrigger(table, internalSchema, options.region),
-    insertTrigger(table, internalSchema),
+    insertTrigger(table, internalSchema, options.region),
     updateTrigger(table, internalSchema, options.region),
   ];
   const wantedNames = new Set(wanted.map((t) => t.name));
@@ -225,11 +234,7 @@ function planTable(
     } else if (current.body !== normaliseBody(trigger.body)) {
       steps.push({
         description: `update trigger ${table.schema}.${trigger.name}`,
-        // MariaDB replaces a trigger in one statement, so no write slips through without it.
-        sql:
-          info.flavor === 'mariadb'
-            ? [trigger.create.replace(/^CREATE TRIGGER /, 'CREATE OR REPLACE TRIGGER ')]
-            : [dropTrigger(table.schema, trigger.name), trigger.create],
+        sql: server.dialect.replaceTrigger(trigger.create, dropTrigger(table.schema, trigger.name)),
         kind: 'triggers',
         table: where,
       });
@@ -238,20 +243,53 @@ function planTable(
   return steps;
 }
 
-/** Refuses servers without INVISIBLE columns, which the version columns need. */
+const VISIBLE_WARNING =
+  'the version columns _cdc_ts and _cdc_ver are ordinary trailing columns on this server ' +
+  '(no INVISIBLE columns before MySQL 8.0.23): SELECT * now shows them, INSERTs without a ' +
+  'column list break, and applications must never write them (docs/OPERATIONS.md, MySQL 8)';
+
+/**
+ * Whether some replicated table of the region already has visible version
+ * columns: `prepare --visible-version-columns` ran here before, so the
+ * operator's choice is on record in the tables themselves and later runs
+ * (and the daemon's self-repair) keep to it without the flag.
+ */
+async function hasVisibleVersionColumns(
+  connection: MysqlConnection,
+  options: RuntimeOptions,
+): Promise<boolean> {
+  const schemas = [...new Set(options.pipelines.flatMap((p) => p.tables.map((t) => t.schema)))];
+  if (schemas.length === 0) return false;
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT 1 FROM information_schema.COLUMNS
+      WHERE TABLE_SCHEMA IN (?) AND COLUMN_NAME = ? AND EXTRA NOT LIKE '%INVISIBLE%' LIMIT 1`,
+    [schemas, VERSION_COLUMNS.ver],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * The server's dialect and how the version columns are declared on it.
+ * Without INVISIBLE columns it refuses, saying why and what to do, unless
+ * the operator chose visible version columns now or in an earlier run.
+ */
 async function checkServer(
   connection: MysqlConnection,
   options: RuntimeOptions,
-): Promise<ServerInfo> {
-  const info = await serverInfo(connection);
-  if (!supportsInvisibleColumns(info)) {
-    throw new CdcError(
-      `region ${options.region}: server ${info.version} has no INVISIBLE columns; ` +
-        'the version columns need MySQL 8.0.23+ or MariaDB 10.3.3+',
-      { code: 'SERVER_UNSUPPORTED' },
-    );
-  }
-  return info;
+  choices: PrepareChoices,
+): Promise<{ dialect: SqlDialect; layout: VersionColumnLayout }> {
+  const dialect = dialectOf(await serverInfo(connection));
+  if (dialect.invisibleColumns) return { dialect, layout: 'invisible' };
+  if (choices.visibleVersionColumns === true || (await hasVisibleVersionColumns(connection, options)))
+    return { dialect, layout: 'visible' };
+  throw new CdcError(
+    `region ${options.region}: server ${dialect.server.version} has no INVISIBLE columns ` +
+      '(MySQL 8.0.23+ and MariaDB 10.3.3+ have them), which the version columns _cdc_ts and _cdc_ver use ' +
+      "so that applications' SELECT * and INSERTs without a column list keep working. " +
+      'Upgrade the server, or run prepare with --visible-version-columns to add them as ordinary ' +
+      'trailing columns (SELECT * then shows them, and INSERTs without a column list break)',
+    { code: 'SERVER_UNSUPPORTED' },
+  );
 }
 
 /**
@@ -266,8 +304,9 @@ export async function planTables(
   options: RuntimeOptions,
   internalSchema: string,
   names: readonly { schema: string; table: string }[],
-): Promise<TablesPlan> {
-  const info = await checkServer(connection, options);
+  choices: PrepareChoices = {},
+): Promise<TablesPlan & { layout: VersionColumnLayout }> {
+  const server = await checkServer(connection, options, choices);
   const tables: TableInfo[] = [];
   const unpreparable: UnpreparableTable[] = [];
   for (const name of names) {
@@ -290,23 +329,24 @@ export async function planTables(
     ),
   );
   const steps = tables.flatMap((table) =>
-    planTable(table, triggers, options, internalSchema, info, claimed),
+    planTable(table, triggers, options, internalSchema, server, claimed),
   );
-  return { steps, tables, unpreparable };
+  return { steps, tables, unpreparable, layout: server.layout };
 }
 
 /**
  * Works out what `prepare` must change in the region's database: only what
  * is missing or out of date, so a second run plans nothing. Refuses, by
  * name, configured tables that do not exist, tables without a primary key
- * and servers without INVISIBLE columns.
+ * and servers without INVISIBLE columns (unless `choices` allow visible ones).
  */
 export async function planPrepare(
   connection: MysqlConnection,
   options: RuntimeOptions,
   internalSchema: string,
+  choices: PrepareChoices = {},
 ): Promise<PreparePlan> {
-  await checkServer(connection, options);
+  await checkServer(connection, options, choices);
   const { names, missing } = await pipelineTableNames(connection, options);
   if (missing.length > 0) {
     throw new CdcError(
@@ -314,7 +354,7 @@ export async function planPrepare(
       { code: 'TABLE_MISSING' },
     );
   }
-  const planned = await planTables(connection, options, internalSchema, names);
+  const planned = await planTables(connection, options, internalSchema, names, choices);
   if (planned.unpreparable.length > 0) {
     throw new CdcError(
       `region ${options.region}: table(s) without a primary key cannot be replicated: ` +
@@ -323,7 +363,13 @@ export async function planPrepare(
     );
   }
   const steps = [...(await planInternal(connection, internalSchema)), ...planned.steps];
-  return { steps, tables: planned.tables };
+  const addsVisible = planned.layout === 'visible' && steps.some((s) => s.kind === 'version_columns');
+  return {
+    steps,
+    tables: planned.tables,
+    layout: planned.layout,
+    warnings: addsVisible ? [VISIBLE_WARNING] : [],
+  };
 }
 
 /** Runs the plan's statements in order. DDL commits implicitly, so each step stands alone. */

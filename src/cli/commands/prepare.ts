@@ -12,6 +12,7 @@ import { reportConfigError } from '../report.js';
 
 interface PrepareFlags extends RegionFlags {
   readonly dryRun?: boolean;
+  readonly visibleVersionColumns?: boolean;
 }
 
 export function registerPrepareCommand(program: Command, context: CommandContext): void {
@@ -23,6 +24,10 @@ export function registerPrepareCommand(program: Command, context: CommandContext
     .requiredOption('-c, --config <file>', 'configuration file (YAML)')
     .option('-r, --region <name>', 'the region to prepare (env: CDC_REGION)')
     .option('--dry-run', 'print the SQL instead of running it')
+    .option(
+      '--visible-version-columns',
+      'on a server without INVISIBLE columns (MySQL before 8.0.23), add _cdc_ts and _cdc_ver as ordinary trailing columns',
+    )
     .action(async (flags: PrepareFlags) => {
       context.setExitCode(await prepare(flags, context));
     });
@@ -40,8 +45,12 @@ async function prepare(flags: PrepareFlags, context: CommandContext): Promise<Ex
   try {
     const connection = await connectMysql(options.mysql);
     try {
-      const plan = await planPrepare(connection, options, config.internalSchema);
+      const plan = await planPrepare(connection, options, config.internalSchema, {
+        visibleVersionColumns: flags.visibleVersionColumns === true,
+      });
       const where = `region ${options.region} (${describeMysql(options.mysql)})`;
+      for (const warning of plan.warnings)
+        context.io.stderr.write(`cdc-replicator prepare: warning: ${where}: ${warning}\n`);
       if (plan.steps.length === 0) {
         out.write(`${where}: already prepared, nothing to change (${plan.tables.length} tables)\n`);
         return ExitCode.ok;

@@ -4,10 +4,31 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../../src/cli/program.js';
-import { connectionOptions, startSandbox, type Sandbox } from '../../../src/sandbox/index.js';
+import { decodeStoredVersion, effectiveVersion } from '../../../src/versioning/index.js';
+import {
+  connectionOptions,
+  startSandbox,
+  type DatabaseEngine,
+  type Sandbox,
+} from '../../../src/sandbox/index.js';
 import { sandboxConfigYaml } from '../../support/config.js';
 
 jest.setTimeout(120_000);
+
+/** The version columns of a row, for `effectiveHlc`. */
+const VERSION_SELECT =
+  'CAST(UNIX_TIMESTAMP(_cdc_ts) * 1000000 AS UNSIGNED) AS us, CAST(_cdc_ver AS CHAR) AS ver';
+
+/** A row's effective version (DESIGN.md §3) in µs, as capture publishes it. */
+function effectiveHlc(row: { us: string | number; ver: string | null }): bigint {
+  return BigInt(
+    effectiveVersion({
+      tsMicros: Number(row.us),
+      stored: row.ver === null ? null : decodeStoredVersion(row.ver),
+      self: 'us-east',
+    }).hlc,
+  );
+}
 
 /** mysql2 returns MariaDB JSON columns parsed; text in other set-ups. */
 function json(value: unknown): unknown {
@@ -30,14 +51,23 @@ async function cli(argv: string[]): Promise<Output> {
   return { code, stdout, stderr };
 }
 
-describe('cdc-replicator prepare', () => {
+// MySQL 8.0.12 has no INVISIBLE columns: prepare refuses it unless told to add
+// the version columns as visible ones, which it then keeps to.
+describe.each<DatabaseEngine>(['mariadb', 'mysql8'])('cdc-replicator prepare on %s', (engine) => {
+  const visible = engine === 'mysql8';
+  /** The flag a first prepare on this server needs. */
+  const choice = visible ? ['--visible-version-columns'] : [];
   let sandbox: Sandbox;
   let db: mysql.Connection;
   let dir: string;
   let configFile: string;
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ regions: ['us-east'], kafka: false, redis: false });
+    sandbox = await startSandbox({
+      regions: [{ name: 'us-east', engine }],
+      kafka: false,
+      redis: false,
+    });
     db = await mysql.createConnection({
       ...connectionOptions(sandbox.mysql[0]!),
       dateStrings: true,
@@ -67,8 +97,15 @@ describe('cdc-replicator prepare', () => {
   }
 
   it('prints the SQL and changes nothing with --dry-run', async () => {
-    const out = await cli(['prepare', '--config', configFile, '--region', 'us-east', '--dry-run']);
-    expect(out.stderr).toBe('');
+    const argv = ['prepare', '--config', configFile, '--region', 'us-east', '--dry-run'];
+    if (visible) {
+      const refused = await cli(argv);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('has no INVISIBLE columns');
+      expect(refused.stderr).toContain('--visible-version-columns');
+    }
+    const out = await cli([...argv, ...choice]);
+    expect(out.stderr).toEqual(visible ? expect.stringContaining('SELECT * now shows them') : '');
     expect(out.code).toBe(0);
     expect(out.stdout).toContain('CREATE TABLE IF NOT EXISTS `_cdc`.`_cdc_tombstones`');
     expect(out.stdout).toContain('ALTER TABLE `app`.`users` ADD COLUMN `_cdc_ts`');
@@ -79,8 +116,10 @@ describe('cdc-replicator prepare', () => {
   });
 
   it('sets everything up, and a second run changes nothing', async () => {
-    const first = await cli(['prepare', '--config', configFile, '--region', 'us-east']);
-    expect(first.stderr).toBe('');
+    const first = await cli(['prepare', '--config', configFile, '--region', 'us-east', ...choice]);
+    expect(first.stderr).toEqual(
+      visible ? expect.stringContaining('applications must never write them') : '',
+    );
     expect(first.code).toBe(0);
     expect(first.stdout).toContain('create table _cdc._cdc_apply_marker');
     expect(first.stdout).toContain('add version columns to app.pairs');
@@ -100,9 +139,11 @@ describe('cdc-replicator prepare', () => {
       "SELECT COLUMN_NAME AS c, EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'users' AND COLUMN_NAME LIKE '\\_cdc%' ORDER BY 1",
     );
     expect(columns.map((c) => c.c)).toEqual(['_cdc_ts', '_cdc_ver']);
-    expect(columns.every((c) => /INVISIBLE/i.test(c.extra))).toBe(true);
+    expect(columns.every((c) => /INVISIBLE/i.test(c.extra))).toBe(!visible);
 
+    // Without the flag: the choice is on record in the tables.
     const second = await cli(['prepare', '--config', configFile, '--region', 'us-east']);
+    expect(second.stderr).toBe('');
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('already prepared, nothing to change');
 
@@ -113,7 +154,18 @@ describe('cdc-replicator prepare', () => {
     expect(upgrade.stdout).toContain('create table _cdc._cdc_column_history');
   });
 
-  it('keeps SELECT * and positional INSERTs working (the version columns are invisible)', async () => {
+  it('keeps SELECT * and positional INSERTs working where the version columns are invisible', async () => {
+    if (visible) {
+      // The documented cost of visible version columns: trailing columns in SELECT *,
+      // and an INSERT without a column list no longer matches the table.
+      await expect(db.query("INSERT INTO app.users VALUES (1, 'ann', 10)")).rejects.toThrow(
+        /Column count/,
+      );
+      await db.query("INSERT INTO app.users (id, name, score) VALUES (1, 'ann', 10)");
+      const [row] = await rows<Record<string, unknown>>('SELECT * FROM app.users WHERE id = 1');
+      expect(Object.keys(row!)).toEqual(['id', 'name', 'score', '_cdc_ts', '_cdc_ver']);
+      return;
+    }
     await db.query("INSERT INTO app.users VALUES (1, 'ann', 10)");
     expect(await rows('SELECT * FROM app.users WHERE id = 1')).toEqual([
       { id: 1, name: 'ann', score: 10 },
@@ -121,14 +173,12 @@ describe('cdc-replicator prepare', () => {
   });
 
   it('gives local writes versions that obey the HLC rule even with the clock set back', async () => {
-    await db.query("INSERT INTO app.users VALUES (2, 'bob', 1)");
+    await db.query("INSERT INTO app.users (id, name, score) VALUES (2, 'bob', 1)");
     const version = async (): Promise<bigint> =>
-      BigInt(
-        (
-          await rows<{ us: string }>(
-            'SELECT CAST(UNIX_TIMESTAMP(_cdc_ts) * 1000000 AS UNSIGNED) AS us FROM app.users WHERE id = 2',
-          )
-        )[0]!.us,
+      effectiveHlc(
+        (await rows<{ us: string; ver: string | null }>(
+          `SELECT ${VERSION_SELECT} FROM app.users WHERE id = 2`,
+        ))[0]!,
       );
     const v1 = await version();
     await db.query('SET timestamp = UNIX_TIMESTAMP() - 600'); // the session clock runs 10 minutes behind
@@ -152,12 +202,12 @@ describe('cdc-replicator prepare', () => {
     expect(await version()).toBe(v5);
   });
 
-  it('leaves a tombstone with a newer version on a local delete, and a re-insert inherits it', async () => {
+  it('leaves a tombstone with a newer version on a local delete, and a re-insert follows it', async () => {
     await db.query(
-      "INSERT INTO app.pairs VALUES (UNHEX('00ff'), '2024-01-02 03:04:05.000006', 'x')",
+      "INSERT INTO app.pairs (a, b, note) VALUES (UNHEX('00ff'), '2024-01-02 03:04:05.000006', 'x')",
     );
-    const [before] = await rows<{ us: string }>(
-      'SELECT CAST(UNIX_TIMESTAMP(_cdc_ts) * 1000000 AS UNSIGNED) AS us FROM app.pairs',
+    const [before] = await rows<{ us: string; ver: string | null }>(
+      `SELECT ${VERSION_SELECT} FROM app.pairs`,
     );
     await db.query("DELETE FROM app.pairs WHERE a = UNHEX('00ff')");
     const tombstones = await rows<{ tbl: string; pk: unknown; ver: unknown; hlc: string }>(
@@ -174,27 +224,28 @@ describe('cdc-replicator prepare', () => {
       vv: Record<string, number | string>;
     };
     expect(ver.o).toBe('us-east');
-    expect(BigInt(ver.h)).toBeGreaterThan(BigInt(before!.us));
+    expect(BigInt(ver.h)).toBeGreaterThan(effectiveHlc(before!));
     expect(Object.keys(ver.vv)).toEqual(['us-east']);
     expect(Number(ver.vv['us-east'])).toBe(Number(ver.h));
     expect(String(ver.h)).toBe(String(tomb.hlc));
 
     await db.query('SET timestamp = UNIX_TIMESTAMP() - 600');
     await db.query(
-      "INSERT INTO app.pairs VALUES (UNHEX('00ff'), '2024-01-02 03:04:05.000006', 'again')",
+      "INSERT INTO app.pairs (a, b, note) VALUES (UNHEX('00ff'), '2024-01-02 03:04:05.000006', 'again')",
     );
     await db.query('SET timestamp = DEFAULT');
-    const [reinserted] = await rows<{ us: string; ver: unknown }>(
-      'SELECT CAST(UNIX_TIMESTAMP(_cdc_ts) * 1000000 AS UNSIGNED) AS us, _cdc_ver AS ver FROM app.pairs',
+    const [reinserted] = await rows<{ us: string; ver: string | null }>(
+      `SELECT ${VERSION_SELECT} FROM app.pairs`,
     );
-    const inherited = json(reinserted!.ver) as typeof ver;
-    expect(inherited.o).toBe(ver.o);
-    expect(Number(inherited.h)).toBe(Number(ver.h));
-    expect(BigInt(reinserted!.us)).toBeGreaterThan(BigInt(ver.h));
+    // With the clock 10 minutes behind the delete, the re-insert still follows it:
+    // a higher version whose vector covers the tombstone's.
+    const stored = json(reinserted!.ver) as typeof ver;
+    expect(effectiveHlc(reinserted!)).toBeGreaterThan(BigInt(ver.h));
+    expect(BigInt(stored.vv['us-east']!)).toBeGreaterThanOrEqual(BigInt(ver.h));
   });
 
   it("skips the applier's own session", async () => {
-    await db.query("INSERT INTO app.users VALUES (3, 'cy', 0)");
+    await db.query("INSERT INTO app.users (id, name, score) VALUES (3, 'cy', 0)");
     await db.query('SET @cdc_applier = 1');
     await db.query('DELETE FROM app.users WHERE id = 3');
     await db.query('SET @cdc_applier = NULL');
@@ -226,7 +277,7 @@ describe('cdc-replicator prepare', () => {
       sandboxConfigYaml(sandbox, { tables: ['app.users', 'app.pairs', 'app.evolving'] }),
     );
     expect((await cli(['prepare', '--config', configFile, '--region', 'us-east'])).code).toBe(0);
-    await db.query("INSERT INTO app.evolving VALUES (1, 'a', 'b')");
+    await db.query("INSERT INTO app.evolving (id, a, b) VALUES (1, 'a', 'b')");
     const version = async (): Promise<string> =>
       (await rows<{ ts: string }>('SELECT _cdc_ts AS ts FROM app.evolving WHERE id = 1'))[0]!.ts;
 
