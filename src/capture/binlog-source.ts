@@ -10,9 +10,14 @@ import ZongJi, {
 } from '@vlasky/zongji';
 import type { MysqlOptions } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
-import { classifyError } from '../core/retriable.js';
 import { mysqlSslOptions } from '../core/tls.js';
-import { describeMysql } from '../mysql/connection.js';
+import {
+  describeMysql,
+  mysqlAuthOptions,
+  mysqlError,
+  newLoginTrace,
+  type LoginTrace,
+} from '../mysql/connection.js';
 import type { BinlogCoordinates, CommitEvent, RowsEvent, SourceEvent } from './source-events.js';
 
 export interface BinlogSourceOptions {
@@ -36,7 +41,7 @@ export interface BinlogSourceOptions {
  * with microseconds, in UTC for TIMESTAMP; JSON as its text; big integers and
  * DECIMAL as strings.
  */
-export function zongjiConnectionOptions(mysql: MysqlOptions): ZongJiDsn {
+export function zongjiConnectionOptions(mysql: MysqlOptions, login?: LoginTrace): ZongJiDsn {
   return {
     host: mysql.host,
     port: mysql.port,
@@ -49,6 +54,8 @@ export function zongjiConnectionOptions(mysql: MysqlOptions): ZongJiDsn {
     bigNumberStrings: true,
     charset: 'utf8mb4_general_ci',
     ...(mysql.tls === undefined ? {} : { ssl: mysqlSslOptions(mysql.tls) }),
+    // The same MySQL 8 password login as the query connections (a pinned server key).
+    ...mysqlAuthOptions(mysql, login),
   };
 }
 
@@ -82,11 +89,13 @@ export class BinlogSource {
   readonly #primaryKeys = new Map<number, string[]>();
   /** Column name → COLUMN_TYPE per zongji table description (a new one after each ALTER). */
   readonly #columnTypes = new WeakMap<readonly ColumnSchema[], Readonly<Record<string, string>>>();
+  /** Why a MySQL 8 password login failed, for the error (see {@link LoginTrace}). */
+  readonly #login = newLoginTrace();
   #stopped = false;
   #paused = false;
 
   constructor(private readonly options: BinlogSourceOptions) {
-    this.#zongji = new ZongJi(zongjiConnectionOptions(options.mysql));
+    this.#zongji = new ZongJi(zongjiConnectionOptions(options.mysql, this.#login));
     this.#zongji.on('binlog', (event: AnyBinlogEvent) => this.#handle(event));
     this.#zongji.on('error', (err: Error) => this.#fail(err));
   }
@@ -257,7 +266,7 @@ export class BinlogSource {
         { code: 'BINLOG_PURGED', retriable: false, cause: err },
       );
     }
-    return classifyError(err, `${describeMysql(this.options.mysql)}: binlog stream`);
+    return mysqlError(this.options.mysql, 'binlog stream', err, this.#login);
   }
 
   #fail(err: unknown): void {

@@ -17,7 +17,7 @@ import {
   type ValidatedConfig,
 } from './schema.js';
 import { formatKeyPath } from './key-path.js';
-import { compilePassword, compileSasl, compileTls } from './tls.js';
+import { compilePassword, compileSasl, compileTls, readRsaPublicKey } from './tls.js';
 
 /** The region's own MySQL primary. The password stays wrapped until handed to the driver. */
 export interface MysqlOptions {
@@ -29,6 +29,12 @@ export interface MysqlOptions {
   readonly database?: string | undefined;
   /** TLS with certificates already read; absent for a plain connection. */
   readonly tls?: TlsOptions | undefined;
+  /**
+   * The server's RSA public key (PEM) from `serverPublicKeyFile`, for the
+   * first caching_sha2_password login over a plain connection; absent: the
+   * client asks the server for it.
+   */
+  readonly serverPublicKey?: string | undefined;
 }
 
 /** The Kafka cluster this region's daemon connects to. */
@@ -324,7 +330,7 @@ function compileCheckpointStore(
 
 function compileMysql(own: RegionConfig, region: string, options: CompileOptions): MysqlOptions {
   const path = ['regions', region, 'mysql'];
-  const { host, port, user, database, tls } = own.mysql;
+  const { host, port, user, database, tls, serverPublicKeyFile } = own.mysql;
   if (tls?.servername !== undefined) {
     throw new ConfigError([
       `${formatKeyPath([...path, 'tls', 'servername'])}: not supported for MySQL: the driver checks the certificate against host, so set host to the name in the certificate`,
@@ -337,6 +343,15 @@ function compileMysql(own: RegionConfig, region: string, options: CompileOptions
     password: compilePassword(path, own.mysql, options.baseDir),
     ...(database === undefined ? {} : { database }),
     ...(tls === undefined ? {} : { tls: compileTls([...path, 'tls'], tls, options.baseDir) }),
+    ...(serverPublicKeyFile === undefined
+      ? {}
+      : {
+          serverPublicKey: readRsaPublicKey(
+            [...path, 'serverPublicKeyFile'],
+            serverPublicKeyFile,
+            options.baseDir,
+          ),
+        }),
   };
 }
 

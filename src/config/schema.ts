@@ -255,6 +255,13 @@ export const mysqlSchema = z
     passwordFile: passwordFileSchema.optional(),
     database: nonEmptyString('database').optional(),
     tls: tlsSchema.optional(),
+    serverPublicKeyFile: nonEmptyString('serverPublicKeyFile')
+      .optional()
+      .meta({
+        description:
+          "PEM file of the server's RSA public key (MySQL 8 caching_sha2_password / sha256_password, e.g. the server's public_key.pem). " +
+          'Without tls, the first login of such a user sends the password encrypted with this key; without this key the client asks the server for it, which a man in the middle could answer. Not needed with tls.',
+      }),
   })
   .superRefine(exactlyOnePassword)
   .meta({ description: "The region's own MySQL primary (binlog source and apply target)." });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,6 +216,34 @@ pipelines:
         dir,
       ),
     ).toMatch(/regions\.us-east\.mysql\.tls\.caFile: "not-pem\.txt" is not a PEM file/);
+  });
+
+  it("mysql.serverPublicKeyFile is read as the server's RSA public key; anything else is refused at start", () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const rsaPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    writeFileSync(join(dir, 'server-rsa.pem'), rsaPem);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writeFileSync(
+      join(dir, 'server-ec.pem'),
+      ec.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    );
+    const withKey = (key: string): string =>
+      file({ mysql: `{ host: db, user: cdc, password: "", serverPublicKeyFile: ${key} }` });
+
+    const options = compileRegion(parseConfig(withKey('server-rsa.pem'), { env: {} }), 'us-east', {
+      baseDir: dir,
+    });
+    expect(options.mysql.serverPublicKey).toBe(rsaPem);
+    expect(compileError(withKey('server-ec.pem'), dir)).toMatch(
+      /regions\.us-east\.mysql\.serverPublicKeyFile: "server-ec\.pem" holds a ec key; the server's RSA public key is needed/,
+    );
+    expect(compileError(withKey('ca.pem'), dir)).toMatch(
+      /regions\.us-east\.mysql\.serverPublicKeyFile: "ca\.pem" holds no readable public key/,
+    );
+    expect(compileError(withKey('not-pem.txt'), dir)).toMatch(/is not a PEM file/);
+    expect(compileError(withKey('missing.pem'), dir)).toMatch(
+      /regions\.us-east\.mysql\.serverPublicKeyFile: cannot read .*ENOENT/,
+    );
   });
 
   it('redis tls needs a rediss:// url, and mysql has no servername override', () => {

@@ -4,6 +4,7 @@
  * daemon's options are compiled, so a missing or unreadable file stops the
  * start with the key path and file name instead of failing on first connect.
  */
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
@@ -56,6 +57,33 @@ function readPem(path: ConfigPath, file: string, baseDir: string | undefined): s
   if (!text.includes('-----BEGIN ')) {
     throw new ConfigError([
       `${formatKeyPath(path)}: ${JSON.stringify(file)} is not a PEM file (no "-----BEGIN" line)`,
+    ]);
+  }
+  return text;
+}
+
+/**
+ * An RSA public key in PEM (`mysql.serverPublicKeyFile`), checked at start so
+ * a wrong file is named then, not at the first login that needs it.
+ */
+export function readRsaPublicKey(
+  path: ConfigPath,
+  file: string,
+  baseDir: string | undefined,
+): string {
+  const text = readPem(path, file, baseDir);
+  let type: string | undefined;
+  try {
+    type = createPublicKey(text).asymmetricKeyType;
+  } catch (error: unknown) {
+    throw new ConfigError(
+      [`${formatKeyPath(path)}: ${JSON.stringify(file)} holds no readable public key`],
+      { cause: error },
+    );
+  }
+  if (type !== 'rsa') {
+    throw new ConfigError([
+      `${formatKeyPath(path)}: ${JSON.stringify(file)} holds a ${type ?? 'non-RSA'} key; the server's RSA public key is needed`,
     ]);
   }
   return text;
