@@ -42,7 +42,6 @@ export async function serverInfo(connection: MysqlConnection): Promise<ServerInf
   };
 }
 
-
 /**
  * Base tables matching the patterns, in a stable order, internal `_cdc_*`
  * tables and (under `schema.*`) online schema-change helper tables excluded.

@@ -280,7 +280,10 @@ async function checkServer(
 ): Promise<{ dialect: SqlDialect; layout: VersionColumnLayout }> {
   const dialect = dialectOf(await serverInfo(connection));
   if (dialect.invisibleColumns) return { dialect, layout: 'invisible' };
-  if (choices.visibleVersionColumns === true || (await hasVisibleVersionColumns(connection, options)))
+  if (
+    choices.visibleVersionColumns === true ||
+    (await hasVisibleVersionColumns(connection, options))
+  )
     return { dialect, layout: 'visible' };
   throw new CdcError(
     `region ${options.region}: server ${dialect.server.version} has no INVISIBLE columns ` +
@@ -363,7 +366,8 @@ export async function planPrepare(
     );
   }
   const steps = [...(await planInternal(connection, internalSchema)), ...planned.steps];
-  const addsVisible = planned.layout === 'visible' && steps.some((s) => s.kind === 'version_columns');
+  const addsVisible =
+    planned.layout === 'visible' && steps.some((s) => s.kind === 'version_columns');
   return {
     steps,
     tables: planned.tables,

@@ -176,9 +176,11 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])('cdc-replicator prepare on 
     await db.query("INSERT INTO app.users (id, name, score) VALUES (2, 'bob', 1)");
     const version = async (): Promise<bigint> =>
       effectiveHlc(
-        (await rows<{ us: string; ver: string | null }>(
-          `SELECT ${VERSION_SELECT} FROM app.users WHERE id = 2`,
-        ))[0]!,
+        (
+          await rows<{ us: string; ver: string | null }>(
+            `SELECT ${VERSION_SELECT} FROM app.users WHERE id = 2`,
+          )
+        )[0]!,
       );
     const v1 = await version();
     await db.query('SET timestamp = UNIX_TIMESTAMP() - 600'); // the session clock runs 10 minutes behind
