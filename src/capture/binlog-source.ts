@@ -1,5 +1,6 @@
 import ZongJi, {
   type AnyBinlogEvent,
+  type ColumnInfo,
   type ColumnSchema,
   type DeleteRowsEvent,
   type QueryEvent,
@@ -18,6 +19,8 @@ import {
   newLoginTrace,
   type LoginTrace,
 } from '../mysql/connection.js';
+import { mysqlJsonText } from './mysql-json.js';
+import { UndecodableValue } from './row-codec.js';
 import type { BinlogCoordinates, CommitEvent, RowsEvent, SourceEvent } from './source-events.js';
 
 export interface BinlogSourceOptions {
@@ -76,6 +79,14 @@ interface ZongjiPositionOptions {
   position?: unknown;
 }
 
+/**
+ * MySQL's binary JSON field type, and the BLOB type capture reads it as
+ * (its raw bytes; see {@link mysqlJsonText}). MariaDB's JSON columns are
+ * LONGTEXT and never carry this type.
+ */
+const FIELD_TYPE_JSON = 245;
+const FIELD_TYPE_BLOB = 252;
+
 /** MySQL/MariaDB errors that mean the binlog needed to resume is gone. */
 const PURGED_BINLOG_ERRNOS = new Set([1236, 1945, 1955]);
 
@@ -89,6 +100,8 @@ export class BinlogSource {
   readonly #primaryKeys = new Map<number, string[]>();
   /** Column name → COLUMN_TYPE per zongji table description (a new one after each ALTER). */
   readonly #columnTypes = new WeakMap<readonly ColumnSchema[], Readonly<Record<string, string>>>();
+  /** Names of the binary JSON columns per zongji column list (a new list after each TableMap on MySQL). */
+  readonly #jsonColumns = new WeakMap<readonly ColumnInfo[], readonly string[]>();
   /** Why a MySQL 8 password login failed, for the error (see {@link LoginTrace}). */
   readonly #login = newLoginTrace();
   #stopped = false;
@@ -189,6 +202,7 @@ export class BinlogSource {
             .filter((n) => n !== undefined);
           this.#primaryKeys.set(map.tableId, names);
         }
+        this.#readJsonRaw(map);
         return undefined;
       }
       case 'writerows':
@@ -207,6 +221,7 @@ export class BinlogSource {
             : event.getEventName() === 'updaterows'
               ? 'update'
               : 'delete';
+        this.#decodeJson(table.columns, op, rows.rows);
         return {
           kind: 'rows',
           op,
@@ -238,6 +253,55 @@ export class BinlogSource {
       }
       default:
         return undefined;
+    }
+  }
+
+  /**
+   * Has zongji hand over MySQL binary JSON columns as raw bytes: its own
+   * decoding goes through JavaScript values and cannot reproduce MySQL's
+   * text (see mysql-json.ts). zongji emits a TableMap before it parses the
+   * rows events that use it, and reads each row value by the column's type,
+   * so the bytes of a column retyped here arrive as a Buffer (no charset:
+   * not turned into text) and are printed by {@link mysqlJsonText}.
+   */
+  #readJsonRaw(map: TableMapEvent): void {
+    const columns = map.tableMap[map.tableId]?.columns;
+    if (columns === undefined || this.#jsonColumns.has(columns)) return;
+    const names: string[] = [];
+    for (const column of columns) {
+      if (column.type !== FIELD_TYPE_JSON) continue;
+      column.type = FIELD_TYPE_BLOB;
+      column.charset = null;
+      names.push(column.name);
+    }
+    this.#jsonColumns.set(columns, names);
+  }
+
+  /** Replaces the raw bytes of binary JSON columns by MySQL's text of them. */
+  #decodeJson(
+    columns: readonly ColumnInfo[] | undefined,
+    op: RowsEvent['op'],
+    rows: unknown[],
+  ): void {
+    const names = columns === undefined ? undefined : this.#jsonColumns.get(columns);
+    if (names === undefined || names.length === 0) return;
+    const decode = (row: Record<string, unknown>): void => {
+      for (const name of names) {
+        const value = row[name];
+        if (!Buffer.isBuffer(value)) continue;
+        try {
+          row[name] = mysqlJsonText(value);
+        } catch (err) {
+          // Parked as a dead letter by the assembler, never published as bytes.
+          row[name] = new UndecodableValue(`JSON column ${name}`, err);
+        }
+      }
+    };
+    for (const row of rows as Record<string, unknown>[]) {
+      if (op === 'update') {
+        decode((row as { before: Record<string, unknown> }).before);
+        decode((row as { after: Record<string, unknown> }).after);
+      } else decode(row);
     }
   }
 

@@ -2,10 +2,24 @@ import type { JsonScalar, RowImage } from '../bus/envelope.js';
 import { CdcError } from '../core/errors.js';
 
 /**
+ * A value the binlog reader could not decode (a malformed MySQL binary JSON
+ * document): encoding it fails, so the row goes to the dead-letter topic
+ * instead of being published wrong.
+ */
+export class UndecodableValue {
+  readonly message: string;
+  constructor(what: string, cause: unknown) {
+    this.message = `${what}: ${cause instanceof Error ? cause.message : String(cause)}`;
+  }
+}
+
+/**
  * Turns a value decoded by zongji (or read by mysql2 with the same options)
  * into its exact wire form. zongji already returns integers beyond 2^53 and
  * DECIMAL as strings and temporal values as strings (`dateStrings`); what is
- * left is binary data, which JSON cannot carry raw.
+ * left is binary data, which JSON cannot carry raw. JSON columns arrive as
+ * text: MariaDB stores them as text, and MySQL's binary JSON is printed by
+ * the binlog reader exactly as MySQL prints it (mysql-json.ts).
  */
 export function encodeValue(value: unknown, column: string): JsonScalar {
   if (value === null || value === undefined) return null;
@@ -20,8 +34,13 @@ export function encodeValue(value: unknown, column: string): JsonScalar {
   }
   if (typeof value === 'bigint') return value.toString();
   if (Buffer.isBuffer(value)) return value.toString('base64');
+  if (value instanceof UndecodableValue) {
+    throw new CdcError(`column ${column}: cannot decode ${value.message}`, {
+      code: 'VALUE_INVALID',
+    });
+  }
   if (typeof value === 'object') {
-    // A JSON column decoded to a value (MySQL's binary JSON): carry it as text.
+    // A JSON value decoded by another reader than the binlog one: carry it as text.
     return JSON.stringify(value);
   }
   throw new CdcError(`column ${column}: cannot encode a value of type ${typeof value}`, {
