@@ -5,7 +5,7 @@ import type { ValidatedConfig } from '../../src/config/schema.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { connectMysql } from '../../src/mysql/connection.js';
 import { applyPrepare, planPrepare } from '../../src/prepare/prepare.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { startSandbox, type DatabaseEngine, type Sandbox } from '../../src/sandbox/index.js';
 import { sandboxConfigYaml, sandboxRegionOptions, type SandboxConfigOptions } from './config.js';
 import { testLogger } from './logger.js';
 
@@ -26,6 +26,8 @@ export interface Cluster {
 
 export interface ClusterOptions extends SandboxConfigOptions {
   regions: string[];
+  /** The server of each region; a region not named runs MariaDB. */
+  engines?: Readonly<Record<string, DatabaseEngine>>;
   /** DDL run in every region before prepare (schemas and tables). */
   ddl: string[];
   /** Start daemons right away. Default true. */
@@ -33,7 +35,13 @@ export interface ClusterOptions extends SandboxConfigOptions {
 }
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
-  const sandbox = await startSandbox({ regions: options.regions, redis: true });
+  const sandbox = await startSandbox({
+    regions: options.regions.map((name) => ({
+      name,
+      engine: options.engines?.[name] ?? 'mariadb',
+    })),
+    redis: true,
+  });
   const connections: mysql.Connection[] = [];
   const daemons = new Map<string, Daemon>();
   const runtime = new Map<string, RuntimeOptions>();
@@ -45,9 +53,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       runtime.set(region, compiled.options);
       const admin = await connectMysql(compiled.options.mysql);
       for (const statement of options.ddl) await admin.query(statement);
+      // MySQL 8.0.12 has no INVISIBLE columns: its version columns are visible ones.
       await applyPrepare(
         admin,
-        await planPrepare(admin, compiled.options, compiled.options.internalSchema),
+        await planPrepare(admin, compiled.options, compiled.options.internalSchema, {
+          visibleVersionColumns: true,
+        }),
       );
       await admin.end();
     }
@@ -128,12 +139,26 @@ export async function waitFor(
   }
 }
 
-/** The visible content of a table, ordered by primary key, as comparable text. */
+/**
+ * The data of a table, ordered by primary key, as comparable text: every
+ * column but the version columns (visible ones on MySQL 8.0.12), in the
+ * table's order.
+ */
 export async function tableContent(
   connection: mysql.Connection,
   table: string,
   orderBy = 'id',
 ): Promise<string> {
-  const [rows] = await connection.query(`SELECT * FROM ${table} ORDER BY ${orderBy}`);
+  const [schema, name] = table.split('.');
+  const [columns] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS
+      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME NOT IN ('_cdc_ts', '_cdc_ver')
+        AND EXTRA NOT LIKE '%INVISIBLE%'
+      ORDER BY ORDINAL_POSITION`,
+    [schema, name],
+  );
+  // No columns: the table is not there (yet), and SELECT * says so as before.
+  const list = columns.length === 0 ? '*' : columns.map((r) => `\`${String(r.c)}\``).join(', ');
+  const [rows] = await connection.query(`SELECT ${list} FROM ${table} ORDER BY ${orderBy}`);
   return JSON.stringify(rows);
 }
