@@ -11,6 +11,7 @@ import {
   type DaemonProcess,
 } from '../../support/daemon-process.js';
 import { seededRandom } from '../../support/random.js';
+import type { DatabaseEngine } from '../../../src/sandbox/index.js';
 
 /**
  * The most important test of the project: random concurrent writes in three
@@ -115,113 +116,126 @@ async function writer(
   return committed;
 }
 
-describe('convergence: random concurrent writes in three regions', () => {
-  const seedList = seeds();
-  const tables = seedList.map((seed) => `conv.t_${seed}`);
-  let cluster: Cluster;
-  let dir: string;
-  let configFile: string;
-  let processDaemon: DaemonProcess | undefined;
+/**
+ * The same workload on an all-MariaDB fleet and on a mixed one, where rc (the
+ * region whose daemon is killed -9) runs MySQL 8.
+ */
+const FLEETS: readonly { label: string; engines: Readonly<Record<string, DatabaseEngine>> }[] = [
+  { label: 'MariaDB', engines: {} },
+  { label: 'MySQL 8 in rc', engines: { rc: 'mysql8' } },
+];
 
-  beforeAll(async () => {
-    cluster = await startCluster({
-      regions: REGIONS,
-      tables: ['conv.*'],
-      ddl: [
-        'CREATE DATABASE conv',
-        ...tables.map(
-          (t) =>
-            `CREATE TABLE ${t} (id INT PRIMARY KEY, val BIGINT NOT NULL DEFAULT 0, note VARCHAR(40))`,
-        ),
-      ],
-      startDaemons: false,
+describe.each(FLEETS)(
+  'convergence: random concurrent writes in three regions ($label)',
+  (fleet) => {
+    const seedList = seeds();
+    const tables = seedList.map((seed) => `conv.t_${seed}`);
+    let cluster: Cluster;
+    let dir: string;
+    let configFile: string;
+    let processDaemon: DaemonProcess | undefined;
+
+    beforeAll(async () => {
+      cluster = await startCluster({
+        regions: REGIONS,
+        engines: fleet.engines,
+        tables: ['conv.*'],
+        ddl: [
+          'CREATE DATABASE conv',
+          ...tables.map(
+            (t) =>
+              `CREATE TABLE ${t} (id INT PRIMARY KEY, val BIGINT NOT NULL DEFAULT 0, note VARCHAR(40))`,
+          ),
+        ],
+        startDaemons: false,
+      });
+      dir = mkdtempSync(join(tmpdir(), 'cdc-convergence-'));
+      configFile = join(dir, 'config.yaml');
+      writeFileSync(configFile, cluster.yaml);
+      // ra and rb run in this process (their appliers can be paused); rc runs
+      // as its own process so it can be killed -9.
+      await cluster.startDaemon('ra');
+      await cluster.startDaemon('rb');
+      processDaemon = startDaemonProcess(configFile, 'rc', dir);
+      // A first start begins at the end of rc's binlog: writes made before it are not rc's to publish.
+      await waitUntilRunning(processDaemon, 60_000);
     });
-    dir = mkdtempSync(join(tmpdir(), 'cdc-convergence-'));
-    configFile = join(dir, 'config.yaml');
-    writeFileSync(configFile, cluster.yaml);
-    // ra and rb run in this process (their appliers can be paused); rc runs
-    // as its own process so it can be killed -9.
-    await cluster.startDaemon('ra');
-    await cluster.startDaemon('rb');
-    processDaemon = startDaemonProcess(configFile, 'rc', dir);
-    // A first start begins at the end of rc's binlog: writes made before it are not rc's to publish.
-    await waitUntilRunning(processDaemon, 60_000);
-  });
 
-  afterAll(async () => {
-    processDaemon?.child.kill('SIGKILL');
-    await processDaemon?.exited;
-    await cluster?.stop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      processDaemon?.child.kill('SIGKILL');
+      await processDaemon?.exited;
+      await cluster?.stop();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
 
-  const readers = new Map<string, mysql.Connection>();
-  async function contents(table: string): Promise<string[]> {
-    return Promise.all(
-      REGIONS.map(async (r) => {
-        let reader = readers.get(r);
-        if (reader === undefined) {
-          reader = await cluster.db(r);
-          readers.set(r, reader);
+    const readers = new Map<string, mysql.Connection>();
+    async function contents(table: string): Promise<string[]> {
+      return Promise.all(
+        REGIONS.map(async (r) => {
+          let reader = readers.get(r);
+          if (reader === undefined) {
+            reader = await cluster.db(r);
+            readers.set(r, reader);
+          }
+          return tableContent(reader, table);
+        }),
+      );
+    }
+
+    it.each(seedList.map((seed, i) => [seed, tables[i] as string]))(
+      'seed %i converges after writers, a kill -9 and a paused applier',
+      async (seed, table) => {
+        const random = seededRandom(seed);
+        const connections = await Promise.all(
+          REGIONS.flatMap((r) => Array.from({ length: WRITERS_PER_REGION }, () => cluster.db(r))),
+        );
+        const writers = connections.map((db, i) =>
+          writer(
+            db,
+            table,
+            seededRandom(seed * 1000 + i),
+            `${REGIONS[Math.floor(i / WRITERS_PER_REGION)] ?? '?'}w${i}`,
+          ),
+        );
+
+        // Faults while the writers run: pause ra's applier for 3 s, kill -9 rc and restart it.
+        const faults = (async () => {
+          await sleep(200 + Math.floor(random() * 800));
+          cluster.daemons.get('ra')?.apply?.pause();
+          await sleep(3000);
+          cluster.daemons.get('ra')?.apply?.resume();
+          await sleep(Math.floor(random() * 1000));
+          processDaemon?.child.kill('SIGKILL');
+          await processDaemon?.exited;
+          await sleep(500 + Math.floor(random() * 1000));
+          processDaemon = startDaemonProcess(configFile, 'rc', dir);
+        })();
+
+        const committed = await Promise.all(writers);
+        await faults;
+        await Promise.all(connections.map((c) => c.end()));
+        try {
+          await waitFor(
+            async () => new Set(await contents(table)).size === 1,
+            120_000,
+            async () =>
+              (await contents(table)).map((c, i) => `${REGIONS[i] ?? '?'}: ${c}`).join('\n'),
+          );
+        } catch (err) {
+          throw new Error(
+            `seed ${seed} did not converge on the ${fleet.label} fleet (replay with CDC_CONVERGENCE_SEEDS=${seed}); rc log: ${processDaemon?.logFile ?? '-'}\n${(err as Error).message}`,
+          );
         }
-        return tableContent(reader, table);
-      }),
+        // The workload really exercised the system: operations committed in every region.
+        expect(committed.every((n) => n > OPS_PER_WRITER / 3)).toBe(true);
+        for (const region of ['ra', 'rb']) {
+          const dead = await cluster.daemons.get(region)!.metrics.deadLetterTotal.get();
+          expect({ region, deadLetters: dead.values.reduce((s, v) => s + v.value, 0) }).toEqual({
+            region,
+            deadLetters: 0,
+          });
+        }
+      },
     );
-  }
-
-  it.each(seedList.map((seed, i) => [seed, tables[i] as string]))(
-    'seed %i converges after writers, a kill -9 and a paused applier',
-    async (seed, table) => {
-      const random = seededRandom(seed);
-      const connections = await Promise.all(
-        REGIONS.flatMap((r) => Array.from({ length: WRITERS_PER_REGION }, () => cluster.db(r))),
-      );
-      const writers = connections.map((db, i) =>
-        writer(
-          db,
-          table,
-          seededRandom(seed * 1000 + i),
-          `${REGIONS[Math.floor(i / WRITERS_PER_REGION)] ?? '?'}w${i}`,
-        ),
-      );
-
-      // Faults while the writers run: pause ra's applier for 3 s, kill -9 rc and restart it.
-      const faults = (async () => {
-        await sleep(200 + Math.floor(random() * 800));
-        cluster.daemons.get('ra')?.apply?.pause();
-        await sleep(3000);
-        cluster.daemons.get('ra')?.apply?.resume();
-        await sleep(Math.floor(random() * 1000));
-        processDaemon?.child.kill('SIGKILL');
-        await processDaemon?.exited;
-        await sleep(500 + Math.floor(random() * 1000));
-        processDaemon = startDaemonProcess(configFile, 'rc', dir);
-      })();
-
-      const committed = await Promise.all(writers);
-      await faults;
-      await Promise.all(connections.map((c) => c.end()));
-      try {
-        await waitFor(
-          async () => new Set(await contents(table)).size === 1,
-          120_000,
-          async () =>
-            (await contents(table)).map((c, i) => `${REGIONS[i] ?? '?'}: ${c}`).join('\n'),
-        );
-      } catch (err) {
-        throw new Error(
-          `seed ${seed} did not converge (replay with CDC_CONVERGENCE_SEEDS=${seed}); rc log: ${processDaemon?.logFile ?? '-'}\n${(err as Error).message}`,
-        );
-      }
-      // The workload really exercised the system: operations committed in every region.
-      expect(committed.every((n) => n > OPS_PER_WRITER / 3)).toBe(true);
-      for (const region of ['ra', 'rb']) {
-        const dead = await cluster.daemons.get(region)!.metrics.deadLetterTotal.get();
-        expect({ region, deadLetters: dead.values.reduce((s, v) => s + v.value, 0) }).toEqual({
-          region,
-          deadLetters: 0,
-        });
-      }
-    },
-  );
-});
+  },
+);
