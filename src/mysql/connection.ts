@@ -27,6 +27,9 @@ export function clientOptions(options: MysqlOptions, login?: LoginTrace): mysql.
     timezone: 'Z',
     supportBigNumbers: true,
     bigNumberStrings: true,
+    // MySQL's JSON type would otherwise come back parsed (a JSON string
+    // scalar indistinguishable from text); MariaDB's JSON is text already.
+    jsonStrings: true,
     decimalNumbers: false,
     charset: 'utf8mb4_general_ci',
     connectTimeout: 10_000,

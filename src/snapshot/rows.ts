@@ -5,6 +5,7 @@ import { encodeRow } from '../capture/row-codec.js';
 import { CdcError } from '../core/errors.js';
 import type { MysqlConnection } from '../mysql/connection.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
+import { canonicalJsonText } from '../mysql/dialect.js';
 import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
 import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
 import { canonicalKeyPart } from '../prepare/ddl.js';
@@ -32,6 +33,12 @@ export interface TableShape {
   dataColumns: ColumnInfo[];
   /** Key columns in key order. */
   keyColumns: ColumnInfo[];
+  /**
+   * Columns read as JSON values (`canonicalJsonText`) rather than as text:
+   * set by `verify` for JSON columns of a fleet whose servers store JSON
+   * differently (MySQL's normalised binary JSON, MariaDB's text).
+   */
+  jsonValueColumns?: ReadonlySet<string>;
 }
 
 /** Checks that a table can be read in key chunks with versions, naming what is missing. */
@@ -128,6 +135,10 @@ export function decodeRows(
   const skip = new Set([TS_ALIAS, VER_ALIAS]);
   return rows.map((row) => {
     const image = encodeRow(row, skip);
+    for (const name of shape.jsonValueColumns ?? []) {
+      const text = image[name];
+      if (typeof text === 'string') image[name] = canonicalJsonText(text);
+    }
     const key = shape.keyColumns.map((c) => image[c.name] ?? null);
     const pk: RowImage = {};
     for (const c of shape.keyColumns) pk[c.name] = image[c.name] ?? null;

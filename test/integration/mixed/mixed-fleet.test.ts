@@ -7,7 +7,12 @@
  */
 import { jest } from '@jest/globals';
 import type mysql from 'mysql2/promise';
+import { createKafka } from '../../../src/bus/kafka.js';
+import type { RuntimeOptions } from '../../../src/config/compile.js';
+import { LogProgress } from '../../../src/snapshot/progress.js';
+import { runVerify, type VerifyResult } from '../../../src/verify/verify.js';
 import { startCluster, waitFor, type Cluster } from '../../support/cluster.js';
+import { testLogger } from '../../support/logger.js';
 
 jest.setTimeout(300_000);
 
@@ -247,5 +252,55 @@ describe('mixed fleet: one MySQL 8 region and two MariaDB regions', () => {
       async () => (await contents()).map((c, i) => `${REGIONS[i] ?? '?'}: ${c}`).join('\n'),
     );
     expect(JSON.parse((await contents())[0] ?? '[]')).not.toEqual([]);
+  });
+
+  function verifyFleet(): Promise<VerifyResult> {
+    const logger = testLogger('verify');
+    const progress = new LogProgress(logger, 'verify', 60_000);
+    return runVerify({
+      // The MySQL region first: its chunk boundaries, its JSON type against MariaDB's text.
+      regions: REGIONS.map((r) => cluster.options.get(r) as RuntimeOptions),
+      tables: ['app.types', 'app.hot'],
+      chunkSize: 4,
+      chunksPerSecond: 0,
+      recheckDelayMs: 500,
+      rechecks: 2,
+      repair: false,
+      kafkaOf: (options) => createKafka(options.kafka, logger),
+      progress,
+      logger,
+    }).finally(() => progress.stop());
+  }
+
+  it('verify finds no divergence where the servers only print JSON differently', async () => {
+    // The rows compared really hold JSON text that differs between the engines.
+    const [my] = await conn('my').query<mysql.RowDataPacket[]>(
+      'SELECT CAST(js AS CHAR) AS js FROM app.types WHERE id = 9',
+    );
+    const [ma] = await conn('ma').query<mysql.RowDataPacket[]>(
+      'SELECT CAST(js AS CHAR) AS js FROM app.types WHERE id = 9',
+    );
+    expect(String(my[0]?.js)).not.toBe(String(ma[0]?.js));
+    const result = await verifyFleet();
+    expect(result.summary.rows).toBeGreaterThan(10);
+    expect(result.divergences).toEqual([]);
+  });
+
+  it('verify finds a deliberate divergence in a JSON value and in a plain column', async () => {
+    // Changed outside replication (not binlogged), in one region each.
+    await conn('ma').query('SET SESSION sql_log_bin = 0');
+    await conn('ma').query(`UPDATE app.types SET js = '{"changed": true}' WHERE id = 9`);
+    await conn('ma').query('SET SESSION sql_log_bin = 1');
+    await conn('my').query('SET SESSION sql_log_bin = 0');
+    await conn('my').query("UPDATE app.types SET vc = 'only here' WHERE id = 10");
+    await conn('my').query('SET SESSION sql_log_bin = 1');
+    const result = await verifyFleet();
+    const found = result.divergences
+      .map((d) => ({ id: d.pk.id, columns: d.differingColumns }))
+      .sort((a, b) => Number(a.id) - Number(b.id));
+    expect(found).toEqual([
+      { id: 9, columns: ['js'] },
+      { id: 10, columns: ['vc'] },
+    ]);
   });
 });
