@@ -5,8 +5,8 @@ import type { Logger } from '../core/logger.js';
 import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
 import { VERSION_COLUMNS } from '../mysql/internal-tables.js';
-import { describeTable } from '../mysql/introspect.js';
-import { applyPrepare, planPrepare } from '../prepare/prepare.js';
+import { describeTable, serverInfo } from '../mysql/introspect.js';
+import { applyPrepare, planPrepare, type PrepareChoices } from '../prepare/prepare.js';
 import { selectTables } from './snapshot.js';
 
 /**
@@ -55,6 +55,7 @@ export async function bootstrapSchema(
   source: RuntimeOptions,
   target: RuntimeOptions,
   logger: Logger,
+  choices: PrepareChoices = {},
 ): Promise<BootstrapSchemaResult> {
   const result: BootstrapSchemaResult = { created: [], nonEmpty: [], prepareSteps: [] };
   const sourceWhere = `region ${source.region} (${describeMysql(source.mysql)})`;
@@ -65,6 +66,28 @@ export async function bootstrapSchema(
     from = await connectMysql(source.mysql);
     to = await connectMysql(target.mysql);
     const shapes = await selectTables(from, source, [], sourceWhere);
+    const sourceFlavor = (await serverInfo(from)).flavor;
+    const targetFlavor = (await serverInfo(to)).flavor;
+    if (sourceFlavor !== targetFlavor) {
+      const missing: string[] = [];
+      for (const shape of shapes)
+        if ((await describeTable(to, shape.schema, shape.table)) === undefined)
+          missing.push(shape.name);
+      if (missing.length > 0) {
+        // MariaDB's definitions do not run on MySQL and back (JSON is LONGTEXT with a
+        // CHECK on one, a type on the other; MySQL's default utf8mb4_0900_* collations
+        // do not exist in MariaDB), and a translation could silently change a type.
+        throw new CdcError(
+          `${targetWhere}: table(s) ${missing.join(', ')} missing, and ${sourceWhere} runs ` +
+            `${sourceFlavor === 'mysql' ? 'MySQL' : 'MariaDB'} while the new region runs ` +
+            `${targetFlavor === 'mysql' ? 'MySQL' : 'MariaDB'}: bootstrap does not translate table ` +
+            'definitions between the two. Create the tables in the new region with its own ' +
+            'types (docs/ARCHITECTURE.md, MySQL and MariaDB), then run bootstrap again: it ' +
+            'prepares them and copies the rows',
+          { code: 'BOOTSTRAP_CROSS_ENGINE' },
+        );
+      }
+    }
     for (const shape of shapes) {
       const existing = await describeTable(to, shape.schema, shape.table);
       if (existing !== undefined) {
@@ -93,7 +116,7 @@ export async function bootstrapSchema(
       logger.info({ table: shape.name }, `created in ${targetWhere} from ${sourceWhere}`);
       result.created.push(shape.name);
     }
-    const plan = await planPrepare(to, target, target.internalSchema);
+    const plan = await planPrepare(to, target, target.internalSchema, choices);
     await applyPrepare(to, plan);
     result.prepareSteps = plan.steps.map((s) => s.description);
   } finally {

@@ -28,6 +28,7 @@ interface BootstrapFlags extends RegionFlags {
   readonly chunkSize: string;
   readonly chunksPerSecond: string;
   readonly progressInterval: string;
+  readonly visibleVersionColumns?: boolean;
 }
 
 export function registerBootstrapCommand(program: Command, context: CommandContext): void {
@@ -45,6 +46,10 @@ export function registerBootstrapCommand(program: Command, context: CommandConte
     .option(
       '--tables <list>',
       'comma-separated schema.table names (default: every configured table)',
+    )
+    .option(
+      '--visible-version-columns',
+      'when the new region has no INVISIBLE columns (MySQL before 8.0.23), add _cdc_ts and _cdc_ver as ordinary trailing columns (see prepare)',
     )
     .option('--chunk-size <rows>', 'rows per primary-key chunk of the snapshot', '1000')
     .option('--chunks-per-second <n>', 'at most this many chunks per second (0: no limit)', '0')
@@ -92,7 +97,9 @@ async function bootstrap(flags: BootstrapFlags, context: CommandContext): Promis
   process.once('SIGTERM', onSignal);
   try {
     // Every configured table is created (prepare needs them all); --tables limits the snapshot.
-    const schema = await bootstrapSchema(sourceOptions, target, logger);
+    const schema = await bootstrapSchema(sourceOptions, target, logger, {
+      visibleVersionColumns: flags.visibleVersionColumns === true,
+    });
     for (const name of schema.created)
       out.write(`bootstrap ${target.region}: created ${name} from ${sourceOptions.region}\n`);
     for (const step of schema.prepareSteps) out.write(`bootstrap ${target.region}: ${step}\n`);

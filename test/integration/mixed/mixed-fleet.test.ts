@@ -6,9 +6,18 @@
  * regions must converge.
  */
 import { jest } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type mysql from 'mysql2/promise';
 import { createKafka } from '../../../src/bus/kafka.js';
 import type { RuntimeOptions } from '../../../src/config/compile.js';
+import { runCli } from '../../../src/cli/program.js';
+import { CdcError } from '../../../src/core/errors.js';
+import { connectMysql } from '../../../src/mysql/connection.js';
+import { applyPrepare, planPrepare } from '../../../src/prepare/prepare.js';
+import { collectStatus } from '../../../src/monitor/status.js';
+import { bootstrapSchema } from '../../../src/snapshot/bootstrap.js';
 import { LogProgress } from '../../../src/snapshot/progress.js';
 import { runVerify, type VerifyResult } from '../../../src/verify/verify.js';
 import { startCluster, waitFor, type Cluster } from '../../support/cluster.js';
@@ -96,6 +105,8 @@ function jsonValue(text: string | null): string | null {
 
 describe('mixed fleet: one MySQL 8 region and two MariaDB regions', () => {
   let cluster: Cluster;
+  let dir: string;
+  let configFile: string;
   const conns = new Map<string, mysql.Connection>();
   const conn = (region: string): mysql.Connection => conns.get(region) as mysql.Connection;
 
@@ -112,10 +123,14 @@ describe('mixed fleet: one MySQL 8 region and two MariaDB regions', () => {
       ],
     });
     for (const region of REGIONS) conns.set(region, await cluster.db(region));
+    dir = mkdtempSync(join(tmpdir(), 'cdc-mixed-'));
+    configFile = join(dir, 'cdc.yaml');
+    writeFileSync(configFile, cluster.yaml);
   });
 
   afterAll(async () => {
     await cluster?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   /**
@@ -302,5 +317,88 @@ describe('mixed fleet: one MySQL 8 region and two MariaDB regions', () => {
       { id: 9, columns: ['js'] },
       { id: 10, columns: ['vc'] },
     ]);
+  });
+
+  it('snapshots the MySQL region into the MariaDB regions', async () => {
+    // Rows the MySQL region holds that never went through its binlog.
+    await conn('my').query('SET SESSION sql_log_bin = 0');
+    for (const id of [100, 101, 102, 103])
+      await conn('my').query(
+        `INSERT INTO app.types (${COLUMNS.join(', ')}) VALUES ${rowLiteral(id, id % 4)}`,
+      );
+    await conn('my').query('SET SESSION sql_log_bin = 1');
+    let output = '';
+    const write = (text: string): boolean => ((output += text), true);
+    const code = await runCli(
+      ['snapshot', '--config', configFile, '--region', 'my', '--tables', 'app.types'],
+      { stdout: { write }, stderr: { write } },
+    );
+    expect({ code, output }).toEqual({ code: 0, output: expect.any(String) as string });
+    const present = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for (const region of ['ma', 'mb'])
+        for (const id of [100, 101, 102, 103])
+          if ((await stored(region, 'types', id)) === '[]') out.push(`${region} lacks ${id}`);
+      return out;
+    };
+    await waitFor(
+      async () => (await present()).length === 0,
+      60_000,
+      async () => (await present()).join(', '),
+    );
+    // As MySQL holds them, JSON compared as a value.
+    const [mine] = await conn('my').query<mysql.RowDataPacket[]>(
+      'SELECT id, dec65, vc, bl, js FROM app.types WHERE id >= 100 ORDER BY id',
+    );
+    for (const region of ['ma', 'mb']) {
+      const [theirs] = await conn(region).query<mysql.RowDataPacket[]>(
+        'SELECT id, dec65, vc, bl, js FROM app.types WHERE id >= 100 ORDER BY id',
+      );
+      const asValues = (rows: mysql.RowDataPacket[]): unknown[] =>
+        rows.map((r) => ({ ...r, js: jsonValue(r.js as string | null) }));
+      expect(asValues(theirs)).toEqual(asValues(mine));
+    }
+  });
+
+  it('status reads every region of the mixed fleet', async () => {
+    const report = await collectStatus(
+      REGIONS.map((region) => ({
+        region,
+        url: `http://127.0.0.1:${cluster.daemons.get(region)?.metricsPort ?? 0}`,
+      })),
+      { intervalMs: 1000, lagThresholdSeconds: 60 },
+    );
+    // Six source → target pairs, each with a measured lag.
+    expect(report.pairs).toHaveLength(6);
+    expect(report.pairs.map((p) => `${p.source}->${p.target}:${p.health}`).sort()).toEqual(
+      REGIONS.flatMap((s) => REGIONS.filter((t) => t !== s).map((t) => `${s}->${t}:ok`)).sort(),
+    );
+  });
+
+  it('bootstrap refuses to translate table definitions between MariaDB and MySQL', async () => {
+    await conn('ma').query('CREATE TABLE app.extra (id INT PRIMARY KEY, doc JSON)');
+    const withExtra = (options: RuntimeOptions): RuntimeOptions => ({
+      ...options,
+      pipelines: options.pipelines.map((p) => ({
+        ...p,
+        tables: [...p.tables, { schema: 'app', table: 'extra' }],
+      })),
+    });
+    const source = withExtra(cluster.options.get('ma') as RuntimeOptions);
+    const target = withExtra(cluster.options.get('my') as RuntimeOptions);
+    const admin = await connectMysql(source.mysql);
+    await applyPrepare(admin, await planPrepare(admin, source, source.internalSchema));
+    await admin.end();
+    const refusal = await bootstrapSchema(source, target, testLogger('bootstrap')).catch(
+      (err: unknown) => err,
+    );
+    expect(refusal).toBeInstanceOf(CdcError);
+    expect((refusal as CdcError).code).toBe('BOOTSTRAP_CROSS_ENGINE');
+    expect((refusal as CdcError).message).toContain('app.extra');
+    // With the table created by hand on MySQL, bootstrap prepares it.
+    await conn('my').query('CREATE TABLE app.extra (id INT PRIMARY KEY, doc JSON)');
+    const result = await bootstrapSchema(source, target, testLogger('bootstrap'));
+    expect(result.created).toEqual([]);
+    expect(result.prepareSteps).toContain('add version columns to app.extra');
   });
 });
