@@ -28,11 +28,17 @@ import { BinlogSource } from './binlog-source.js';
 import { CapturePublisher } from './publisher.js';
 import type { BinlogCoordinates } from './source-events.js';
 import { KafkaPositionLog, regionTopicsWithEvents } from './position-log.js';
-import { checkBinlogSettings, currentGtidPosition, oldestGtidPosition } from './server-check.js';
+import {
+  checkBinlogSettings,
+  currentGtidPosition,
+  oldestGtidPosition,
+  purgedGtidsNeeded,
+} from './server-check.js';
 import {
   LOST_POSITION_FLAGS,
   decideStartPosition,
   positionLostError,
+  positionPurgedError,
   type LostPositionChoice,
 } from './start-position.js';
 
@@ -332,6 +338,25 @@ export class CaptureStage {
     switch (decision.kind) {
       case 'resume': {
         const { checkpoint } = decision;
+        // MySQL can tell before streaming whether the saved position still
+        // needs purged transactions (MariaDB's dump request fails instead):
+        // never resume past them silently; only the operator may skip them.
+        const purged = await purgedGtidsNeeded(connection, info, checkpoint.position);
+        if (purged !== undefined) {
+          if (lostPosition !== undefined && lostPosition.kind !== 'resume-from-gtid') {
+            logger.warn(
+              { position: checkpoint.position, missing: purged.missing },
+              'the saved capture position needs purged transactions; using the operator’s choice',
+            );
+            return this.#operatorStart(connection, info, where, lostPosition, 'purged');
+          }
+          throw positionPurgedError({
+            where,
+            position: checkpoint.position,
+            missing: purged.missing,
+            purged: purged.purged,
+          });
+        }
         if (lostPosition !== undefined)
           logger.info(
             { option: LOST_POSITION_FLAGS[lostPosition.kind] },
@@ -374,39 +399,8 @@ export class CaptureStage {
         metrics.captureStartsTotal.inc({ region, from: 'first-start' });
         return position;
       }
-      case 'operator': {
-        const { choice } = decision;
-        let position: string;
-        let detail: string;
-        if (choice.kind === 'resume-from-gtid') {
-          const mysqlSet = choice.position.includes(':');
-          if (mysqlSet !== (info.flavor === 'mysql'))
-            throw new CdcError(
-              `${where}: --resume-from-gtid '${choice.position}' is a ${mysqlSet ? 'MySQL GTID set' : 'MariaDB GTID position'}, ` +
-                `but the server is ${info.flavor === 'mysql' ? 'MySQL' : 'MariaDB'}`,
-              { code: 'CAPTURE_POSITION_INVALID' },
-            );
-          position = choice.position;
-          detail =
-            'operator resumed capture from a given GTID position after the saved position was lost';
-        } else if (choice.kind === 'replay-from-oldest-binlog') {
-          position = await oldestGtidPosition(connection, info);
-          detail =
-            'operator chose to replay from the oldest binlog on the server after the saved position was lost';
-        } else {
-          position = await currentGtidPosition(connection, info);
-          detail =
-            'operator accepted a gap: capture starts at the current end of the binlog, and changes since the last saved position are not replicated';
-        }
-        logger.warn({ audit: choice.kind, position, topic: this.#positionLog.topic }, detail);
-        await this.#positionLog.audit(producer, { action: choice.kind, position, detail });
-        await this.#durableCheckpoints().save(CAPTURE_CHECKPOINT_KEY, {
-          position,
-          savedAtMs: Date.now(),
-        });
-        metrics.captureStartsTotal.inc({ region, from: choice.kind });
-        return position;
-      }
+      case 'operator':
+        return this.#operatorStart(connection, info, where, decision.choice, 'lost');
       case 'lost':
         throw positionLostError({
           where,
@@ -418,6 +412,55 @@ export class CaptureStage {
           oldestPosition: await oldestGtidPosition(connection, info),
         });
     }
+  }
+
+  /**
+   * Starts where the operator said (`run --resume-from-gtid`,
+   * `--replay-from-oldest-binlog`, `--accept-gap`), with an audit record:
+   * after the saved position was lost, or (the last two) when the server
+   * purged transactions the saved position still needed.
+   */
+  async #operatorStart(
+    connection: MysqlConnection,
+    info: ServerInfo,
+    where: string,
+    choice: LostPositionChoice,
+    why: 'lost' | 'purged',
+  ): Promise<string> {
+    const { options, logger, metrics } = this.deps;
+    const region = options.region;
+    const producer = this.#sendingProducer();
+    const after =
+      why === 'lost'
+        ? 'after the saved position was lost'
+        : 'after the server purged binlogs the saved position still needed';
+    let position: string;
+    let detail: string;
+    if (choice.kind === 'resume-from-gtid') {
+      const mysqlSet = choice.position.includes(':');
+      if (mysqlSet !== (info.flavor === 'mysql'))
+        throw new CdcError(
+          `${where}: --resume-from-gtid '${choice.position}' is a ${mysqlSet ? 'MySQL GTID set' : 'MariaDB GTID position'}, ` +
+            `but the server is ${info.flavor === 'mysql' ? 'MySQL' : 'MariaDB'}`,
+          { code: 'CAPTURE_POSITION_INVALID' },
+        );
+      position = choice.position;
+      detail = `operator resumed capture from a given GTID position ${after}`;
+    } else if (choice.kind === 'replay-from-oldest-binlog') {
+      position = await oldestGtidPosition(connection, info);
+      detail = `operator chose to replay from the oldest binlog on the server ${after}`;
+    } else {
+      position = await currentGtidPosition(connection, info);
+      detail = `operator accepted a gap ${after}: capture starts at the current end of the binlog, and changes since the last saved position are not replicated`;
+    }
+    logger.warn({ audit: choice.kind, position, topic: this.#positionLog.topic }, detail);
+    await this.#positionLog.audit(producer, { action: choice.kind, position, detail });
+    await this.#durableCheckpoints().save(CAPTURE_CHECKPOINT_KEY, {
+      position,
+      savedAtMs: Date.now(),
+    });
+    metrics.captureStartsTotal.inc({ region, from: choice.kind });
+    return position;
   }
 
   /**

@@ -1,6 +1,7 @@
 import type mysql from 'mysql2/promise';
 import { CdcError } from '../core/errors.js';
 import type { MysqlConnection } from '../mysql/connection.js';
+import { dialectOf } from '../mysql/dialect.js';
 import type { ServerInfo } from '../mysql/introspect.js';
 
 interface Requirement {
@@ -130,10 +131,30 @@ export async function currentGtidPosition(
   connection: MysqlConnection,
   info: ServerInfo,
 ): Promise<string> {
-  const variable =
-    info.flavor === 'mariadb' ? '@@GLOBAL.gtid_binlog_pos' : '@@GLOBAL.gtid_executed';
-  const [rows] = await connection.query<mysql.RowDataPacket[]>(`SELECT ${variable} AS position`);
+  const variable = dialectOf(info).gtidPositionVariable;
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT @@GLOBAL.${variable} AS position`,
+  );
   return String(rows[0]?.position ?? '').replace(/\s+/g, '');
+}
+
+/**
+ * The transactions `position` still needs that the server already purged
+ * from its binlogs (a MySQL GTID set), or undefined when none are missing
+ * or the server cannot tell before streaming (MariaDB: its dump request
+ * then fails with error 1236, which the binlog reader reports the same way).
+ */
+export async function purgedGtidsNeeded(
+  connection: MysqlConnection,
+  info: ServerInfo,
+  position: string,
+): Promise<{ missing: string; purged: string } | undefined> {
+  const query = dialectOf(info).purgedGtidsQuery;
+  if (query === undefined) return undefined;
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(query, [position]);
+  const missing = String(rows[0]?.missing ?? '').replace(/\s+/g, '');
+  if (missing === '') return undefined;
+  return { missing, purged: await oldestGtidPosition(connection, info) };
 }
 
 /**

@@ -114,3 +114,39 @@ export function positionLostError(details: {
     { code: 'CAPTURE_POSITION_LOST', retriable: false },
   );
 }
+
+/**
+ * The fatal error of a saved position whose transactions the server purged
+ * before capture read them: which ones, and what the operator can do.
+ * Capture never skips them on its own.
+ */
+export function positionPurgedError(details: {
+  where: string;
+  position: string;
+  /** The GTIDs the position still needs that are gone (empty when the server did not say). */
+  missing: string;
+  /** What the server has purged (MySQL `gtid_purged`), when known. */
+  purged?: string;
+  /** The server's own words, when it refused the binlog dump. */
+  serverMessage?: string;
+}): CdcError {
+  const gone =
+    details.missing === ''
+      ? 'transactions the server has already purged from its binary logs'
+      : `transactions the server has already purged from its binary logs: ${details.missing}`;
+  return new CdcError(
+    `${details.where}: capture cannot resume from its saved position '${details.position}': it still needs ${gone}` +
+      (details.purged === undefined || details.purged === ''
+        ? ''
+        : ` (the server's purged GTIDs are '${details.purged}')`) +
+      (details.serverMessage === undefined ? '' : ` (server: ${details.serverMessage})`) +
+      '. Those changes were never published and cannot be read any more, so capture does not start; ' +
+      'it never skips ahead on its own. Choose one:\n' +
+      '  put the purged binlogs back (restore them from a backup, or point this region at a replica that still has them) and restart `run`: nothing is lost\n' +
+      `  restart \`run\` once with ${LOST_POSITION_FLAGS['replay-from-oldest-binlog']} (republish everything the server still has) ` +
+      `or ${LOST_POSITION_FLAGS['accept-gap']} (start at the end of the binlog); either writes an audit record, ` +
+      'and the purged changes stay unreplicated until `cdc-replicator verify --repair` (or a snapshot of the affected tables) brings the other regions level. ' +
+      'Keep binlogs longer than a daemon may be down (binlog_expire_logs_seconds).',
+    { code: 'BINLOG_PURGED', retriable: false },
+  );
+}

@@ -5,6 +5,8 @@ import { CAPTURE_CHECKPOINT_KEY, type CaptureStage } from '../capture/capture-st
 import type { RuntimeOptions } from '../config/compile.js';
 import type { Logger } from '../core/logger.js';
 import { connectMysql, type MysqlConnection } from '../mysql/connection.js';
+import { dialectOf } from '../mysql/dialect.js';
+import { serverInfo } from '../mysql/introspect.js';
 import type { CheckpointStore } from '../state/store.js';
 import { AnomalyDetector, LAG_DETECTOR, THROUGHPUT_DETECTOR } from './anomaly.js';
 import { diagnoseLag, type SourceCaptureEvidence } from './diagnosis.js';
@@ -64,6 +66,8 @@ export class PipelineMonitor {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #mysql: MysqlConnection | undefined;
+  /** How the server names its binlog status (`SHOW MASTER STATUS` or MySQL 8.2+'s `SHOW BINARY LOG STATUS`). */
+  #binlogStatus: string | undefined;
   #admin: Admin | undefined;
   #adminConnected = false;
   /** A connect of `#admin` still in flight: it may outlast a probe, and is never started twice. */
@@ -221,7 +225,11 @@ export class PipelineMonitor {
     mysql: MysqlConnection,
     capture: CaptureStage,
   ): Promise<{ bytes: number; seconds: number } | undefined> {
-    const [status] = await withTimeout(mysql.query('SHOW MASTER STATUS'), 'SHOW MASTER STATUS');
+    this.#binlogStatus ??= dialectOf(
+      await withTimeout(serverInfo(mysql), 'read the server version'),
+    ).binlogStatusStatement;
+    const statement = this.#binlogStatus;
+    const [status] = await withTimeout(mysql.query(statement), statement);
     const end = (status as { File?: string; Position?: number | string }[])[0];
     const acked = capture.acknowledgedProgress();
     if (end?.File === undefined || acked.coordinates === undefined) return undefined;
