@@ -4,9 +4,14 @@
 # The same image runs every command: `run` (the daemon), `prepare`, `validate`, ...
 # Base images are pinned to exact versions so a rebuild of a release tag is the
 # same software; bump them deliberately (test/integration/deploy checks the pins).
+# Both are build arguments, for machines that reach no image registry:
+# scripts/docker-engine.sh passes a locally made Debian + Node.js 20 image
+# (docs/DOCKER.md). Without them the build is exactly the upstream one.
+ARG BUILD_IMAGE=node:20.20.2-bookworm-slim
+ARG RUNTIME_IMAGE=node:20.20.2-bookworm-slim
 
 # --- build: dev dependencies and the TypeScript compiler, discarded afterwards ---
-FROM node:20.20.2-bookworm-slim AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script to build or run, and a
@@ -17,7 +22,7 @@ COPY src ./src
 RUN npm run build
 
 # --- runtime: production dependencies and the compiled JavaScript only ---
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM ${RUNTIME_IMAGE} AS runtime
 # CDC_HEALTHCHECK_URL is where HEALTHCHECK asks: change it together with metrics.port.
 ENV NODE_ENV=production \
     CDC_HEALTHCHECK_URL=http://127.0.0.1:9464/healthz

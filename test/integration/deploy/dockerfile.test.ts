@@ -33,6 +33,26 @@ for (const instruction of instructions) {
   current.push(instruction);
 }
 const finalStage = [...stages.values()].at(-1) ?? [];
+
+/** The ARGs declared before the first FROM, with their defaults: what FROM may use. */
+const globalArgs = new Map<string, string>();
+for (const instruction of instructions) {
+  if (instruction.getKeyword() === 'FROM') break;
+  if (instruction.getKeyword() !== 'ARG') continue;
+  const [name = '', ...rest] = content(instruction).trim().split('=');
+  globalArgs.set(name, rest.join('='));
+}
+
+/** A FROM's image with `${ARG}` / `$ARG` replaced by the global ARG's default. */
+function defaultImage(image: string): string {
+  return image.replace(/\$\{(\w+)\}|\$(\w+)/g, (_match, braced?: string, bare?: string) => {
+    const name = braced ?? bare ?? '';
+    const value = globalArgs.get(name);
+    if (value === undefined || value === '')
+      throw new Error(`FROM uses $${name} without a default`);
+    return value;
+  });
+}
 const buildStageNames = froms.map((f) => f.getBuildStage()).filter((s) => s !== null);
 
 function ofKind(stage: Instruction[], keyword: string): Instruction[] {
@@ -70,13 +90,19 @@ describe('Dockerfile', () => {
   it('builds in one stage and runs from another, from pinned images', () => {
     expect(froms.length).toBeGreaterThanOrEqual(2);
     for (const from of froms) {
-      const image = from.getImage() ?? '';
+      const image = defaultImage(from.getImage() ?? '');
       // FROM <earlier stage> needs no pin; every registry image does.
       if (!buildStageNames.includes(image))
         expect({ image, pinned: isPinnedImage(image) }).toEqual({ image, pinned: true });
     }
-    const runtimeBase = froms.at(-1)?.getImage() ?? '';
+    const runtimeBase = defaultImage(froms.at(-1)?.getImage() ?? '');
     expect(runtimeBase).toMatch(/^node:20\.\d+\.\d+-bookworm-slim$/);
+  });
+
+  it('takes both base images as build arguments, defaulting to the same pinned image', () => {
+    // scripts/docker-engine.sh replaces them with a local Debian + Node.js 20 image.
+    expect(froms.map((from) => from.getImage())).toEqual(['${BUILD_IMAGE}', '${RUNTIME_IMAGE}']);
+    expect(globalArgs.get('BUILD_IMAGE')).toBe(globalArgs.get('RUNTIME_IMAGE'));
   });
 
   it('compiles in the build stage and installs production dependencies only in the runtime stage', () => {

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# One command for a Docker engine and the project's local images (issue 17).
+#
+#   scripts/docker-engine.sh            # engine + every local image
+#   scripts/docker-engine.sh --engine-only
+#
+# Idempotent; exits 0 once the engine answers and the images are built.
+#  1. Installs Debian's docker.io (dockerd) and debootstrap when missing.
+#  2. Starts dockerd when no engine answers: storage driver overlay2, or vfs
+#     when overlay2 does not start; its log goes to $CDC_DOCKERD_LOG.
+#  3. Builds the local images, each skipped while the hash of its inputs (a
+#     label on the image) is unchanged, so a second run takes seconds:
+#       cdc-local/debian:bookworm  a debootstrap'ed Debian root filesystem (docker import)
+#       cdc-local/node:20          + this machine's Node.js 20 (deploy/local-images/node)
+#       cdc-replicator:local       the project's Dockerfile, built on cdc-local/node:20
+#
+# No image is pulled: every image is made here from Debian's packages and the
+# machine's own Node.js, for machines that reach no image registry. Builds run
+# with host networking (no bridge address is used). See docs/DOCKER.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DEBIAN_SUITE=${CDC_DEBIAN_SUITE:-bookworm}
+DEBIAN_IMAGE=cdc-local/debian:${DEBIAN_SUITE}
+NODE_IMAGE=cdc-local/node:20
+PROJECT_IMAGE=${CDC_IMAGE:-cdc-replicator:local}
+DOCKERD_LOG=${CDC_DOCKERD_LOG:-/var/log/cdc-replicator-dockerd.log}
+HASH_LABEL=org.cdc-replicator.input-hash
+# Bump to rebuild every local image even when its inputs are unchanged.
+RECIPE_VERSION=1
+
+log() { echo "docker-engine: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# One run at a time (CI and a developer, or two test runs, may call this together).
+exec 9>"${TMPDIR:-/tmp}/cdc-replicator-docker-engine.lock"
+flock 9
+
+# --- 1. packages ------------------------------------------------------------
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+
+install_packages() {
+  local missing=()
+  have dockerd || missing+=(docker.io)
+  have docker || missing+=(docker.io)
+  if [ "${1:-}" = images ]; then have debootstrap || missing+=(debootstrap); fi
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+}
+
+# --- 2. the engine ----------------------------------------------------------
+
+engine_answers() { docker info >/dev/null 2>&1; }
+
+# Starts dockerd with one storage driver; 0 once `docker info` answers, 1 if
+# dockerd exits or does not answer within a minute.
+start_dockerd() {
+  local driver=$1 pid
+  log "starting dockerd (storage driver $driver, log $DOCKERD_LOG)"
+  $SUDO mkdir -p "$(dirname "$DOCKERD_LOG")"
+  # setsid: dockerd outlives this script and the shell that ran it.
+  $SUDO setsid "$(command -v dockerd || echo /usr/sbin/dockerd)" --storage-driver="$driver" \
+    >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  pid=$!
+  for _ in $(seq 1 60); do
+    if engine_answers; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "dockerd with $driver exited; last lines of its log:"
+      tail -n 5 "$DOCKERD_LOG" >&2 || true
+      return 1
+    fi
+    sleep 1
+  done
+  log "dockerd with $driver did not answer within 60 s; stopping it"
+  $SUDO kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  return 1
+}
+
+ensure_engine() {
+  if engine_answers; then
+    log "engine answers: $(docker info --format '{{.ServerVersion}}, storage driver {{.Driver}}')"
+    return 0
+  fi
+  install_packages "${1:-}"
+  if engine_answers; then return 0; fi
+  # A stale pid file (dockerd killed with the machine's last session) stops a new one.
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    $SUDO rm -f /var/run/docker.pid
+  fi
+  start_dockerd overlay2 || start_dockerd vfs || die "dockerd did not start; see $DOCKERD_LOG"
+  log "engine answers: $(docker info --format '{{.ServerVersion}}, storage driver {{.Driver}}')"
+}
+
+# --- 3. images --------------------------------------------------------------
+
+# The input-hash label of an image, empty when the image is missing.
+image_hash() {
+  docker image inspect --format "{{ index .Config.Labels \"$HASH_LABEL\" }}" "$1" 2>/dev/null || true
+}
+
+image_id() { docker image inspect --format '{{.Id}}' "$1"; }
+
+# Hash of stdin, 16 hex digits.
+hash_stdin() { sha256sum | cut -c1-16; }
+
+# Hash of files (paths relative to the repository), by name and content.
+hash_files() { (cd "$ROOT" && LC_ALL=C sort | xargs -d '\n' sha256sum) | hash_stdin; }
+
+# Debian's mirror as this machine's apt knows it (none: debootstrap's default).
+apt_mirror() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk -v suite="$DEBIAN_SUITE" '
+      /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
+      /^URIs:/ { uri = $2 }
+      /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
+      END { if (uri != "" && ok) print uri }' "$f" | head -n 1
+  done | head -n 1
+  [ -f /etc/apt/sources.list ] &&
+    awk -v suite="$DEBIAN_SUITE" '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:/ && $(i + 1) == suite) { print $i; exit } }' \
+      /etc/apt/sources.list | head -n 1
+  return 0
+}
+
+# cdc-local/debian:<suite>: debootstrap --variant=minbase, imported.
+build_debian() {
+  local hash dir mirror
+  hash=$(printf 'debian %s minbase recipe %s\n' "$DEBIAN_SUITE" "$RECIPE_VERSION" | hash_stdin)
+  if [ "$(image_hash "$DEBIAN_IMAGE")" = "$hash" ]; then
+    log "$DEBIAN_IMAGE is up to date"
+    return 0
+  fi
+  mirror=$(apt_mirror | head -n 1)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/cdc-debootstrap.XXXXXX")
+  log "debootstrap $DEBIAN_SUITE (minbase) into $dir ${mirror:+from $mirror}"
+  if ! $SUDO debootstrap --variant=minbase "$DEBIAN_SUITE" "$dir/rootfs" ${mirror:+"$mirror"} \
+    >"$dir/debootstrap.log" 2>&1; then
+    tail -n 20 "$dir/debootstrap.log" >&2
+    die "debootstrap failed (log above)"
+  fi
+  $SUDO rm -rf "$dir/rootfs/var/cache/apt/archives/"*.deb "$dir/rootfs/var/lib/apt/lists/"*
+  log "importing $DEBIAN_IMAGE"
+  $SUDO tar -C "$dir/rootfs" --numeric-owner -c . |
+    docker import \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'CMD ["bash"]' \
+      --change "LABEL $HASH_LABEL=$hash" \
+      - "$DEBIAN_IMAGE" >/dev/null
+  $SUDO rm -rf "$dir"
+}
+
+# cdc-local/node:20: the Debian image plus this machine's Node.js 20 and npm.
+# Debian's nodejs package is 18; the node on the PATH (or $CDC_NODE_BINARY) is
+# copied in, with the npm beside it.
+build_node() {
+  local node npm_dir version hash dir cafile
+  node=$(readlink -f "${CDC_NODE_BINARY:-$(command -v node)}") || die "no node on the PATH"
+  version=$("$node" -p 'process.versions.node')
+  case "$version" in
+  20.*) ;;
+  *) die "$node is Node.js $version; the image needs 20 (set CDC_NODE_BINARY to a Node.js 20 binary)" ;;
+  esac
+  npm_dir=$(dirname "$(dirname "$node")")/lib/node_modules/npm
+  [ -f "$npm_dir/package.json" ] || die "no npm beside $node (looked in $npm_dir)"
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/cdc-node-image.XXXXXX")
+  # npm in a build trusts what the machine's npm trusts (a proxy's CA, say).
+  : >"$dir/npmrc"
+  : >"$dir/ca-certificates.crt"
+  cafile=$(npm config get cafile 2>/dev/null || true)
+  if [ -n "$cafile" ] && [ "$cafile" != null ] && [ -r "$cafile" ]; then
+    cp "$cafile" "$dir/ca-certificates.crt"
+    echo "cafile=/usr/local/share/cdc-local/ca-certificates.crt" >"$dir/npmrc"
+  fi
+  hash=$({
+    image_id "$DEBIAN_IMAGE"
+    sha256sum "$node" "$dir/npmrc" "$dir/ca-certificates.crt" | cut -d' ' -f1
+    "$node" -p "require('$npm_dir/package.json').version"
+    sha256sum "$ROOT/deploy/local-images/node/Dockerfile" | cut -d' ' -f1
+    echo "recipe $RECIPE_VERSION"
+  } | hash_stdin)
+  if [ "$(image_hash "$NODE_IMAGE")" = "$hash" ]; then
+    log "$NODE_IMAGE is up to date (Node.js $version)"
+    rm -rf "$dir"
+    return 0
+  fi
+  cp "$ROOT/deploy/local-images/node/Dockerfile" "$dir/Dockerfile"
+  cp "$node" "$dir/node"
+  cp -a "$npm_dir" "$dir/npm"
+  log "building $NODE_IMAGE (Node.js $version from $node)"
+  build_image "$dir" "$NODE_IMAGE" "$hash" --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE"
+  rm -rf "$dir"
+}
+
+# cdc-replicator:local: the project's Dockerfile with the local Node.js base
+# in place of the pinned upstream one.
+build_project() {
+  local hash
+  hash=$({
+    image_id "$NODE_IMAGE"
+    # What the build context holds (see .dockerignore): manifests, tsconfig, src.
+    {
+      printf '%s\n' Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json
+      (cd "$ROOT" && find src -type f ! -name '*.test.ts')
+    } | hash_files
+    echo "recipe $RECIPE_VERSION"
+  } | hash_stdin)
+  if [ "$(image_hash "$PROJECT_IMAGE")" = "$hash" ]; then
+    log "$PROJECT_IMAGE is up to date"
+    return 0
+  fi
+  log "building $PROJECT_IMAGE from the Dockerfile on $NODE_IMAGE"
+  build_image "$ROOT" "$PROJECT_IMAGE" "$hash" \
+    --build-arg "BUILD_IMAGE=$NODE_IMAGE" --build-arg "RUNTIME_IMAGE=$NODE_IMAGE"
+}
+
+# docker build with the classic builder (BuildKit would fetch the Dockerfile
+# frontend named by `# syntax=` from a registry) and host networking (npm ci
+# reaches the npm registry the way this machine does; no bridge address).
+build_image() {
+  local context=$1 tag=$2 hash=$3 out
+  shift 3
+  out=$(mktemp "${TMPDIR:-/tmp}/cdc-docker-build.XXXXXX")
+  if ! DOCKER_BUILDKIT=0 docker build --network host --label "$HASH_LABEL=$hash" -t "$tag" "$@" "$context" \
+    >"$out" 2>&1; then
+    tail -n 40 "$out" >&2
+    rm -f "$out"
+    die "building $tag failed (last lines above)"
+  fi
+  rm -f "$out"
+}
+
+main() {
+  case "${1:-}" in
+  --engine-only)
+    ensure_engine
+    return 0
+    ;;
+  "") ;;
+  *) die "usage: $0 [--engine-only]" ;;
+  esac
+  local start=$SECONDS
+  ensure_engine images
+  install_packages images
+  build_debian
+  build_node
+  build_project
+  log "ready in $((SECONDS - start)) s: $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19))"
+}
+
+main "$@"
