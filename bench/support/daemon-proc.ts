@@ -171,11 +171,17 @@ export async function waitUntil(
   read: () => Promise<number>,
   target: number,
   what: string,
-  options: { stallMs?: number; pollMs?: number; check?: () => void } = {},
+  options: {
+    stallMs?: number;
+    /** Fixed ms between polls, or a function of the ms since the wait began. */
+    pollMs?: number | ((elapsedMs: number) => number);
+    check?: () => void;
+  } = {},
 ): Promise<void> {
   const stallMs = options.stallMs ?? 120_000;
   let seen = -1;
-  let progressAt = performance.now();
+  const startedAt = performance.now();
+  let progressAt = startedAt;
   for (;;) {
     options.check?.();
     const now = await read();
@@ -186,7 +192,8 @@ export async function waitUntil(
     } else if (performance.now() - progressAt > stallMs) {
       throw new Error(`${what} stalled at ${seen} of ${target}, no progress for ${stallMs} ms`);
     }
-    await sleep(options.pollMs ?? 50);
+    const pollMs = options.pollMs ?? 50;
+    await sleep(typeof pollMs === 'number' ? pollMs : pollMs(performance.now() - startedAt));
   }
 }
 

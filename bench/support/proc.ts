@@ -104,3 +104,18 @@ export class ProcSampler {
     this.#timer = undefined;
   }
 }
+
+/** CPU ms (user + system, all threads) of a set of processes, summed; processes already gone count 0. */
+export function cpuMsOf(pids: readonly number[]): number {
+  return pids.reduce((total, pid) => total + (procSample(pid)?.cpuMs ?? 0), 0);
+}
+
+/**
+ * A poll interval that grows with the time already waited: `elapsed / 100`
+ * between `minMs` and `maxMs`. The end of a run is then seen within about 1 %
+ * of its duration, and a long run is not observed more often than that
+ * precision needs (each poll costs the observed process CPU).
+ */
+export function adaptivePollMs(elapsedMs: number, minMs: number, maxMs = 250): number {
+  return Math.min(maxMs, Math.max(minMs, Math.round(elapsedMs / 100)));
+}
