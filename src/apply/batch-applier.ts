@@ -180,19 +180,27 @@ export async function applyChunk(
         self: context.region,
       });
     }
-    const hashExpr = keyHashSql(pkColumns);
-    const [tombRows] = await connection.query<mysql.RowDataPacket[]>(
-      `SELECT keys_.k AS _cdc_k, CAST(tb.ver AS CHAR) AS ver
-         FROM (${keyList.map((_, i) => `SELECT ${i} AS k, ${hashExpr} AS h`).join(' UNION ALL ')}) AS keys_
-         JOIN ${tombstones} AS tb ON tb.tbl = ? AND tb.pk_hash = keys_.h
-        FOR UPDATE`,
-      [...keyParams, tableText],
-    );
-    for (const row of tombRows) {
-      const state = keyList[Number(row._cdc_k)];
-      // A live row's version already descends from its tombstone (re-inserts inherit it).
-      if (state === undefined || state.existed) continue;
-      state.version = decodeStoredVersion(String(row.ver));
+    // Tombstones only of keys with no local row: a live row's version already
+    // descends from its key's tombstone (re-inserts inherit it), and its row lock
+    // serialises a local delete, so neither the read nor the lock is needed there.
+    const absent = keyList.map((state, i) => ({ state, i })).filter(({ state }) => !state.existed);
+    if (absent.length > 0) {
+      const hashExpr = keyHashSql(pkColumns);
+      const [tombRows] = await connection.query<mysql.RowDataPacket[]>(
+        `SELECT keys_.k AS _cdc_k, CAST(tb.ver AS CHAR) AS ver
+           FROM (${absent.map(({ i }) => `SELECT ${i} AS k, ${hashExpr} AS h`).join(' UNION ALL ')}) AS keys_
+           JOIN ${tombstones} AS tb ON tb.tbl = ? AND tb.pk_hash = keys_.h
+          FOR UPDATE`,
+        [
+          ...absent.flatMap(({ state }) => pkColumns.map((c) => toParam(c, state.pk[c.name]))),
+          tableText,
+        ],
+      );
+      for (const row of tombRows) {
+        const state = keyList[Number(row._cdc_k)];
+        if (state === undefined || state.existed) continue;
+        state.version = decodeStoredVersion(String(row.ver));
+      }
     }
 
     // 3. Join every event into its key's state, in delivery order.
@@ -369,21 +377,33 @@ async function writeUpserts(
   }
 }
 
-/** Local data stays, but the stored version absorbed the other side's vector (LWW conflict lost). */
+/**
+ * Local data stays, but the stored version absorbed the other side's vector
+ * (LWW conflict lost): one UPDATE joined to the new versions of every such
+ * key, not one round trip per key.
+ */
 async function writeVersionOnly(
   connection: mysql.PoolConnection,
   target: string,
   pkColumns: readonly ColumnInfo[],
   states: readonly KeyState[],
 ): Promise<void> {
-  for (const state of states) {
-    await connection.query(
-      `UPDATE ${target} SET ${quoteId(VERSION_COLUMNS.ts)} = ?, ${quoteId(VERSION_COLUMNS.ver)} = ?
-        WHERE ${pkColumns.map((c) => `${quoteId(c.name)} = ?`).join(' AND ')}`,
-      [
-        ...versionParams(state.version as RowVersion),
-        ...pkColumns.map((c) => toParam(c, state.pk[c.name])),
-      ],
-    );
-  }
+  if (states.length === 0) return;
+  const ts = quoteId(VERSION_COLUMNS.ts);
+  const ver = quoteId(VERSION_COLUMNS.ver);
+  const rows = states
+    .map(
+      () =>
+        `SELECT ${pkColumns.map((c) => `? AS ${quoteId(c.name)}`).join(', ')}, ? AS _cdc_new_ts, ? AS _cdc_new_ver`,
+    )
+    .join(' UNION ALL ');
+  await connection.query(
+    `UPDATE ${target} AS t JOIN (${rows}) AS v
+        ON ${pkColumns.map((c) => `t.${quoteId(c.name)} = v.${quoteId(c.name)}`).join(' AND ')}
+        SET t.${ts} = v._cdc_new_ts, t.${ver} = v._cdc_new_ver`,
+    states.flatMap((state) => [
+      ...pkColumns.map((c) => toParam(c, state.pk[c.name])),
+      ...versionParams(state.version as RowVersion),
+    ]),
+  );
 }

@@ -143,6 +143,9 @@ export interface TriggerDefinition {
 }
 
 /** A trigger on `table` with its CREATE statement. */
+// Every trigger body starts with the applier-session test, its DECLAREs in a
+// nested block after it: the applier's sessions (most row changes in a region
+// that receives) leave at once.
 function triggerDefinition(
   table: TableInfo,
   name: string,
@@ -225,12 +228,12 @@ export function deleteTrigger(
   // JSON_SET, not JSON_OBJECT: with a utf8mb4 server charset MariaDB 10.11's
   // JSON_OBJECT quotes a BIGINT UNSIGNED variable as a string.
   const body = `BEGIN
+  IF ${APPLIER_SESSION_FLAG} IS NULL THEN BEGIN
   DECLARE v_hlc BIGINT UNSIGNED;
   DECLARE v_vv LONGTEXT;
   DECLARE v_key LONGTEXT;
   DECLARE v_vals LONGTEXT;
   DECLARE v_j INT;
-  IF ${APPLIER_SESSION_FLAG} IS NULL THEN
     ${effectiveHlcStatements('v_hlc', ts, ver)}
     SET v_hlc = ${nextHlcSql('v_hlc')};
     SET v_vv = JSON_SET(COALESCE(JSON_EXTRACT(${ver}, '$.vv'), '{}'), ${sqlString(`$."${region}"`)}, v_hlc);
@@ -239,7 +242,7 @@ export function deleteTrigger(
       VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
               JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
       ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
-  END IF;
+  END; END IF;
 END`;
   return triggerDefinition(table, name, 'AFTER DELETE', body);
 }
@@ -292,6 +295,7 @@ export function updateTrigger(
     .join(' OR ');
   const selfEntry = sqlString(`$."${region}"`);
   const body = `BEGIN
+  IF ${APPLIER_SESSION_FLAG} IS NULL THEN BEGIN
   DECLARE v_now BIGINT UNSIGNED;
   DECLARE v_hlc BIGINT UNSIGNED;
   DECLARE v_old_hlc BIGINT UNSIGNED;
@@ -305,39 +309,45 @@ export function updateTrigger(
   DECLARE v_i INT DEFAULT 0;
   DECLARE v_vals LONGTEXT;
   DECLARE v_j INT;
-  IF ${APPLIER_SESSION_FLAG} IS NULL THEN
     SET NEW.${ver} = OLD.${ver};
     ${effectiveHlcStatements('v_old_hlc', `OLD.${ts}`, `OLD.${ver}`)}
     SET v_now = ${micros('NOW(6)')};
     SET v_vv = COALESCE(JSON_EXTRACT(OLD.${ver}, '$.vv'), '{}');
     IF ${keyChanged} THEN
-      SET v_hlc = GREATEST(v_now + 1, v_old_hlc + 1);
       SELECT ver, hlc INTO v_new_key_ver, v_new_key_hlc FROM ${tombstones}
         WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
-      IF v_new_key_ver IS NOT NULL THEN
-        SET v_hlc = GREATEST(v_hlc, v_new_key_hlc + 1);
-        SET v_regions = JSON_KEYS(JSON_EXTRACT(v_new_key_ver, '$.vv'));
-        WHILE v_i < JSON_LENGTH(v_regions) DO
-          SET v_path = CONCAT('$."', JSON_UNQUOTE(JSON_EXTRACT(v_regions, CONCAT('$[', v_i, ']'))), '"');
-          SET v_entry = CAST(JSON_EXTRACT(JSON_EXTRACT(v_new_key_ver, '$.vv'), v_path) AS UNSIGNED);
-          IF COALESCE(CAST(JSON_EXTRACT(v_vv, v_path) AS UNSIGNED), 0) < v_entry THEN
-            SET v_vv = JSON_SET(v_vv, v_path, v_entry);
-          END IF;
-          SET v_i = v_i + 1;
-        END WHILE;
+      IF v_new_key_ver IS NULL AND v_now > v_old_hlc THEN
+        -- The stamp alone is the new version, with the row's vector.
+        SET v_hlc = v_now;
+      ELSE
+        SET v_hlc = GREATEST(v_now + 1, v_old_hlc + 1);
+        IF v_new_key_ver IS NOT NULL THEN
+          SET v_hlc = GREATEST(v_hlc, v_new_key_hlc + 1);
+          SET v_regions = JSON_KEYS(JSON_EXTRACT(v_new_key_ver, '$.vv'));
+          WHILE v_i < JSON_LENGTH(v_regions) DO
+            SET v_path = CONCAT('$."', JSON_UNQUOTE(JSON_EXTRACT(v_regions, CONCAT('$[', v_i, ']'))), '"');
+            SET v_entry = CAST(JSON_EXTRACT(JSON_EXTRACT(v_new_key_ver, '$.vv'), v_path) AS UNSIGNED);
+            IF COALESCE(CAST(JSON_EXTRACT(v_vv, v_path) AS UNSIGNED), 0) < v_entry THEN
+              SET v_vv = JSON_SET(v_vv, v_path, v_entry);
+            END IF;
+            SET v_i = v_i + 1;
+          END WHILE;
+        END IF;
+        SET NEW.${ver} = ${raisedVersionSql(region, 'v_hlc', 'v_vv')};
+        -- The row's effective version is now one above the raised one.
+        SET v_hlc = v_hlc + 1;
       END IF;
-      SET NEW.${ver} = ${raisedVersionSql(region, 'v_hlc', 'v_vv')};
-      -- The row's effective version is now v_hlc + 1: the old key's tombstone gets the same.
-      SET v_vv = JSON_SET(v_vv, ${selfEntry}, v_hlc + 1);
+      -- The tombstone of the old key gets the version capture publishes for this update.
+      SET v_vv = JSON_SET(v_vv, ${selfEntry}, v_hlc);
       SET v_key = ${keyJsonSql(table, 'OLD')};
       INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc)
         VALUES (${tableText}, UNHEX(SHA2(v_key, 256)), v_key,
-                JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc + 1, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc + 1)
+                JSON_SET('{}', '$.o', ${sqlString(region)}, '$.h', v_hlc, '$.vv', JSON_EXTRACT(v_vv, '$')), v_hlc)
         ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc);
     ELSEIF v_now <= v_old_hlc AND NOT (NEW.${ts} <=> OLD.${ts} AND NOT OLD.${ts} <=> NOW(6)) THEN
       SET NEW.${ver} = ${raisedVersionSql(region, 'v_old_hlc + 1', 'v_vv')};
     END IF;
-  END IF;
+  END; END IF;
 END`;
   return triggerDefinition(table, name, 'BEFORE UPDATE', body);
 }
@@ -358,17 +368,17 @@ export function insertTrigger(
   const tableText = sqlString(`${table.schema}.${table.table}`);
   const ver = quoteId(VERSION_COLUMNS.ver);
   const body = `BEGIN
+  IF ${APPLIER_SESSION_FLAG} IS NULL THEN BEGIN
   DECLARE v_tomb LONGTEXT;
   DECLARE v_hlc BIGINT UNSIGNED;
-  IF ${APPLIER_SESSION_FLAG} IS NULL THEN
     SELECT ver, hlc INTO v_tomb, v_hlc FROM ${qualifiedName(internalSchema, INTERNAL_TABLES.tombstones)}
       WHERE tbl = ${tableText} AND pk_hash = UNHEX(SHA2(${keyJsonSql(table, 'NEW')}, 256));
-    SET NEW.${ver} = NULL;
-    IF v_tomb IS NOT NULL THEN
-      SET v_hlc = GREATEST(${micros('NOW(6)')} + 1, v_hlc + 1);
-      SET NEW.${ver} = ${raisedVersionSql(region, 'v_hlc', "COALESCE(JSON_EXTRACT(v_tomb, '$.vv'), '{}')")};
+    SET NEW.${ver} = v_tomb;
+    IF v_tomb IS NOT NULL AND ${micros('NOW(6)')} <= v_hlc THEN
+      -- The clock is behind the delete: a version above it, the stamp below that.
+      SET NEW.${ver} = ${raisedVersionSql(region, 'v_hlc + 1', "COALESCE(JSON_EXTRACT(v_tomb, '$.vv'), '{}')")};
     END IF;
-  END IF;
+  END; END IF;
 END`;
   return triggerDefinition(table, name, 'BEFORE INSERT', body);
 }
