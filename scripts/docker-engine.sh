@@ -41,7 +41,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # One run at a time (CI and a developer, or two test runs, may call this together).
 exec 9>"${TMPDIR:-/tmp}/cdc-replicator-docker-engine.lock"
-flock 9
+flock -w 1200 9 || die "another run of this script holds ${TMPDIR:-/tmp}/cdc-replicator-docker-engine.lock"
 
 # --- 1. packages ------------------------------------------------------------
 
@@ -71,7 +71,7 @@ start_dockerd() {
   $SUDO mkdir -p "$(dirname "$DOCKERD_LOG")"
   # setsid: dockerd outlives this script and the shell that ran it.
   $SUDO setsid "$(command -v dockerd || echo /usr/sbin/dockerd)" --storage-driver="$driver" \
-    >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   for _ in $(seq 1 60); do
     if engine_answers; then return 0; fi
@@ -233,7 +233,7 @@ build_image() {
   local context=$1 tag=$2 hash=$3 out
   shift 3
   out=$(mktemp "${TMPDIR:-/tmp}/cdc-docker-build.XXXXXX")
-  if ! DOCKER_BUILDKIT=0 docker build --network host --label "$HASH_LABEL=$hash" -t "$tag" "$@" "$context" \
+  if ! DOCKER_BUILDKIT=0 docker build --force-rm --network host --label "$HASH_LABEL=$hash" -t "$tag" "$@" "$context" \
     >"$out" 2>&1; then
     tail -n 40 "$out" >&2
     rm -f "$out"
@@ -251,13 +251,18 @@ main() {
   "") ;;
   *) die "usage: $0 [--engine-only]" ;;
   esac
-  local start=$SECONDS
-  ensure_engine images
-  install_packages images
-  build_debian
-  build_node
-  build_project
-  log "ready in $((SECONDS - start)) s: $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19))"
+  local start=$SECONDS step times=()
+  for step in ensure_engine build_debian build_node build_project; do
+    local t=$SECONDS
+    if [ "$step" = ensure_engine ]; then
+      ensure_engine images
+      install_packages images
+    else
+      "$step"
+    fi
+    times+=("${step#*_} $((SECONDS - t)) s")
+  done
+  log "ready in $((SECONDS - start)) s ($(IFS=,; echo "${times[*]}" | sed 's/,/, /g')): $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19))"
 }
 
 main "$@"
