@@ -69,7 +69,9 @@ start_dockerd() {
   local driver=$1 pid
   log "starting dockerd (storage driver $driver, log $DOCKERD_LOG)"
   $SUDO mkdir -p "$(dirname "$DOCKERD_LOG")"
-  # setsid: dockerd outlives this script and the shell that ran it.
+  LOG_OFFSET=$( (stat -c %s "$DOCKERD_LOG" 2>/dev/null || echo 0) | tr -d ' ')
+  # setsid: dockerd outlives this script and the shell that ran it; 9>&-: it
+  # must not inherit (and so hold forever) this script's lock.
   $SUDO setsid "$(command -v dockerd || echo /usr/sbin/dockerd)" --storage-driver="$driver" \
     >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
   pid=$!
@@ -77,7 +79,7 @@ start_dockerd() {
     if engine_answers; then return 0; fi
     if ! kill -0 "$pid" 2>/dev/null; then
       log "dockerd with $driver exited; last lines of its log:"
-      tail -n 5 "$DOCKERD_LOG" >&2 || true
+      new_log_lines | tail -n 5 >&2
       return 1
     fi
     sleep 1
@@ -88,18 +90,53 @@ start_dockerd() {
   return 1
 }
 
+# What dockerd logged since the last start_dockerd.
+new_log_lines() { tail -c "+$((${LOG_OFFSET:-0} + 1))" "$DOCKERD_LOG" 2>/dev/null || true; }
+
+# Whether process $1 is a live (not zombie) $2. A killed dockerd's pid can
+# stay a zombie for a while, and `kill -0` calls a zombie alive.
+alive() {
+  local stat comm
+  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  comm=$(ps -o comm= -p "$1" 2>/dev/null) || return 1
+  [[ $stat != Z* ]] && [ "$comm" = "$2" ]
+}
+
 ensure_engine() {
   if engine_answers; then
     log "engine answers: $(docker info --format '{{.ServerVersion}}, storage driver {{.Driver}}')"
     return 0
   fi
   install_packages "${1:-}"
-  if engine_answers; then return 0; fi
-  # A stale pid file (dockerd killed with the machine's last session) stops a new one.
-  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+  if [ -f /var/run/docker.pid ]; then
+    local pid
+    pid=$(cat /var/run/docker.pid)
+    if alive "$pid" dockerd; then
+      # Still starting, or stuck: give it the time a start takes, never a second dockerd.
+      log "dockerd (pid $pid) runs but does not answer yet; waiting"
+      for _ in $(seq 1 60); do
+        if engine_answers; then return 0; fi
+        sleep 1
+      done
+      die "dockerd (pid $pid) runs but does not answer; see $DOCKERD_LOG"
+    fi
+    # Left behind by a dockerd that was killed (a machine's last session ending):
+    # a new dockerd refuses to start while it is there.
     $SUDO rm -f /var/run/docker.pid
   fi
-  start_dockerd overlay2 || start_dockerd vfs || die "dockerd did not start; see $DOCKERD_LOG"
+  # Likewise its containerd's: a new dockerd would wait for the dead one.
+  local containerd_pid=/var/run/docker/containerd/containerd.pid
+  if [ -f "$containerd_pid" ] && ! alive "$(cat "$containerd_pid")" containerd; then
+    $SUDO rm -f "$containerd_pid"
+  fi
+  if ! start_dockerd overlay2; then
+    # vfs (a full copy per layer: slower, more disk) only when overlay2 itself
+    # is what failed, never to hide another problem. Images built under one
+    # driver are not seen under the other.
+    new_log_lines | grep -qiE 'overlay|storage.driver|graphdriver|driver not supported' ||
+      die "dockerd did not start; see $DOCKERD_LOG"
+    start_dockerd vfs || die "dockerd did not start with overlay2 or vfs; see $DOCKERD_LOG"
+  fi
   log "engine answers: $(docker info --format '{{.ServerVersion}}, storage driver {{.Driver}}')"
 }
 
