@@ -234,7 +234,7 @@ build_node() {
     return 0
   fi
   cp "$ROOT/deploy/local-images/node/Dockerfile" "$dir/Dockerfile"
-  cp "$node" "$dir/node"
+  install -m 0755 "$node" "$dir/node"
   cp -a "$npm_dir" "$dir/npm"
   log "building $NODE_IMAGE (Node.js $version from $node)"
   build_image "$dir" "$NODE_IMAGE" "$hash" --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE"
@@ -267,8 +267,9 @@ build_project() {
 # frontend named by `# syntax=` from a registry) and host networking (npm ci
 # reaches the npm registry the way this machine does; no bridge address).
 build_image() {
-  local context=$1 tag=$2 hash=$3 out
+  local context=$1 tag=$2 hash=$3 out old
   shift 3
+  old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
   out=$(mktemp "${TMPDIR:-/tmp}/cdc-docker-build.XXXXXX")
   if ! DOCKER_BUILDKIT=0 docker build --force-rm --network host --label "$HASH_LABEL=$hash" -t "$tag" "$@" "$context" \
     >"$out" 2>&1; then
@@ -277,6 +278,12 @@ build_image() {
     die "building $tag failed (last lines above)"
   fi
   rm -f "$out"
+  # The image this one replaces, once no tag names it and no container uses
+  # it (layers the new one shares stay; so does the builder's step cache).
+  if [ -n "$old" ] && [ "$old" != "$(image_id "$tag")" ] &&
+    [ "$(docker image inspect --format '{{len .RepoTags}}' "$old" 2>/dev/null)" = 0 ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
 }
 
 main() {
