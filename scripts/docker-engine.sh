@@ -55,8 +55,10 @@ install_packages() {
   [ "${#missing[@]}" -eq 0 ] && return 0
   log "installing: ${missing[*]}"
   $SUDO apt-get update -q >/dev/null
+  local packages
+  mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
-    $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+    "${packages[@]}" >/dev/null
 }
 
 # --- 2. the engine ----------------------------------------------------------
@@ -295,7 +297,7 @@ main() {
   "") ;;
   *) die "usage: $0 [--engine-only]" ;;
   esac
-  local start=$SECONDS step times=()
+  local start=$SECONDS step times=""
   for step in ensure_engine build_debian build_node build_project; do
     local t=$SECONDS
     if [ "$step" = ensure_engine ]; then
@@ -304,9 +306,9 @@ main() {
     else
       "$step"
     fi
-    times+=("${step#*_} $((SECONDS - t)) s")
+    times+="${times:+, }${step#*_} $((SECONDS - t)) s"
   done
-  log "ready in $((SECONDS - start)) s ($(IFS=,; echo "${times[*]}" | sed 's/,/, /g')): $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19))"
+  log "ready in $((SECONDS - start)) s ($times): $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19))"
 }
 
 main "$@"
