@@ -13,6 +13,12 @@
 #       cdc-local/debian:bookworm  a debootstrap'ed Debian root filesystem (docker import)
 #       cdc-local/node:20          + this machine's Node.js 20 (deploy/local-images/node)
 #       cdc-replicator:local       the project's Dockerfile, built on cdc-local/node:20
+#     and the service images of the docker sandbox (CDC_SANDBOX=docker,
+#     src/sandbox/docker), each from deploy/local-images/<name>:
+#       cdc-local/mariadb:10.11    Debian's mariadb-server
+#       cdc-local/mysql:8.0.12     MySQL 8.0.12 as the local launcher unpacks it
+#       cdc-local/kafka:3.9.1      Kafka's jars as the local launcher resolves them + Debian's JRE
+#       cdc-local/redis:7          Debian's redis-server
 #
 # No image is pulled: every image is made here from Debian's packages and the
 # machine's own Node.js, for machines that reach no image registry. Builds run
@@ -25,6 +31,12 @@ DEBIAN_SUITE=${CDC_DEBIAN_SUITE:-bookworm}
 DEBIAN_IMAGE=cdc-local/debian:${DEBIAN_SUITE}
 NODE_IMAGE=cdc-local/node:20
 PROJECT_IMAGE=${CDC_IMAGE:-cdc-replicator:local}
+# The docker sandbox falls back to these tags when the upstream images its
+# CDC_IMAGE_* variables default to are absent (src/sandbox/docker/images.ts).
+MARIADB_IMAGE=cdc-local/mariadb:10.11
+MYSQL8_IMAGE=cdc-local/mysql:8.0.12
+KAFKA_IMAGE=cdc-local/kafka:3.9.1
+REDIS_IMAGE=cdc-local/redis:7
 DOCKERD_LOG=${CDC_DOCKERD_LOG:-/var/log/cdc-replicator-dockerd.log}
 HASH_LABEL=org.cdc-replicator.input-hash
 # Bump to rebuild every local image even when its inputs are unchanged.
@@ -265,6 +277,61 @@ build_project() {
     --build-arg "BUILD_IMAGE=$NODE_IMAGE" --build-arg "RUNTIME_IMAGE=$NODE_IMAGE"
 }
 
+# A service image of the docker sandbox from deploy/local-images/<recipe>,
+# on the Debian image. $3 names the inputs the recipe's files do not cover
+# (the copied artifacts); $4, when set, is a function that fills the build
+# context (its argument: the context directory).
+build_service() {
+  local recipe=$1 tag=$2 extra=$3 fill=${4:-} hash dir
+  hash=$({
+    image_id "$DEBIAN_IMAGE"
+    (cd "$ROOT" && find "deploy/local-images/$recipe" -type f) | hash_files
+    printf '%s\n' "$extra"
+    echo "recipe $RECIPE_VERSION"
+  } | hash_stdin)
+  if [ "$(image_hash "$tag")" = "$hash" ]; then
+    log "$tag is up to date"
+    return 0
+  fi
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/cdc-$recipe-image.XXXXXX")
+  cp -a "$ROOT/deploy/local-images/$recipe/." "$dir/"
+  if [ -n "$fill" ]; then "$fill" "$dir"; fi
+  log "building $tag from deploy/local-images/$recipe"
+  build_image "$dir" "$tag" "$hash" --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE"
+  rm -rf "$dir"
+}
+
+# Where the local launcher keeps MySQL 8's tree or Kafka's classpath, fetched
+# with Maven when missing (src/sandbox/docker/artifacts-cli.ts).
+resolve_artifact() {
+  [ -f "$ROOT/dist/sandbox/docker/artifacts-cli.js" ] || die "dist/ lacks the sandbox: run npm run build first"
+  node "$ROOT/dist/sandbox/docker/artifacts-cli.js" "$1"
+}
+
+build_mariadb() { build_service mariadb "$MARIADB_IMAGE" ""; }
+build_redis() { build_service redis "$REDIS_IMAGE" ""; }
+
+MYSQL8_TREE=""
+fill_mysql8() { cp -a "$MYSQL8_TREE" "$1/mysql"; }
+build_mysql8() {
+  MYSQL8_TREE=$(resolve_artifact mysql8) || die "could not get MySQL 8.0.12's server tree"
+  # The tree is versioned by its directory name (mysql-<artifact version>) and never changes.
+  build_service mysql8 "$MYSQL8_IMAGE" "$(basename "$MYSQL8_TREE")" fill_mysql8
+}
+
+KAFKA_JARS=()
+fill_kafka() {
+  mkdir -p "$1/libs"
+  cp "${KAFKA_JARS[@]}" "$1/libs/"
+}
+build_kafka() {
+  local classpath
+  classpath=$(resolve_artifact kafka) || die "could not resolve Kafka's jars"
+  mapfile -t KAFKA_JARS < <(tr ':' '\n' <<<"$classpath" | grep -v '^$')
+  # Jars in a Maven repository are versioned by their file names.
+  build_service kafka "$KAFKA_IMAGE" "$(printf '%s\n' "${KAFKA_JARS[@]##*/}" | LC_ALL=C sort)" fill_kafka
+}
+
 # docker build with the classic builder (BuildKit would fetch the Dockerfile
 # frontend named by `# syntax=` from a registry) and host networking (npm ci
 # reaches the npm registry the way this machine does; no bridge address).
@@ -298,7 +365,7 @@ main() {
   *) die "usage: $0 [--engine-only]" ;;
   esac
   local start=$SECONDS step times=""
-  for step in ensure_engine build_debian build_node build_project; do
+  for step in ensure_engine build_debian build_node build_project build_mariadb build_mysql8 build_kafka build_redis; do
     local t=$SECONDS
     if [ "$step" = ensure_engine ]; then
       ensure_engine images
@@ -308,7 +375,7 @@ main() {
     fi
     times+="${times:+, }${step#*_} $((SECONDS - t)) s"
   done
-  log "ready in $((SECONDS - start)) s ($times): $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19))"
+  log "ready in $((SECONDS - start)) s ($times): $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19)), $MARIADB_IMAGE, $MYSQL8_IMAGE, $KAFKA_IMAGE, $REDIS_IMAGE"
 }
 
 main "$@"

@@ -124,6 +124,14 @@ export function reapOrphans(): number {
 }
 
 function killAllNow(): void {
+  for (const cleanup of cleanups) {
+    try {
+      cleanup();
+    } catch {
+      // best effort while the process ends; the next launcher's reaping catches the rest
+    }
+  }
+  cleanups.clear();
   for (const entry of live.values()) killIfOurs(entry);
   live.clear();
   for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
@@ -148,6 +156,21 @@ function installHooks(): void {
   process.on('exit', killAllNow);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+const cleanups = new Set<() => void>();
+
+/**
+ * Registers a synchronous clean-up to run when the process exits or is
+ * interrupted (SIGINT/SIGTERM) before its owner released it, e.g. removing
+ * the docker sandbox's containers. Returns the function that unregisters it.
+ */
+export function trackCleanup(cleanup: () => void): () => void {
+  installHooks();
+  cleanups.add(cleanup);
+  return () => {
+    cleanups.delete(cleanup);
+  };
 }
 
 /** Registers a scratch directory that must be removed if the process dies. */

@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import mysql from 'mysql2/promise';
 import { existsSync } from 'node:fs';
 import { connectionOptions, startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { sandboxModesUnderTest } from '../support/sandbox-modes.js';
 
 // A fresh machine's first run also fetches MySQL 8 (33 MB) through Maven.
 jest.setTimeout(300_000);
@@ -28,13 +29,14 @@ async function withConnection<T>(
   }
 }
 
-describe('local service launcher with a MySQL 8 region', () => {
+describe.each(sandboxModesUnderTest())('%s service launcher with a MySQL 8 region', (mode) => {
   let sandbox: Sandbox;
 
   beforeAll(async () => {
     const t0 = Date.now();
     sandbox = await startSandbox({
       regions: ['maria', { name: 'oracle', engine: 'mysql8' }],
+      mode,
       kafka: false,
       redis: false,
       log: (m) => console.log(m),

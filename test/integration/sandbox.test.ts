@@ -3,8 +3,12 @@ import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
 import ZongJi, { type AnyBinlogEvent, type WriteRowsEvent } from '@vlasky/zongji';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { connectionOptions, startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { OWNER_LABEL } from '../../src/sandbox/docker/containers.js';
+import { sandboxModesUnderTest } from '../support/sandbox-modes.js';
 
 // Service start-up; a fresh machine's first run also downloads Kafka's jars.
 jest.setTimeout(300_000);
@@ -18,13 +22,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
-describe('local service launcher', () => {
+describe.each(sandboxModesUnderTest())('%s service launcher', (mode) => {
   let sandbox: Sandbox;
   let startMs = 0;
 
   beforeAll(async () => {
     const t0 = Date.now();
-    sandbox = await startSandbox({ regions: ['us-east', 'eu-west'], log: (m) => console.log(m) });
+    sandbox = await startSandbox({
+      regions: ['us-east', 'eu-west'],
+      mode,
+      log: (m) => console.log(m),
+    });
     startMs = Date.now() - t0;
     console.log(`sandbox start took ${startMs} ms`);
   });
@@ -150,6 +158,61 @@ describe('local service launcher', () => {
     }
   });
 
+  it('reports the mode it was asked for', () => {
+    expect(sandbox.mode).toBe(mode);
+  });
+
+  it('keeps data and port across a kill and restart of MariaDB, and a stop and start of Redis', async () => {
+    const endpoint = sandbox.mysql[1]!;
+    const service = sandbox.services.mysql[1]!;
+    const connection = await mysql.createConnection(connectionOptions(endpoint));
+    await connection.query('CREATE DATABASE sandbox_restart');
+    await connection.query('CREATE TABLE sandbox_restart.t (id INT PRIMARY KEY)');
+    await connection.query('INSERT INTO sandbox_restart.t VALUES (7)');
+    await connection.end();
+    const [pid] = service.pids();
+    await service.kill();
+    expect(service.pids()).toEqual([]);
+    expect(isAlive(pid!)).toBe(false);
+    await service.start();
+    const again = await mysql.createConnection(connectionOptions(endpoint));
+    const [rows] = await again.query<mysql.RowDataPacket[]>('SELECT id FROM sandbox_restart.t');
+    await again.end();
+    expect(rows.map((r) => r.id as number)).toEqual([7]);
+
+    const redisService = sandbox.services.redis!;
+    const before = new Redis(sandbox.redis!.url);
+    await before.set('sandbox:durable', 'kept');
+    before.disconnect();
+    await redisService.stop();
+    await redisService.start();
+    const after = new Redis(sandbox.redis!.url);
+    try {
+      expect(await after.get('sandbox:durable')).toBe('kept');
+    } finally {
+      after.disconnect();
+    }
+  });
+
+  if (mode === 'docker') {
+    it('runs every container with host networking (no bridge address) and removes them on stop', () => {
+      const ids = execFileSync(
+        'docker',
+        ['ps', '-q', '--filter', `label=${OWNER_LABEL}=${hostname()}:${process.pid}`],
+        { encoding: 'utf8' },
+      )
+        .split('\n')
+        .filter((id) => id.length > 0);
+      expect(ids.length).toBe(4);
+      const networks = execFileSync(
+        'docker',
+        ['inspect', '--format', '{{.HostConfig.NetworkMode}}', ...ids],
+        { encoding: 'utf8' },
+      );
+      expect(networks.trim().split('\n')).toEqual(['host', 'host', 'host', 'host']);
+    });
+  }
+
   it('leaves no process or scratch directory behind after stop', async () => {
     const pids = sandbox.pids();
     expect(pids.length).toBe(4); // 2 × mariadbd, kafka, redis
@@ -157,6 +220,14 @@ describe('local service launcher', () => {
     await sandbox.stop();
     expect(pids.filter(isAlive)).toEqual([]);
     expect(existsSync(sandbox.dir)).toBe(false);
+    if (mode === 'docker') {
+      const left = execFileSync(
+        'docker',
+        ['ps', '-aq', '--filter', `label=${OWNER_LABEL}=${hostname()}:${process.pid}`],
+        { encoding: 'utf8' },
+      );
+      expect(left.trim()).toBe('');
+    }
     await sandbox.stop(); // a second stop is harmless
   });
 });

@@ -7,6 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 export default function buildDist() {
+  // The suite's services run as local processes unless a test asks for
+  // containers (mode: 'docker', or CDC_SANDBOX=docker in its environment):
+  // automatic selection would pick Docker wherever an engine and the images
+  // are present (CI), and only a chosen part of the suite runs in both modes.
+  // Jest copies process.env into each test file's environment after this runs.
+  process.env.CDC_SANDBOX ??= 'local';
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   execFileSync(
     process.execPath,

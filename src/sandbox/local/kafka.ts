@@ -79,6 +79,140 @@ function checkUsers(users: KafkaSecurityOptions['users']): void {
   }
 }
 
+/** Where {@link writeKafkaConfig} writes the broker's and log4j's configuration. */
+export function kafkaConfigFiles(dir: string): { propertiesFile: string; log4jFile: string } {
+  return {
+    propertiesFile: join(dir, 'server.properties'),
+    log4jFile: join(dir, 'log4j.properties'),
+  };
+}
+
+/** What {@link writeKafkaConfig} needs: the broker's directory, ports and optional secure listener. */
+export type KafkaConfigOptions = Pick<
+  LocalKafkaOptions,
+  'dir' | 'brokerPort' | 'controllerPort' | 'security'
+>;
+
+/**
+ * Writes a single-node KRaft broker's `server.properties` and log4j
+ * configuration into `options.dir` (data and logs below it too); the local
+ * launcher and the docker one (which mounts the directory at the same path)
+ * share it, so both brokers run with the same settings.
+ */
+export function writeKafkaConfig(options: KafkaConfigOptions): void {
+  const { dir, brokerPort, controllerPort } = options;
+  const { propertiesFile, log4jFile } = kafkaConfigFiles(dir);
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const plaintext = `PLAINTEXT://127.0.0.1:${brokerPort}`;
+  const controller = `CONTROLLER://127.0.0.1:${controllerPort}`;
+  const secure = secureListenerProperties(options.security);
+  const properties = {
+    'process.roles': 'broker,controller',
+    'node.id': '1',
+    'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
+    listeners: [plaintext, controller, ...secure.listeners].join(','),
+    'advertised.listeners': [plaintext, ...secure.listeners].join(','),
+    'controller.listener.names': 'CONTROLLER',
+    // The broker's own traffic and the tests' tooling stay on PLAINTEXT: only clients under test use SASL_SSL.
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'listener.security.protocol.map': [
+      'PLAINTEXT:PLAINTEXT',
+      'CONTROLLER:PLAINTEXT',
+      ...(secure.listeners.length === 0 ? [] : ['SASL_SSL:SASL_SSL']),
+    ].join(','),
+    ...secure.properties,
+    'log.dirs': join(dir, 'data'),
+    // The replicator creates its topics explicitly; auto-creation would hide that bug.
+    'auto.create.topics.enable': 'false',
+    'num.partitions': '1',
+    // Single node: internal topics cannot have more than one replica.
+    'offsets.topic.replication.factor': '1',
+    'offsets.topic.num.partitions': '5',
+    'transaction.state.log.replication.factor': '1',
+    'transaction.state.log.min.isr': '1',
+    'transaction.state.log.num.partitions': '1',
+    // Consumer groups form at once instead of waiting 3 s for more members.
+    'group.initial.rebalance.delay.ms': '0',
+  };
+  writeFileSync(
+    propertiesFile,
+    Object.entries(properties)
+      .map(([key, value]) => `${key}=${value}`)
+      .join('\n') + '\n',
+  );
+  // Kafka 3.9 logs through reload4j (log4j 1.x syntax): everything to one file in the temp dir.
+  writeFileSync(
+    log4jFile,
+    [
+      'log4j.rootLogger=INFO, file',
+      'log4j.appender.file=org.apache.log4j.FileAppender',
+      `log4j.appender.file.File=${join(dir, 'logs', 'server.log')}`,
+      'log4j.appender.file.layout=org.apache.log4j.PatternLayout',
+      'log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n',
+      'log4j.logger.kafka=INFO',
+      'log4j.logger.org.apache.kafka=INFO',
+    ].join('\n') + '\n',
+  );
+}
+
+/**
+ * The SASL_SSL listener's settings. The unencrypted PKCS#8 key and the
+ * chain go inline (`ssl.keystore.key`, `ssl.keystore.certificate.chain`,
+ * what the test runs with on Kafka 3.9.1), so there is no combined key +
+ * chain file to write and keep private.
+ */
+function secureListenerProperties(security: LocalKafkaOptions['security']): {
+  listeners: string[];
+  properties: Record<string, string>;
+} {
+  if (security === undefined) return { listeners: [], properties: {} };
+  const { chain, key } = readServerPem(security);
+  const prefix = 'listener.name.sasl_ssl';
+  const plainUsers = security.users
+    .map(({ username, password }) => `user_${username}="${password}"`)
+    .join(' ');
+  return {
+    listeners: [`SASL_SSL://127.0.0.1:${security.port}`],
+    properties: {
+      [`${prefix}.ssl.keystore.type`]: 'PEM',
+      [`${prefix}.ssl.keystore.certificate.chain`]: propertiesPem(chain),
+      [`${prefix}.ssl.keystore.key`]: propertiesPem(key),
+      'sasl.enabled.mechanisms': ['PLAIN', ...SCRAM_MECHANISMS].join(','),
+      // PLAIN checks passwords against this list; SCRAM against credentials stored at format time.
+      [`${prefix}.plain.sasl.jaas.config`]: `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+      ...Object.fromEntries(
+        SCRAM_MECHANISMS.map((mechanism) => [
+          `${prefix}.${mechanism.toLowerCase()}.sasl.jaas.config`,
+          'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+        ]),
+      ),
+    },
+  };
+}
+
+/** `--add-scram` arguments of the storage tool: in KRaft, SCRAM users live in the cluster metadata. */
+export function kafkaScramArgs(security: LocalKafkaOptions['security']): string[] {
+  const users = security?.users ?? [];
+  return SCRAM_MECHANISMS.flatMap((mechanism) =>
+    users.flatMap(({ username, password }) => [
+      '--add-scram',
+      `${mechanism}=[name=${username},password=${password}]`,
+    ]),
+  );
+}
+
+/**
+ * A cluster id: 16 random bytes in URL-safe base64, what `kafka-storage
+ * random-uuid` prints. Like Kafka's own Uuid.randomUuid, never one starting
+ * with '-': the storage tool's argument parser would read it as an option
+ * (1 start in 64 failed).
+ */
+export function randomClusterId(): string {
+  let clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
+  return clusterId;
+}
+
 /**
  * A single-node Kafka broker in KRaft mode (combined broker + controller),
  * run straight from Apache Kafka's jars. Storage is formatted once; stop and
@@ -100,8 +234,9 @@ export class LocalKafka implements SandboxService {
         ? {}
         : { secureBrokers: [`127.0.0.1:${options.security.port}`] }),
     };
-    this.#propertiesFile = join(options.dir, 'server.properties');
-    this.#log4jFile = join(options.dir, 'log4j.properties');
+    ({ propertiesFile: this.#propertiesFile, log4jFile: this.#log4jFile } = kafkaConfigFiles(
+      options.dir,
+    ));
     this.#process = new ManagedProcess({
       name: this.name,
       command: options.java,
@@ -125,113 +260,10 @@ export class LocalKafka implements SandboxService {
     ];
   }
 
-  #writeConfig(): void {
-    const { dir, brokerPort, controllerPort } = this.options;
-    mkdirSync(join(dir, 'logs'), { recursive: true });
-    const plaintext = `PLAINTEXT://127.0.0.1:${brokerPort}`;
-    const controller = `CONTROLLER://127.0.0.1:${controllerPort}`;
-    const secure = this.#secureListenerProperties();
-    const properties = {
-      'process.roles': 'broker,controller',
-      'node.id': '1',
-      'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-      listeners: [plaintext, controller, ...secure.listeners].join(','),
-      'advertised.listeners': [plaintext, ...secure.listeners].join(','),
-      'controller.listener.names': 'CONTROLLER',
-      // The broker's own traffic and the tests' tooling stay on PLAINTEXT: only clients under test use SASL_SSL.
-      'inter.broker.listener.name': 'PLAINTEXT',
-      'listener.security.protocol.map': [
-        'PLAINTEXT:PLAINTEXT',
-        'CONTROLLER:PLAINTEXT',
-        ...(secure.listeners.length === 0 ? [] : ['SASL_SSL:SASL_SSL']),
-      ].join(','),
-      ...secure.properties,
-      'log.dirs': join(dir, 'data'),
-      // The replicator creates its topics explicitly; auto-creation would hide that bug.
-      'auto.create.topics.enable': 'false',
-      'num.partitions': '1',
-      // Single node: internal topics cannot have more than one replica.
-      'offsets.topic.replication.factor': '1',
-      'offsets.topic.num.partitions': '5',
-      'transaction.state.log.replication.factor': '1',
-      'transaction.state.log.min.isr': '1',
-      'transaction.state.log.num.partitions': '1',
-      // Consumer groups form at once instead of waiting 3 s for more members.
-      'group.initial.rebalance.delay.ms': '0',
-    };
-    writeFileSync(
-      this.#propertiesFile,
-      Object.entries(properties)
-        .map(([key, value]) => `${key}=${value}`)
-        .join('\n') + '\n',
-    );
-    // Kafka 3.9 logs through reload4j (log4j 1.x syntax): everything to one file in the temp dir.
-    writeFileSync(
-      this.#log4jFile,
-      [
-        'log4j.rootLogger=INFO, file',
-        'log4j.appender.file=org.apache.log4j.FileAppender',
-        `log4j.appender.file.File=${join(dir, 'logs', 'server.log')}`,
-        'log4j.appender.file.layout=org.apache.log4j.PatternLayout',
-        'log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n',
-        'log4j.logger.kafka=INFO',
-        'log4j.logger.org.apache.kafka=INFO',
-      ].join('\n') + '\n',
-    );
-  }
-
-  /**
-   * The SASL_SSL listener's settings. The unencrypted PKCS#8 key and the
-   * chain go inline (`ssl.keystore.key`, `ssl.keystore.certificate.chain`,
-   * what the test runs with on Kafka 3.9.1), so there is no combined key +
-   * chain file to write and keep private.
-   */
-  #secureListenerProperties(): { listeners: string[]; properties: Record<string, string> } {
-    const { security } = this.options;
-    if (security === undefined) return { listeners: [], properties: {} };
-    const { chain, key } = readServerPem(security);
-    const prefix = 'listener.name.sasl_ssl';
-    const plainUsers = security.users
-      .map(({ username, password }) => `user_${username}="${password}"`)
-      .join(' ');
-    return {
-      listeners: [`SASL_SSL://127.0.0.1:${security.port}`],
-      properties: {
-        [`${prefix}.ssl.keystore.type`]: 'PEM',
-        [`${prefix}.ssl.keystore.certificate.chain`]: propertiesPem(chain),
-        [`${prefix}.ssl.keystore.key`]: propertiesPem(key),
-        'sasl.enabled.mechanisms': ['PLAIN', ...SCRAM_MECHANISMS].join(','),
-        // PLAIN checks passwords against this list; SCRAM against credentials stored at format time.
-        [`${prefix}.plain.sasl.jaas.config`]: `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
-        ...Object.fromEntries(
-          SCRAM_MECHANISMS.map((mechanism) => [
-            `${prefix}.${mechanism.toLowerCase()}.sasl.jaas.config`,
-            'org.apache.kafka.common.security.scram.ScramLoginModule required;',
-          ]),
-        ),
-      },
-    };
-  }
-
-  /** `--add-scram` arguments of the storage tool: in KRaft, SCRAM users live in the cluster metadata. */
-  #scramArgs(): string[] {
-    const users = this.options.security?.users ?? [];
-    return SCRAM_MECHANISMS.flatMap((mechanism) =>
-      users.flatMap(({ username, password }) => [
-        '--add-scram',
-        `${mechanism}=[name=${username},password=${password}]`,
-      ]),
-    );
-  }
-
   async #format(): Promise<void> {
     if (this.#formatted) return;
-    this.#writeConfig();
-    // A cluster id is 16 random bytes in URL-safe base64, what `kafka-storage random-uuid` prints.
-    // Like Kafka's own Uuid.randomUuid, never one starting with '-': the storage
-    // tool's argument parser would read it as an option (1 start in 64 failed).
-    let clusterId = randomBytes(16).toString('base64url');
-    while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
+    writeKafkaConfig(this.options);
+    const clusterId = randomClusterId();
     try {
       await execFileAsync(this.options.java, [
         ...this.#jvmArgs(),
@@ -242,7 +274,7 @@ export class LocalKafka implements SandboxService {
         clusterId,
         '-c',
         this.#propertiesFile,
-        ...this.#scramArgs(),
+        ...kafkaScramArgs(this.options.security),
       ]);
     } catch (err) {
       throw new EnvironmentError(

@@ -1,0 +1,7 @@
+#!/bin/bash
+# Runs a Java class of Kafka's with the jars in /opt/kafka/libs and the
+# environment variables Kafka's own scripts read.
+set -euo pipefail
+exec java ${KAFKA_HEAP_OPTS:--Xmx256m} ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseSerialGC} \
+  -Djava.awt.headless=true ${KAFKA_LOG4J_OPTS:-} ${KAFKA_OPTS:-} \
+  -cp '/opt/kafka/libs/*' "$@"
