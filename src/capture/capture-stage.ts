@@ -6,7 +6,7 @@ import {
   ensureTopics,
   ensureTopicsWith,
 } from '../bus/kafka.js';
-import { encodeEvent, messageKey, topicName } from '../bus/envelope.js';
+import { encodeEvent, messageKey, topicName, type ChangeEvent } from '../bus/envelope.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
@@ -26,6 +26,7 @@ import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js'
 import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
 import { CapturePublisher } from './publisher.js';
+import { DebeziumOutput } from './debezium-output.js';
 import type { BinlogCoordinates } from './source-events.js';
 import { KafkaPositionLog, regionTopicsWithEvents } from './position-log.js';
 import {
@@ -113,6 +114,8 @@ export class CaptureStage {
   #state: CaptureState = 'idle';
   #producer: Producer | undefined;
   #publisher: CapturePublisher | undefined;
+  /** Debezium-compatible topics of pipelines with an `output` (docs/DEBEZIUM.md). */
+  #debezium: DebeziumOutput | undefined;
   #source: BinlogSource | undefined;
   #assembler: TransactionAssembler | undefined;
   /** Position of the last transaction handed to the publisher: where a reconnect resumes. */
@@ -191,6 +194,15 @@ export class CaptureStage {
     try {
       const info = await serverInfo(connection);
       await checkBinlogSettings(connection, info, where);
+      if (options.pipelines.some((p) => p.output !== undefined)) {
+        const [rows] = await connection.query('SELECT @@server_id AS id');
+        const serverId = Number((rows as { id: number | string }[])[0]?.id ?? 0);
+        this.#debezium = DebeziumOutput.create(options.pipelines, info.flavor, serverId);
+        logger.info(
+          { topicPrefixes: this.#debezium?.topicPrefixes },
+          'Debezium-compatible change topics enabled',
+        );
+      }
       // Tables without a primary key, a missing configured table or an old server are
       // refused by planPrepare itself; the internal schema is set up only by prepare.
       const plan = await planPrepare(connection, options, options.internalSchema);
@@ -224,6 +236,8 @@ export class CaptureStage {
           INTERNAL_TABLES.heartbeat,
         ),
         deadLetterTopic(options.kafka.topicPrefix, 'capture', options.region),
+        // Debezium-compatible topics of the tables known now (later ones on first use).
+        ...plan.tables.flatMap((t) => this.#debezium?.topicsOf(t.schema, t.table) ?? []),
       ];
       await this.#whileStartingRetry('creating Kafka topics', () =>
         this.#withAdmin(async (admin) => {
@@ -591,12 +605,17 @@ export class CaptureStage {
       gtidSet: this.#resumePosition,
       includeSchema: this.#includeSchema,
       primaryKeys: this.#primaryKeys,
-      // Appliers with schema.autoAddColumns add a missing column with the source's type.
-      columnTypes: options.schema.autoAddColumns,
+      // Appliers with schema.autoAddColumns add a missing column with the source's type;
+      // the Debezium output maps values by type.
+      columnTypes: options.schema.autoAddColumns || this.#debezium !== undefined,
       onEvent: (event) => {
         if ((event.kind === 'commit' || event.kind === 'ddl') && event.coordinates !== undefined)
           this.#rememberCoordinates(event.position, event.coordinates);
+        if (event.kind === 'rows' && event.columnTypes !== undefined)
+          this.#debezium?.noteTypes(event.schema, event.table, event.columnTypes);
         for (const output of this.#assembler?.push(event) ?? []) this.#handle(output);
+        if (event.kind === 'commit' || event.kind === 'ddl')
+          this.#debezium?.transactionEnded(event.coordinates);
       },
       onError: (error) => this.#onSourceError(error),
     });
@@ -622,15 +641,23 @@ export class CaptureStage {
     switch (output.kind) {
       case 'change': {
         const event = output.event;
+        const debezium = this.#debezium;
+        let replicated = event;
+        if (debezium !== undefined && !options.schema.autoAddColumns && event.types !== undefined) {
+          // The types were read for the Debezium output only: the replication envelope stays as it was.
+          replicated = { ...event };
+          delete replicated.types;
+        }
         publisher.enqueue({
           kind: 'message',
           topic: topicName(options.kafka.topicPrefix, region, event.db, event.table),
           key: messageKey(event.db, event.table, event.pk),
-          value: encodeEvent(event),
+          value: encodeEvent(replicated),
           table: `${event.db}.${event.table}`,
           op: event.op,
           commitTs: event.commitTs,
         });
+        if (debezium !== undefined) this.#publishDebezium(debezium, publisher, event);
         return;
       }
       case 'commit':
@@ -670,6 +697,44 @@ export class CaptureStage {
         metrics.captureWarningsTotal.inc({ region, reason: output.reason });
         logger.warn({ reason: output.reason }, output.message);
         return;
+    }
+  }
+
+  /**
+   * The same change in Debezium's envelope, queued right behind its
+   * replication message: both go out in the same acknowledged batches, and
+   * the checkpoint moves past the transaction only once both are in Kafka.
+   * A value that cannot be mapped parks the Debezium copy in the capture
+   * dead-letter topic (the replication message is unaffected).
+   */
+  #publishDebezium(
+    debezium: DebeziumOutput,
+    publisher: CapturePublisher,
+    event: ChangeEvent,
+  ): void {
+    let messages;
+    try {
+      messages = debezium.messages(event, Date.now());
+    } catch (err) {
+      this.#handle({
+        kind: 'dead-letter',
+        reason: 'debezium_mapping',
+        detail: err instanceof Error ? err.message : String(err),
+        source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
+      });
+      return;
+    }
+    for (const message of messages) {
+      publisher.enqueue({
+        kind: 'message',
+        topic: message.topic,
+        key: message.key,
+        value: message.value === null ? null : Buffer.from(message.value),
+        table: `${event.db}.${event.table}`,
+        op: event.op,
+        commitTs: event.commitTs,
+        counted: false,
+      });
     }
   }
 

@@ -12,10 +12,17 @@ export type PublishItem =
       kind: 'message';
       topic: string;
       key: string;
-      value: Buffer;
+      /** null: a tombstone (Debezium's output emits one after each delete). */
+      value: Buffer | null;
       table: string;
       op: string;
       commitTs: number;
+      /**
+       * false for a copy of a change in another format (the Debezium
+       * output): sent and acknowledged with the rest, but not counted again
+       * in `cdc_events_captured_total`.
+       */
+      counted?: boolean;
     }
   | { kind: 'commit'; position: string };
 
@@ -103,7 +110,7 @@ export class CapturePublisher {
     if (this.#failed !== undefined) return;
     this.#queue.push(item);
     if (item.kind === 'message') {
-      this.#inFlightBytes += item.value.length + item.key.length;
+      this.#inFlightBytes += (item.value?.length ?? 0) + item.key.length;
       if (!this.#pausedSource && this.#inFlightBytes >= this.options.maxInFlightBytes) {
         this.#pausedSource = true;
         this.options.onBackpressure(true);
@@ -190,12 +197,13 @@ export class CapturePublisher {
         position = item.position;
         continue;
       }
-      const recordBytes = item.value.length + Buffer.byteLength(item.key) + RECORD_OVERHEAD_BYTES;
+      const valueBytes = item.value?.length ?? 0;
+      const recordBytes = valueBytes + Buffer.byteLength(item.key) + RECORD_OVERHEAD_BYTES;
       if (messages > 0 && requestBytes + recordBytes > maxRequestBytes) break;
       end += 1;
       requestBytes += recordBytes;
       messages += 1;
-      bytes += item.value.length + item.key.length;
+      bytes += valueBytes + item.key.length;
       newestCommitTs = Math.max(newestCommitTs, item.commitTs);
       let topic = byTopic.get(item.topic);
       if (topic === undefined) {
@@ -203,6 +211,7 @@ export class CapturePublisher {
         byTopic.set(item.topic, topic);
       }
       topic.messages.push({ key: item.key, value: item.value });
+      if (item.counted === false) continue;
       const countKey = `${item.table}\u0000${item.op}`;
       const count = counts.get(countKey);
       if (count === undefined) counts.set(countKey, { table: item.table, op: item.op, n: 1 });

@@ -280,3 +280,55 @@ describe('table patterns', () => {
     expect(tableMatches(parseTablePattern('app._users_old'), 'app', '_users_old')).toBe(true);
   });
 });
+
+describe('pipelines[].output', () => {
+  const withOutput = (output: string) => `regions:
+  us-east:
+    mysql: { host: 127.0.0.1, user: root, password: "" }
+kafka: { brokers: ["127.0.0.1:9092"] }
+pipelines:
+  - name: app
+    tables: [app.users]
+    output: ${output}
+  - name: other
+    tables: [other.*]
+`;
+
+  it('compiles a Debezium output with its defaults, only on the pipeline that has one', () => {
+    const options = compileRegion(
+      parseConfig(withOutput('{ format: debezium, topicPrefix: dbz }'), { env: {} }),
+      'us-east',
+    );
+    expect(options.pipelines[0]?.output).toEqual({
+      format: 'debezium',
+      topicPrefix: 'dbz',
+      schemas: false,
+      tombstones: true,
+      decimalHandling: 'precise',
+    });
+    expect(options.pipelines[1]).not.toHaveProperty('output');
+  });
+
+  it('reports a wrong format, a bad prefix and unknown keys with line and key path', () => {
+    let problems: readonly string[] = [];
+    try {
+      parseConfig(
+        withOutput('{ format: avro, topicPrefix: "a b", schemas: yes, decimal: string }'),
+        { env: {} },
+      );
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems = error.problems;
+    }
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^pipelines\[0\]\.output\.format \(line 8:\d+\): format must be "debezium"$/,
+      ),
+      expect.stringMatching(
+        /^pipelines\[0\]\.output\.topicPrefix \(line 8:\d+\): topicPrefix may only/,
+      ),
+      expect.stringMatching(/^pipelines\[0\]\.output\.schemas \(line 8:\d+\): /),
+      expect.stringMatching(/^pipelines\[0\]\.output\.decimal \(line 8:\d+\): /),
+    ]);
+  });
+});

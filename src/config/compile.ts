@@ -144,6 +144,17 @@ export interface PipelineOptions {
   readonly name: string;
   readonly tables: readonly TablePattern[];
   readonly conflict: ConflictOptions;
+  /** Debezium-compatible change topics of this pipeline, when configured. */
+  readonly output?: DebeziumOutputOptions;
+}
+
+/** `pipelines[].output` with format `debezium` (docs/DEBEZIUM.md). */
+export interface DebeziumOutputOptions {
+  readonly format: 'debezium';
+  readonly topicPrefix: string;
+  readonly schemas: boolean;
+  readonly tombstones: boolean;
+  readonly decimalHandling: 'precise' | 'string';
 }
 
 /** Everything one daemon needs to run for one region. */
@@ -256,6 +267,7 @@ export function compileRegion(
         pipeline.conflict.strategy === 'region-priority'
           ? { strategy: 'region-priority', priority: pipeline.conflict.priority ?? [] }
           : { strategy: 'lww' },
+      ...(pipeline.output === undefined ? {} : { output: { ...pipeline.output } }),
     })),
   };
 }

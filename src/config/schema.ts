@@ -624,6 +624,44 @@ export const conflictSchema = z
     });
   });
 
+/**
+ * An extra output of a pipeline's captured changes, next to the replication
+ * topics: `debezium` publishes each change in Debezium's JSON envelope to
+ * `<topicPrefix>.<db>.<table>` (docs/DEBEZIUM.md), for Kafka Connect sinks,
+ * Flink CDC's `debezium-json` format, ksqlDB and other Debezium consumers.
+ */
+export const outputSchema = z
+  .strictObject({
+    format: z.literal('debezium', { error: 'format must be "debezium"' }).meta({
+      description: "The envelope of the extra topics; only Debezium's JSON envelope for now.",
+    }),
+    topicPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, {
+        error: 'topicPrefix may only contain letters, digits, ".", "_" and "-"',
+      })
+      .meta({
+        description:
+          "Debezium's `topic.prefix`: topics are `<topicPrefix>.<db>.<table>` and `source.name` carries it. Keep it different from kafka.topicPrefix.",
+      }),
+    schemas: z.boolean().default(false).meta({
+      description:
+        'Embed the Kafka Connect schema in key and value (`{schema, payload}`, like `schemas.enable=true`); off: the payload only.',
+    }),
+    tombstones: z.boolean().default(true).meta({
+      description:
+        "After each delete event, a tombstone (same key, null value) for log compaction, like Debezium's `tombstones.on.delete`.",
+    }),
+    decimalHandling: z
+      .enum(['precise', 'string'], { error: 'decimalHandling must be "precise" or "string"' })
+      .default('precise')
+      .meta({
+        description:
+          "Debezium's `decimal.handling.mode`: `precise` (base64 of the unscaled big-endian two's-complement integer, Connect's Decimal) or `string`.",
+      }),
+  })
+  .meta({ description: 'An extra output of the pipeline (Debezium-compatible change topics).' });
+
 /** A set of tables replicated together with one conflict strategy. */
 export const pipelineSchema = z
   .strictObject({
@@ -632,6 +670,7 @@ export const pipelineSchema = z
       .array(tablePatternSchema)
       .min(1, { error: 'must list at least one table ("schema.table" or "schema.*")' }),
     conflict: conflictSchema.prefault({}),
+    output: outputSchema.optional(),
   })
   .meta({ description: 'Tables replicated together with one conflict strategy.' });
 
