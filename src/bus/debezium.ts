@@ -298,7 +298,8 @@ export function columnMapping(
     case 'float':
     case 'double':
     case 'real':
-      return { schema: { type: 'float64' }, convert: float };
+      // Connect's FLOAT64; its JsonConverter spells the type `double`.
+      return { schema: { type: 'double' }, convert: float };
     case 'decimal':
     case 'numeric':
     case 'dec':

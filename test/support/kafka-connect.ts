@@ -66,6 +66,8 @@ export interface KafkaConnect {
   logTail(chars?: number): string;
   /** Resolves when the connector and its tasks run; throws with the trace if one failed. */
   waitRunning(timeoutMs: number): Promise<void>;
+  /** The trace of a failed connector or task, if one failed since. */
+  failure(): Promise<string | undefined>;
   stop(): Promise<void>;
 }
 
@@ -177,6 +179,21 @@ export async function startKafkaConnect(options: KafkaConnectOptions): Promise<K
         await sleep(500);
       }
       throw new Error(`Kafka Connect not running after ${timeoutMs} ms: ${last}\n${logTail()}`);
+    },
+    async failure() {
+      try {
+        const response = await fetch(`${restUrl}/connectors/${options.connector.name}/status`);
+        const status = (await response.json()) as {
+          connector: { state: string; trace?: string };
+          tasks: { state: string; trace?: string }[];
+        };
+        const failed = [status.connector, ...status.tasks].find((s) => s.state === 'FAILED');
+        return failed === undefined ? undefined : (failed.trace ?? 'FAILED');
+      } catch {
+        return process.running
+          ? undefined
+          : `Kafka Connect exited (${process.exitDescription ?? '?'})`;
+      }
     },
     async stop() {
       await process.stop(15_000);
