@@ -309,6 +309,23 @@ pipelines:
     expect(options.pipelines[1]).not.toHaveProperty('output');
   });
 
+  it('refuses a prefix that would mix its topics with the replication topics', () => {
+    for (const prefix of ['cdc', 'cdc.us-east']) {
+      let problems: readonly string[] = [];
+      try {
+        parseConfig(withOutput(`{ format: debezium, topicPrefix: ${prefix} }`), { env: {} });
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        problems = error.problems;
+      }
+      expect(problems).toEqual([
+        expect.stringMatching(
+          /^pipelines\[0\]\.output\.topicPrefix \(line 8:\d+\): must differ from kafka\.topicPrefix "cdc"/,
+        ),
+      ]);
+    }
+  });
+
   it('reports a wrong format, a bad prefix and unknown keys with line and key path', () => {
     let problems: readonly string[] = [];
     try {

@@ -642,7 +642,7 @@ export const outputSchema = z
       })
       .meta({
         description:
-          "Debezium's `topic.prefix`: topics are `<topicPrefix>.<db>.<table>` and `source.name` carries it. Keep it different from kafka.topicPrefix.",
+          "Debezium's `topic.prefix`: topics are `<topicPrefix>.<db>.<table>` and `source.name` carries it. Must differ from kafka.topicPrefix and not start with it followed by a dot.",
       }),
     schemas: z.boolean().default(false).meta({
       description:

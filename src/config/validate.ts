@@ -11,6 +11,7 @@ import type { z } from 'zod';
 
 import { formatKeyPath, type ConfigPath } from './key-path.js';
 import {
+  CONFIG_DEFAULTS,
   conflictSchema,
   configSchema,
   pipelineNameSchema,
@@ -216,6 +217,22 @@ function pipelineIssues(raw: unknown, regionNames: readonly string[] | undefined
           message: `priority must rank every region; missing: ${listNames(unranked)}`,
         });
       }
+    }
+
+    // Debezium topics `<p>.<db>.<table>` must never fall among the replication topics
+    // `<kafka.topicPrefix>.<region>.<db>.<table>` (nor the positions and dead letters there).
+    const outputPrefix = valueAt(rawPipeline, ['output', 'topicPrefix']);
+    const rawKafkaPrefix = valueAt(raw, ['kafka', 'topicPrefix']);
+    const kafkaPrefix =
+      typeof rawKafkaPrefix === 'string' ? rawKafkaPrefix : CONFIG_DEFAULTS.topicPrefix;
+    if (
+      typeof outputPrefix === 'string' &&
+      (outputPrefix === kafkaPrefix || outputPrefix.startsWith(`${kafkaPrefix}.`))
+    ) {
+      issues.push({
+        path: ['pipelines', index, 'output', 'topicPrefix'],
+        message: `must differ from kafka.topicPrefix ${JSON.stringify(kafkaPrefix)} and not start with "${kafkaPrefix}.": its topics would mix with the replication topics`,
+      });
     }
 
     const rawTables = valueAt(rawPipeline, ['tables']);
