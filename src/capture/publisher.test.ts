@@ -123,4 +123,47 @@ describe('CapturePublisher', () => {
     }
     expect(store.saved.at(-1)?.position).toBe('0-1-2');
   });
+
+  it('sends tombstones and uncounted copies with the rest, and checkpoints only after the send that holds them', async () => {
+    const requests: ProducerBatch[] = [];
+    let releaseSecond: () => void = () => undefined;
+    const secondSent = new Promise<void>((resolve) => (releaseSecond = resolve));
+    const producer = {
+      sendBatch: async (batch: ProducerBatch) => {
+        requests.push(batch);
+        // The second request (the Debezium copies) is acknowledged only when released.
+        if (requests.length === 2) await secondSent;
+        return [];
+      },
+    } as unknown as Producer;
+    const store = memoryStore();
+    const acknowledged: { table: string; op: string; n: number }[] = [];
+    const publisher = publisherWith(producer, store, {
+      batchMaxMessages: 1,
+      onAcknowledged: (counts) => acknowledged.push(...counts.values()),
+    });
+    type Message = Extract<PublishItem, { kind: 'message' }>;
+    publisher.enqueue({ ...(message(1, 10) as Message), op: 'd' });
+    const copy: Message = {
+      ...(message(2, 10) as Message),
+      op: 'd',
+      topic: 'dbz.db.t',
+      counted: false,
+    };
+    publisher.enqueue(copy);
+    publisher.enqueue({ ...copy, value: null });
+    publisher.enqueue({ kind: 'commit', position: '0-1-1' });
+    for (let i = 0; i < 100 && requests.length < 2; i += 1) await sleep(10);
+    await sleep(20);
+    // The replication message is acknowledged, the Debezium copy is not yet: no checkpoint.
+    expect(store.saved).toEqual([]);
+    expect(publisher.acknowledgedPosition).toBeUndefined();
+    releaseSecond();
+    await publisher.drain();
+    expect(store.saved.at(-1)?.position).toBe('0-1-1');
+    const sent = requests.flatMap((r) => (r.topicMessages ?? []).flatMap((t) => t.messages));
+    expect(sent.map((m) => m.value === null)).toEqual([false, false, true]);
+    // Each change counted once, not per output.
+    expect(acknowledged).toEqual([{ table: 'db.t', op: 'd', n: 1 }]);
+  });
 });
