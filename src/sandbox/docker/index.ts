@@ -9,7 +9,7 @@ import {
   writeKafkaConfig,
 } from '../local/kafka.js';
 import { freePorts } from '../ports.js';
-import { trackScratchDir, untrackScratchDir } from '../processes.js';
+import { reapOrphans, trackScratchDir, untrackScratchDir } from '../processes.js';
 import { resolveRegions } from '../regions.js';
 import type { MySqlEndpoint, Sandbox, SandboxOptions, SandboxService } from '../types.js';
 import { DockerService, reapOrphanContainers } from './containers.js';
@@ -84,6 +84,11 @@ export async function startDockerSandbox(options: SandboxOptions): Promise<Sandb
   }
   const reaped = reapOrphanContainers();
   if (reaped > 0) log(`removed ${reaped} containers left by a launcher that was killed`);
+  // Scratch dirs (and any local processes) of killed launchers, as the local launcher does.
+  const reapedProcesses = reapOrphans();
+  if (reapedProcesses > 0) {
+    log(`reaped ${reapedProcesses} processes left by a launcher that was killed`);
+  }
 
   const dir = mkdtempSync(join(options.baseDir ?? tmpdir(), 'cdc-sandbox-'));
   trackScratchDir(dir);
