@@ -20,6 +20,11 @@ import { e2eLag } from './scenarios/e2e-lag/run.js';
 import { conflicts } from './scenarios/conflicts/run.js';
 import { backlogMemory } from './scenarios/backlog-memory/run.js';
 
+// Benchmarks run on local processes unless told otherwise: the docker
+// sandbox (chosen automatically where an engine and images are present)
+// adds container overhead and would make runs incomparable.
+process.env['CDC_SANDBOX'] ??= 'local';
+
 const SCENARIOS: Scenario[] = [captureVsDebezium, applyVsNative, e2eLag, conflicts, backlogMemory];
 
 const USAGE = `npm run bench -- [scenario ...] [options]

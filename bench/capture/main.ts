@@ -36,6 +36,11 @@ import { formatReport, summariseRuns, type ProfileSummary, type RunRecord } from
 import { parseSettings, USAGE, type Variant } from './settings.js';
 import { binlogBytes, tableDdl, writeBacklog } from '../support/workload.js';
 
+// Benchmarks run on local processes unless told otherwise: the docker
+// sandbox (chosen automatically where an engine and images are present)
+// adds container overhead and would make runs incomparable.
+process.env['CDC_SANDBOX'] ??= 'local';
+
 const REGION = 'bench';
 const SCHEMA = 'bench_capture';
 const TABLE = 'orders';
