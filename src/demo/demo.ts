@@ -1,6 +1,6 @@
 /**
  * `cdc-replicator demo`: the replicator working, in a minute, on a fresh
- * machine. It starts the local sandbox (two MariaDB regions, Kafka, Redis),
+ * machine. It starts the sandbox (two MariaDB regions, Kafka, Redis),
  * creates a small shop schema, prepares both regions, runs both region
  * daemons in this process, drives a mixed workload in both regions with
  * some concurrent writes to the same rows, shows a live view of every
@@ -70,7 +70,8 @@ export interface DemoResult {
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const say = (text: string): void => void options.out.write(`${text}\n`);
   const started = Date.now();
-  say('starting the local sandbox: 2 MariaDB regions, Kafka (KRaft) and Redis ...');
+  // Which launcher (local processes or containers) is said by the sandbox's own log line.
+  say('starting the sandbox: 2 MariaDB regions, Kafka (KRaft) and Redis ...');
   const sandbox = await startSandbox({
     regions: DEMO_REGIONS,
     kafka: true,
