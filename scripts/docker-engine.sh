@@ -19,6 +19,8 @@
 #       cdc-local/mysql:8.0.12     MySQL 8.0.12 as the local launcher unpacks it
 #       cdc-local/kafka:3.9.1      Kafka's jars as the local launcher resolves them + Debian's JRE
 #       cdc-local/redis:7          Debian's redis-server
+#     and, for the compose stack's smoke test (test/integration/deploy):
+#       cdc-local/prometheus:2     Debian's prometheus (deploy/local-images/prometheus)
 #
 # No image is pulled: every image is made here from Debian's packages and the
 # machine's own Node.js, for machines that reach no image registry. Builds run
@@ -37,6 +39,8 @@ MARIADB_IMAGE=cdc-local/mariadb:10.11
 MYSQL8_IMAGE=cdc-local/mysql:8.0.12
 KAFKA_IMAGE=cdc-local/kafka:3.9.1
 REDIS_IMAGE=cdc-local/redis:7
+# The compose stack's Prometheus (CDC_COMPOSE_IMAGE_PROMETHEUS in deploy/compose).
+PROMETHEUS_IMAGE=cdc-local/prometheus:2
 DOCKERD_LOG=${CDC_DOCKERD_LOG:-/var/log/cdc-replicator-dockerd.log}
 HASH_LABEL=org.cdc-replicator.input-hash
 # Bump to rebuild every local image even when its inputs are unchanged.
@@ -63,6 +67,8 @@ install_packages() {
   local missing=()
   have dockerd || missing+=(docker.io)
   have docker || missing+=(docker.io)
+  # Compose v1 (1.29): the compose stack's smoke test brings deploy/compose up with it.
+  have docker-compose || missing+=(docker-compose)
   if [ "${1:-}" = images ]; then have debootstrap || missing+=(debootstrap); fi
   [ "${#missing[@]}" -eq 0 ] && return 0
   log "installing: ${missing[*]}"
@@ -310,6 +316,7 @@ resolve_artifact() {
 
 build_mariadb() { build_service mariadb "$MARIADB_IMAGE" ""; }
 build_redis() { build_service redis "$REDIS_IMAGE" ""; }
+build_prometheus() { build_service prometheus "$PROMETHEUS_IMAGE" ""; }
 
 MYSQL8_TREE=""
 fill_mysql8() { cp -a "$MYSQL8_TREE" "$1/mysql"; }
@@ -365,7 +372,7 @@ main() {
   *) die "usage: $0 [--engine-only]" ;;
   esac
   local start=$SECONDS step times=""
-  for step in ensure_engine build_debian build_node build_project build_mariadb build_mysql8 build_kafka build_redis; do
+  for step in ensure_engine build_debian build_node build_project build_mariadb build_mysql8 build_kafka build_redis build_prometheus; do
     local t=$SECONDS
     if [ "$step" = ensure_engine ]; then
       ensure_engine images
@@ -375,7 +382,7 @@ main() {
     fi
     times+="${times:+, }${step#*_} $((SECONDS - t)) s"
   done
-  log "ready in $((SECONDS - start)) s ($times): $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19)), $MARIADB_IMAGE, $MYSQL8_IMAGE, $KAFKA_IMAGE, $REDIS_IMAGE"
+  log "ready in $((SECONDS - start)) s ($times): $DEBIAN_IMAGE, $NODE_IMAGE, $PROJECT_IMAGE ($(image_id "$PROJECT_IMAGE" | cut -c1-19)), $MARIADB_IMAGE, $MYSQL8_IMAGE, $KAFKA_IMAGE, $REDIS_IMAGE, $PROMETHEUS_IMAGE"
 }
 
 main "$@"

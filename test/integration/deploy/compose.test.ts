@@ -88,6 +88,11 @@ function containerPorts(spec: Json, service: string): number[] {
   );
 }
 
+/** A service's image as compose resolves it without CDC_COMPOSE_IMAGE_* set: the upstream default. */
+function serviceImage(spec: Json, service: string): string {
+  return composeDefaults(asString(spec.image, `${service} image`), `${service} image`);
+}
+
 describe('compose stack', () => {
   it('has one prepare and one daemon per region of the pipeline', () => {
     const config = parseConfig(pipelineText, { env: daemons[0]?.env ?? {} });
@@ -147,9 +152,7 @@ describe('compose stack', () => {
         services[regionConfig.mysql.host],
         `service ${regionConfig.mysql.host} (mysql of ${region})`,
       );
-      expect(asString(service.image, `${regionConfig.mysql.host} image`)).toMatch(
-        /^mysql:8\.4\.\d+$/,
-      );
+      expect(serviceImage(service, regionConfig.mysql.host)).toMatch(/^mysql:8\.4\.\d+$/);
       // The official image listens on 3306 unless told otherwise.
       const flags = asList(service.command, `${regionConfig.mysql.host} command`).map(String);
       expect(flags.some((f) => f.startsWith('--port'))).toBe(false);
@@ -194,7 +197,9 @@ describe('compose stack', () => {
       expect(o.checkpointStore.kind).toBe('redis');
       if (o.checkpointStore.kind !== 'redis') continue;
       const url = new URL(o.checkpointStore.url.reveal());
-      expect(asMap(services[url.hostname], `service ${url.hostname}`).image).toMatch(/^redis:/);
+      expect(
+        serviceImage(asMap(services[url.hostname], `service ${url.hostname}`), url.hostname),
+      ).toMatch(/^redis:/);
       expect(url.port).toBe('6379');
     }
   });
@@ -256,14 +261,24 @@ describe('compose stack', () => {
     );
   });
 
+  it('lets CDC_COMPOSE_IMAGE_<X> replace every image', () => {
+    for (const [name, value] of Object.entries(services)) {
+      const image = asString(asMap(value, name).image, `${name} image`);
+      expect({ name, image }).toEqual({
+        name,
+        image: expect.stringMatching(/^\$\{CDC_COMPOSE_IMAGE_[A-Z]+:-[^}]+\}$/),
+      });
+    }
+  });
+
   it('pins every image to an exact version, the replicator to this release', () => {
     const images = Object.entries(services).map(([name, value]) => ({
       name,
-      image: asString(asMap(value, name).image, `${name} image`),
+      image: serviceImage(asMap(value, name), name),
     }));
     expect(images.filter(({ image }) => !isPinnedImage(image))).toEqual([]);
     for (const service of [...daemons, ...prepares]) {
-      const image = asString(service.spec.image, `${service.service} image`);
+      const image = serviceImage(service.spec, service.service);
       expect(image).toBe(`cdc-replicator:${packageVersion}`);
       expect(imageTag(image)).toBe(packageVersion);
       expect(isMap(service.spec.build)).toBe(true);
