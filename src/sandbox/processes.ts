@@ -186,6 +186,17 @@ export function untrackScratchDir(dir: string): void {
   persistRegistry();
 }
 
+/** A stopped sandbox's scratch directory: removed, or kept (and said) for a post-mortem; forgotten either way. */
+export function releaseScratchDir(
+  dir: string,
+  keep: boolean,
+  log: (message: string) => void,
+): void {
+  if (keep) log(`sandbox files kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+  untrackScratchDir(dir);
+}
+
 export interface ProcessSpec {
   name: string;
   command: string;

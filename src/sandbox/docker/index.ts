@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EnvironmentError } from '../../core/errors.js';
@@ -9,7 +9,7 @@ import {
   writeKafkaConfig,
 } from '../local/kafka.js';
 import { freePorts } from '../ports.js';
-import { reapOrphans, trackScratchDir, untrackScratchDir } from '../processes.js';
+import { reapOrphans, releaseScratchDir, trackScratchDir } from '../processes.js';
 import { resolveRegions } from '../regions.js';
 import type { MySqlEndpoint, Sandbox, SandboxOptions, SandboxService } from '../types.js';
 import { DockerService, reapOrphanContainers } from './containers.js';
@@ -288,13 +288,7 @@ export async function startDockerSandbox(options: SandboxOptions): Promise<Sandb
           try {
             await stopAll();
           } finally {
-            if (options.keepDir === true) {
-              untrackScratchDir(dir);
-              log(`sandbox files kept in ${dir}`);
-            } else {
-              rmSync(dir, { recursive: true, force: true });
-              untrackScratchDir(dir);
-            }
+            releaseScratchDir(dir, options.keepDir === true, log);
           }
         })();
         return stopped;
@@ -302,8 +296,7 @@ export async function startDockerSandbox(options: SandboxOptions): Promise<Sandb
     };
   } catch (err) {
     await stopAll().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-    untrackScratchDir(dir);
+    releaseScratchDir(dir, false, log);
     throw err;
   }
 }

@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requirePrograms } from '../prerequisites.js';
 import { freePorts } from '../ports.js';
-import { reapOrphans, trackScratchDir, untrackScratchDir } from '../processes.js';
+import { reapOrphans, releaseScratchDir, trackScratchDir } from '../processes.js';
 import { resolveRegions } from '../regions.js';
 import type { Sandbox, SandboxOptions, SandboxService } from '../types.js';
 import { kafkaClasspath } from './kafka-jars.js';
@@ -137,13 +137,7 @@ export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbo
               [...mysql, ...(kafka ? [kafka] : []), ...(redis ? [redis] : [])].map((s) => s.stop()),
             );
           } finally {
-            if (options.keepDir === true) {
-              untrackScratchDir(dir);
-              log(`sandbox files kept in ${dir}`);
-            } else {
-              rmSync(dir, { recursive: true, force: true });
-              untrackScratchDir(dir);
-            }
+            releaseScratchDir(dir, options.keepDir === true, log);
           }
         })();
         return stopped;
@@ -151,8 +145,7 @@ export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbo
     };
   } catch (err) {
     await stopAll().catch(() => undefined); // the start-up error is the one worth reporting
-    rmSync(dir, { recursive: true, force: true });
-    untrackScratchDir(dir);
+    releaseScratchDir(dir, false, log);
     throw err;
   }
 }
