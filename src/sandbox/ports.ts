@@ -25,3 +25,20 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
   while (ports.size < count) ports.add(await freePort(host));
   return [...ports];
 }
+
+/**
+ * The ports a whole sandbox needs, taken one by one: one per region, two for
+ * Kafka (broker, controller), one for Redis, and one for Kafka's SASL_SSL
+ * listener when asked for. Taking more than that is a launcher bug.
+ */
+export async function sandboxPortPool(
+  regions: number,
+  secureKafkaListener: boolean,
+): Promise<() => number> {
+  const ports = await freePorts(regions + (secureKafkaListener ? 4 : 3));
+  return () => {
+    const port = ports.shift();
+    if (port === undefined) throw new Error('port pool exhausted');
+    return port;
+  };
+}

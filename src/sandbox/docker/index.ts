@@ -8,13 +8,13 @@ import {
   randomClusterId,
   writeKafkaConfig,
 } from '../local/kafka.js';
-import { freePorts } from '../ports.js';
+import { sandboxPortPool } from '../ports.js';
 import { reapOrphans, releaseScratchDir, trackScratchDir } from '../processes.js';
 import { resolveRegions } from '../regions.js';
 import type { MySqlEndpoint, Sandbox, SandboxOptions, SandboxService } from '../types.js';
 import { DockerService, reapOrphanContainers } from './containers.js';
 import { missingImages, probeDocker, resolveImages, type ImageKind } from './images.js';
-import { kafkaProbe, probeRedis, probeSql } from './probes.js';
+import { kafkaProbe, probeRedis, probeSql } from '../probes.js';
 
 /** Region i gets server_id 101+i and (on MariaDB) GTID domain 1+i, as in the local launcher. */
 const SERVER_ID_BASE = 101;
@@ -97,12 +97,7 @@ export async function startDockerSandbox(options: SandboxOptions): Promise<Sandb
     await Promise.allSettled([...services].reverse().map((s) => s.stop()));
   };
   try {
-    const ports = await freePorts(regions.length + (options.kafkaSecurity === undefined ? 3 : 4));
-    const takePort = (): number => {
-      const port = ports.shift();
-      if (port === undefined) throw new Error('port pool exhausted');
-      return port;
-    };
+    const takePort = await sandboxPortPool(regions.length, options.kafkaSecurity !== undefined);
     const bufferPoolMb = options.mysqlBufferPoolMb ?? 128;
     const mysql = regions.map(({ name: region, engine }, i) => {
       const endpoint: MySqlEndpoint = {

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requirePrograms } from '../prerequisites.js';
-import { freePorts } from '../ports.js';
+import { sandboxPortPool } from '../ports.js';
 import { reapOrphans, releaseScratchDir, trackScratchDir } from '../processes.js';
 import { resolveRegions } from '../regions.js';
 import type { Sandbox, SandboxOptions, SandboxService } from '../types.js';
@@ -55,12 +55,7 @@ export async function startLocalSandbox(options: SandboxOptions): Promise<Sandbo
   };
 
   try {
-    const ports = await freePorts(regions.length + (options.kafkaSecurity === undefined ? 3 : 4));
-    const takePort = (): number => {
-      const port = ports.shift();
-      if (port === undefined) throw new Error('port pool exhausted');
-      return port;
-    };
+    const takePort = await sandboxPortPool(regions.length, options.kafkaSecurity !== undefined);
     const bufferPoolMb = options.mysqlBufferPoolMb ?? 128;
     const mysql = regions.map(({ name: region, engine }, i) => {
       const server = {

@@ -3,9 +3,9 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Kafka, logLevel } from 'kafkajs';
 import { EnvironmentError } from '../../core/errors.js';
 import { ManagedProcess } from '../processes.js';
+import { kafkaProbe } from '../probes.js';
 import type { KafkaEndpoint, KafkaSecurityOptions, SandboxService } from '../types.js';
 import { waitUntilReady } from '../wait.js';
 
@@ -289,28 +289,10 @@ export class LocalKafka implements SandboxService {
     if (this.#process.running) return;
     await this.#format();
     this.#process.start();
-    const kafka = new Kafka({
-      clientId: 'sandbox-probe',
-      brokers: this.endpoint.brokers,
-      logLevel: logLevel.NOTHING,
-      connectionTimeout: 1000,
-      retry: { retries: 0 },
-    });
     await waitUntilReady(
       this.name,
       this.#process,
-      async () => {
-        const admin = kafka.admin();
-        try {
-          await admin.connect();
-          const cluster = await admin.describeCluster();
-          if (cluster.brokers.length === 0 || cluster.controller === null) {
-            throw new Error('no broker registered yet');
-          }
-        } finally {
-          await admin.disconnect();
-        }
-      },
+      kafkaProbe(this.endpoint),
       this.options.startTimeoutMs ?? 60_000,
     );
   }

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { ManagedProcess } from '../processes.js';
+import { probeRedis } from '../probes.js';
 import type { RedisEndpoint, SandboxService } from '../types.js';
 import { waitUntilReady } from '../wait.js';
 
@@ -52,24 +52,7 @@ export class LocalRedis implements SandboxService {
     await waitUntilReady(
       this.name,
       this.#process,
-      async () => {
-        const client = new Redis(this.endpoint.url, {
-          lazyConnect: true,
-          maxRetriesPerRequest: 0,
-          retryStrategy: () => null,
-          connectTimeout: 1000,
-          // Without it ioredis keeps a 2 s timer alive after disconnect().
-          disconnectTimeout: 200,
-        });
-        client.on('error', () => undefined); // failures surface through ping() below
-        try {
-          await client.connect();
-          const reply: string = await client.ping();
-          if (reply !== 'PONG') throw new Error(`unexpected PING reply ${reply}`);
-        } finally {
-          client.disconnect();
-        }
-      },
+      () => probeRedis(this.endpoint.url),
       this.options.startTimeoutMs ?? 15_000,
     );
   }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import mysql from 'mysql2/promise';
 import { EnvironmentError } from '../../core/errors.js';
 import type { ManagedProcess } from '../processes.js';
+import { probeSql } from '../probes.js';
 import type { MySqlEndpoint } from '../types.js';
 import { tailOf, waitUntilReady } from '../wait.js';
 
@@ -17,25 +17,7 @@ export async function waitForSqlServer(
   dir: string,
   timeoutMs: number,
 ): Promise<void> {
-  await waitUntilReady(
-    name,
-    process,
-    async () => {
-      const connection = await mysql.createConnection({
-        host: endpoint.host,
-        port: endpoint.port,
-        user: endpoint.user,
-        password: endpoint.password,
-        connectTimeout: 1000,
-      });
-      try {
-        await connection.query('SELECT 1');
-      } finally {
-        await connection.end();
-      }
-    },
-    timeoutMs,
-  ).catch((err: unknown) => {
+  await waitUntilReady(name, process, () => probeSql(endpoint), timeoutMs).catch((err: unknown) => {
     throw new EnvironmentError(
       `${err instanceof Error ? err.message : String(err)}\nerror log:\n${tailOf(join(dir, 'error.log'))}`,
       { cause: err },

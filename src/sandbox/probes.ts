@@ -1,7 +1,13 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
-import { connectionOptions, type KafkaEndpoint, type MySqlEndpoint } from '../types.js';
+import { connectionOptions, type KafkaEndpoint, type MySqlEndpoint } from './types.js';
+
+/**
+ * One readiness probe per kind of service, shared by the local and the
+ * docker launcher: each resolves once the service answers, and throws
+ * otherwise (the caller retries until its deadline).
+ */
 
 /** Resolves when the server answers `SELECT 1` on its endpoint. */
 export async function probeSql(endpoint: MySqlEndpoint): Promise<void> {
@@ -46,6 +52,7 @@ export async function probeRedis(url: string): Promise<void> {
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     connectTimeout: 1000,
+    // Without it ioredis keeps a 2 s timer alive after disconnect().
     disconnectTimeout: 200,
   });
   client.on('error', () => undefined); // failures surface through ping()
