@@ -674,6 +674,197 @@ export const pipelineSchema = z
   })
   .meta({ description: 'Tables replicated together with one conflict strategy.' });
 
+/**
+ * Words `residency.default` gives a meaning of its own, so no zone may be
+ * named after them.
+ */
+export const RESERVED_ZONE_NAMES: readonly string[] = ['all', 'none'];
+
+/** A zone name: used in topic names (`<prefix>-zone-<zone>`), so as restricted as region names. */
+export const zoneNameSchema = z
+  .string()
+  .regex(NAME_PATTERN, {
+    error: `zone names must start with a lowercase letter and use only a-z, 0-9, "_" and "-" (at most ${NAME_MAX_LENGTH} characters)`,
+    abort: true,
+  })
+  .max(NAME_MAX_LENGTH, { error: `zone names must be at most ${NAME_MAX_LENGTH} characters` })
+  .refine((name) => !RESERVED_ZONE_NAMES.includes(name), {
+    error: (issue) =>
+      `${JSON.stringify(issue.input)} is reserved (residency.default: all | none | <zone>)`,
+  });
+
+/** A policy name: a metric label and part of audit records. */
+export const policyNameSchema = z
+  .string()
+  .regex(NAME_PATTERN, {
+    error: `policy names must start with a lowercase letter and use only a-z, 0-9, "_" and "-" (at most ${NAME_MAX_LENGTH} characters)`,
+    abort: true,
+  })
+  .max(NAME_MAX_LENGTH, { error: `policy names must be at most ${NAME_MAX_LENGTH} characters` });
+
+/** A governed table: one `schema.table`, never a pattern (its columns are named by the policy). */
+export const governedTableSchema = tablePatternSchema.refine((value) => !value.endsWith('.*'), {
+  error: (issue) =>
+    `${JSON.stringify(issue.input)}: a policy names its tables one by one (its columns are those of each table)`,
+});
+
+/** A MySQL column name as a policy writes it. */
+const columnNameSchema = z
+  .string()
+  .min(1, { error: 'column names must not be empty' })
+  .max(64, { error: 'column names are at most 64 characters' });
+
+/** The smallest HMAC key accepted: shorter keys make the hashes of short values guessable. */
+export const HMAC_KEY_MIN_BYTES = 16;
+
+/**
+ * One masking mode: `nullify`, or a mapping with exactly one of `hmac`,
+ * `redact`, `truncate`. Written as one mapping with optional keys (rather
+ * than a union of mappings) so a mistake inside one mode is reported at its
+ * key, not as "none of the options matched".
+ */
+const maskObjectSchema = z
+  .strictObject({
+    hmac: z
+      .strictObject({
+        key: z
+          .string()
+          .refine((key) => Buffer.byteLength(key, 'utf8') >= HMAC_KEY_MIN_BYTES, {
+            error: `the key must be at least ${HMAC_KEY_MIN_BYTES} bytes; write "\${VAR}" to keep it out of the file`,
+          })
+          .transform((key) => new Secret(key))
+          .meta({
+            description: `HMAC-SHA256 key (its UTF-8 bytes), at least ${HMAC_KEY_MIN_BYTES} bytes. Write "\${VAR}": it is a secret and never logged.`,
+          }),
+      })
+      .optional()
+      .meta({
+        description:
+          'Lowercase hex HMAC-SHA256 of the canonical text of the value (docs/GOVERNANCE.md); needs a column of at least 64 characters.',
+      }),
+    redact: z
+      .string()
+      .optional()
+      .meta({ description: 'This literal in place of every non-NULL value.' }),
+    truncate: z
+      .int({ error: 'truncate must be a whole number of characters' })
+      .min(1, { error: 'truncate must be at least 1 (use redact: "" for an empty value)' })
+      .optional()
+      .meta({
+        description: 'The first n characters of a character column (bytes of a binary column).',
+      }),
+  })
+  .superRefine((mask, ctx) => {
+    const modes = (['hmac', 'redact', 'truncate'] as const).filter((m) => mask[m] !== undefined);
+    if (modes.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message:
+          modes.length === 0
+            ? 'a mask is nullify, { hmac: { key } }, { redact: "text" } or { truncate: n }'
+            : `give one mode per column, not ${modes.join(' and ')}`,
+      });
+    }
+  });
+
+export const maskSchema = z
+  .union([z.literal('nullify'), maskObjectSchema], {
+    error: 'a mask is nullify, { hmac: { key } }, { redact: "text" } or { truncate: n }',
+  })
+  .meta({ description: 'How the column is masked for regions that may hold the row masked.' });
+
+/** A value a residency rule matches: a string, an integer, or null for SQL NULL. */
+const residencyValueSchema = z.union([z.string(), z.int(), z.null()], {
+  error: 'residency values are strings, integers or null',
+});
+
+export const residencyRuleSchema = z
+  .strictObject({
+    in: z.array(residencyValueSchema).min(1, { error: 'in must list at least one value' }).meta({
+      description:
+        'Values of the residency column this rule decides; compared exactly (case-sensitive). null matches SQL NULL.',
+    }),
+    zone: zoneNameSchema.meta({ description: 'The zone whose regions hold these rows plainly.' }),
+    masked: z
+      .union([z.literal('all'), z.array(regionNameSchema)], {
+        error: 'masked is a list of regions or "all"',
+      })
+      .optional()
+      .meta({
+        description:
+          'Regions outside the zone that hold these rows masked; "all": every other region. Others hold nothing.',
+      }),
+  })
+  .meta({
+    description: 'Rows whose residency value is listed: plain in the zone, masked where listed.',
+  });
+
+export const residencySchema = z
+  .strictObject({
+    column: columnNameSchema
+      .optional()
+      .meta({ description: 'The column whose value decides where a row may live.' }),
+    rules: z.array(residencyRuleSchema).default([]).meta({
+      description: 'Checked in order; a value may be listed by one rule only.',
+    }),
+    default: z
+      .string({ error: 'default must be "all", "none" or a zone name' })
+      .min(1, { error: 'default must be "all", "none" or a zone name' })
+      .meta({
+        description:
+          'Rows no rule matches: "all" (every region, plain), "none" (no region) or a zone (plain there, nowhere else).',
+      }),
+  })
+  .superRefine((residency, ctx) => {
+    if (residency.rules.length > 0 && residency.column === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['column'],
+        message: 'rules need the residency column they match on',
+      });
+    }
+    if (residency.rules.length === 0 && residency.column !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rules'],
+        message: 'a residency column without rules decides nothing: add rules or remove column',
+      });
+    }
+  })
+  .meta({ description: 'Where rows may live, as a function of one column of the row.' });
+
+export const policySchema = z
+  .strictObject({
+    name: policyNameSchema,
+    tables: z
+      .array(governedTableSchema)
+      .min(1, { error: 'must list at least one table (schema.table)' }),
+    residency: residencySchema,
+    masking: z.record(columnNameSchema, maskSchema).default({}).meta({
+      description:
+        'Column → mask, applied in the origin region for regions that hold rows masked. Key and residency columns cannot be masked.',
+    }),
+  })
+  .meta({ description: 'Residency and masking of some tables.' });
+
+/** The `governance:` section (docs/GOVERNANCE.md). Cross-field rules: config/governance-rules.ts. */
+export const governanceSchema = z
+  .strictObject({
+    zones: z
+      .record(
+        zoneNameSchema,
+        z.array(regionNameSchema).min(1, { error: 'a zone lists at least one region' }),
+      )
+      .default({})
+      .meta({ description: 'Named sets of regions, e.g. { eu: [eu-west, eu-central] }.' }),
+    policies: z.array(policySchema).default([]),
+  })
+  .meta({
+    description:
+      'Data governance: per-row residency and per-region masking of some tables (docs/GOVERNANCE.md).',
+  });
+
 /** The whole file. Cross-field rules are checked by `validateConfig` in validate.ts. */
 export const configSchema = z
   .strictObject({
@@ -698,6 +889,7 @@ export const configSchema = z
     pipelines: z.array(pipelineSchema).min(1, { error: 'at least one pipeline is required' }),
     metrics: metricsSchema.prefault({}),
     monitor: monitorSchema.prefault({}),
+    governance: governanceSchema.optional(),
   })
   .meta({ title: 'cdc-replicator configuration' });
 
@@ -713,5 +905,7 @@ export type MysqlConfig = z.output<typeof mysqlSchema>;
 export type PipelineConfig = z.output<typeof pipelineSchema>;
 /** A validated TLS block. */
 export type TlsConfig = z.output<typeof tlsSchema>;
+/** The validated `governance:` section; hmac keys are {@link Secret}s. */
+export type GovernanceConfig = z.output<typeof governanceSchema>;
 /** A validated SASL block; the password (if inline) is a {@link Secret}. */
 export type SaslConfig = z.output<typeof saslSchema>;

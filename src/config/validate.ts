@@ -9,7 +9,9 @@
  */
 import type { z } from 'zod';
 
+import { governanceIssues } from './governance-rules.js';
 import { formatKeyPath, type ConfigPath } from './key-path.js';
+import { isRecord, listNames, validPart, valueAt } from './raw.js';
 import {
   CONFIG_DEFAULTS,
   conflictSchema,
@@ -53,21 +55,6 @@ export function validateConfig(raw: unknown): ConfigValidation {
 
 function toPath(path: readonly PropertyKey[]): (string | number)[] {
   return path.map((segment) => (typeof segment === 'number' ? segment : String(segment)));
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** The value at `path` in plain data, or `undefined` when any step is missing. */
-function valueAt(data: unknown, path: ConfigPath): unknown {
-  let current = data;
-  for (const segment of path) {
-    if (Array.isArray(current) && typeof segment === 'number') current = current[segment];
-    else if (isRecord(current)) current = current[String(segment)];
-    else return undefined;
-  }
-  return current;
 }
 
 /** True when `path` names a key that its (existing) parent mapping lacks. */
@@ -142,16 +129,6 @@ function fromZodIssue(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
   }
 }
 
-/** Parses one field with its own schema, so cross-field rules can use the valid parts of a broken file. */
-function validPart<T extends z.ZodType>(schema: T, value: unknown): z.output<T> | undefined {
-  const result = schema.safeParse(value);
-  return result.success ? result.data : undefined;
-}
-
-function listNames(names: readonly string[]): string {
-  return names.length === 0 ? '(none)' : names.join(', ');
-}
-
 /**
  * The rules that relate fields to each other. Each rule reads only the parts
  * of the raw document that are valid on their own, so it can run (and report)
@@ -165,6 +142,7 @@ export function crossFieldIssues(raw: unknown): ConfigIssue[] {
     : undefined;
 
   issues.push(...pipelineIssues(raw, regionNames));
+  issues.push(...governanceIssues(raw, regionNames));
   if (isRecord(rawRegions)) {
     // zod's record skips a "__proto__" key instead of validating it; it is no valid region name either.
     if (Object.hasOwn(rawRegions, '__proto__')) {
