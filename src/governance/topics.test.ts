@@ -3,6 +3,7 @@ import { residencyOf } from './residency.js';
 import {
   audiencePrefix,
   governedTopicName,
+  grantPrefixes,
   policyAudiences,
   readersOf,
   rowTopics,
@@ -111,5 +112,32 @@ describe('governed topics', () => {
       audience: { kind: 'zone', zone: 'eu' },
       policy: 'people-eu',
     });
+  });
+
+  it('gives each region the prefixes to grant: change topics of the others, its zones, its masked topics', () => {
+    const layout = {
+      topicPrefix: 'cdc',
+      regions: REGIONS,
+      zones: ZONES,
+      policies: [PEOPLE],
+      tables: ['app.people'],
+    };
+    expect(grantPrefixes(layout, 'us-east')).toEqual([
+      'cdc.eu-west.',
+      'cdc.eu-central.',
+      'cdc-masked-us-east.',
+    ]);
+    expect(grantPrefixes(layout, 'eu-central')).toEqual([
+      'cdc.us-east.',
+      'cdc.eu-west.',
+      'cdc-zone-eu.',
+    ]);
+    // Every listed topic falls under a granted prefix, or is the region's own.
+    for (const region of REGIONS) {
+      const prefixes = grantPrefixes(layout, region);
+      for (const { topic } of topicsReadableBy(layout, region)) {
+        expect(prefixes.some((prefix) => topic.startsWith(prefix))).toBe(true);
+      }
+    }
   });
 });

@@ -204,3 +204,25 @@ export function topicsReadableBy(layout: TopicLayoutInput, region: string): Read
   }
   return result;
 }
+
+/**
+ * The topic prefixes `region` may be granted (Kafka PREFIXED ACLs, or a
+ * MirrorMaker topic pattern per prefix): every other region's change topics
+ * (`<prefix>.<source>.`), each zone of a policy it belongs to, and its own
+ * masked topics when a policy masks to it. Each covers exactly topics
+ * {@link topicsReadableBy} lists (plus the region's own, which it wrote).
+ */
+export function grantPrefixes(layout: TopicLayoutInput, region: string): string[] {
+  const prefixes = layout.regions
+    .filter((source) => source !== region)
+    .map((source) => `${layout.topicPrefix}.${source}.`);
+  const restricted = new Set<string>();
+  for (const policy of layout.policies) {
+    for (const audience of policyAudiences(policy, layout.regions)) {
+      if (audience.kind === 'all') continue;
+      if (!readersOf(audience, layout.zones, layout.regions).includes(region)) continue;
+      restricted.add(`${audiencePrefix(layout.topicPrefix, audience)}.`);
+    }
+  }
+  return [...prefixes, ...[...restricted].sort()];
+}

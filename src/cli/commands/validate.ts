@@ -8,8 +8,12 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 
 import { compileAllRegions, compileRegion, type RuntimeOptions } from '../../config/compile.js';
+import { compileGovernance } from '../../config/compile-governance.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { ValidatedConfig } from '../../config/schema.js';
+import { describeMask } from '../../governance/masks.js';
+import type { GovernanceOptions, GovernancePolicy } from '../../governance/policy.js';
+import { grantPrefixes, topicsReadableBy, type ReadableTopic } from '../../governance/topics.js';
 import { ExitCode, type CommandContext } from '../context.js';
 import { reportConfigError } from '../report.js';
 
@@ -65,6 +69,10 @@ function summary(
       .join(', ')}`,
     `  tables (${tables.length}): ${tables.join(', ')}`,
   ];
+  const governance = compileGovernance(config);
+  if (governance !== undefined) {
+    lines.push(...describeGovernance(governance, config.kafka.topicPrefix, tables));
+  }
   if (selected !== undefined) lines.push(...describeRegion(selected));
   return `${lines.join('\n')}\n`;
 }
@@ -88,4 +96,71 @@ function describeRegion(options: RuntimeOptions): string[] {
     `  metrics: ${metrics.host}:${metrics.port}${metrics.url === undefined ? '' : ` (status reads ${metrics.url})`}`,
     `  peers: ${options.peers.length === 0 ? '(none)' : options.peers.join(', ')}`,
   ];
+}
+
+/**
+ * The governance section in short, then what an operator mirrors to and
+ * grants each region: every topic it may read, and the prefixes that cover
+ * exactly those. Keys are never printed (masks are named by mode only).
+ */
+function describeGovernance(
+  governance: GovernanceOptions,
+  topicPrefix: string,
+  tables: readonly string[],
+): string[] {
+  const zones = Object.entries(governance.zones);
+  const lines = [
+    `  zones (${zones.length}): ${zones.length === 0 ? '(none)' : zones.map(([zone, regions]) => `${zone} = ${regions.join(', ')}`).join('; ')}`,
+    `  policies (${governance.policies.length}):`,
+    ...governance.policies.map((policy) => `    ${describePolicy(policy)}`),
+    '  topics each region may read (mirror them to it and grant it read; nothing else of the governed tables):',
+  ];
+  const layout = {
+    topicPrefix,
+    regions: governance.regions,
+    zones: governance.zones,
+    policies: governance.policies,
+    tables,
+  };
+  for (const region of governance.regions) {
+    lines.push(`    ${region}: prefixes ${grantPrefixes(layout, region).join(' ')}`);
+    for (const topic of topicsReadableBy(layout, region)) {
+      lines.push(`      ${topic.topic}${describeReadable(topic)}`);
+    }
+  }
+  return lines;
+}
+
+function describePolicy(policy: GovernancePolicy): string {
+  const { residency } = policy;
+  const fallback =
+    residency.default.kind === 'zone' ? `zone ${residency.default.zone}` : residency.default.kind;
+  const rules = residency.rules.map((rule) => {
+    const masked =
+      rule.masked === 'all'
+        ? ', masked elsewhere'
+        : rule.masked.length === 0
+          ? ''
+          : `, masked in ${rule.masked.join(', ')}`;
+    return `${rule.values.map((value) => (value === null ? 'NULL' : value)).join('|')} -> zone ${rule.zone}${masked}`;
+  });
+  const masks = [...policy.masking].map(([column, mask]) => `${column} ${describeMask(mask)}`);
+  return [
+    `${policy.name} on ${policy.tables.map((t) => `${t.schema}.${t.table}`).join(', ')}:`,
+    residency.column === undefined ? '' : ` by ${residency.column}: ${rules.join('; ')};`,
+    ` otherwise ${fallback}`,
+    masks.length === 0 ? '' : `; masks ${masks.join(', ')}`,
+  ].join('');
+}
+
+function describeReadable(topic: ReadableTopic): string {
+  const policy = topic.policy === undefined ? '' : `${topic.policy}: `;
+  switch (topic.audience.kind) {
+    case 'all':
+      return topic.policy === undefined ? '' : `  (${policy}unrestricted rows and notices)`;
+    case 'zone':
+      return `  (${policy}plain, zone ${topic.audience.zone})`;
+    case 'masked':
+      return `  (${policy}masked)`;
+  }
 }
