@@ -1,5 +1,5 @@
-import type { ChangeEvent, JsonScalar, RowImage } from '../bus/envelope.js';
-import { ENVELOPE_VERSION } from '../bus/envelope.js';
+import type { ChangeEvent, EnvelopeV2, JsonScalar, RowImage } from '../bus/envelope.js';
+import { ENVELOPE_V2, ENVELOPE_VERSION, rowToEvent } from '../bus/envelope.js';
 import { CdcError } from '../core/errors.js';
 import { validateRowVersion, type RowVersion } from '../versioning/version.js';
 
@@ -55,17 +55,14 @@ function isImage(value: unknown): value is RowImage {
   );
 }
 
-/**
- * Decodes and validates one Kafka message. Events are untrusted input: the
- * shape, the version and the claimed source are checked here; identifiers
- * are checked against the configuration and the local schema later, before
- * any statement runs. A primary-key change (`u` whose before and after keys
- * differ) becomes a delete of the old key and an upsert of the new one.
- */
-export function decodeApplyEvent(
-  value: Buffer | null,
-  expected: { sourceRegion: string; db: string; table: string },
-): ApplyEvent[] {
+/** Where an event came from and what it decoded to: one per row of a message. */
+export type DecodedRow =
+  | { readonly row: number; readonly events: ApplyEvent[] }
+  | { readonly row: number; readonly error: RejectedEvent };
+
+type Expected = { sourceRegion: string; db: string; table: string };
+
+function parseMessage(value: Buffer | null): Record<string, unknown> {
   if (value === null) throw new RejectedEvent('malformed', 'message has no value');
   let raw: unknown;
   try {
@@ -76,11 +73,10 @@ export function decodeApplyEvent(
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new RejectedEvent('malformed', 'message is not a JSON object');
   }
-  const event = raw as Partial<Record<keyof ChangeEvent, unknown>>;
-  if (event.v !== ENVELOPE_VERSION)
-    throw new RejectedEvent('malformed', `unsupported envelope version ${String(event.v)}`);
-  if (!['c', 'u', 'd', 'r'].includes(event.op as string))
-    throw new RejectedEvent('malformed', `unknown op ${String(event.op)}`);
+  return raw as Record<string, unknown>;
+}
+
+function checkSource(event: Record<string, unknown>, expected: Expected): void {
   if (event.region !== expected.sourceRegion) {
     throw new RejectedEvent(
       'malformed',
@@ -93,6 +89,77 @@ export function decodeApplyEvent(
       `event names ${String(event.db)}.${String(event.table)} on the topic of ${expected.db}.${expected.table}`,
     );
   }
+}
+
+const isNameList = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((c) => typeof c === 'string');
+
+/**
+ * Decodes one Kafka message, v1 or v2 (src/bus/envelope.ts), into its rows'
+ * events. Events are untrusted input: the shape, the version and the
+ * claimed source are checked here; identifiers are checked against the
+ * configuration and the local schema later, before any statement runs.
+ * What is wrong with the whole message (not JSON, another source, a bad v2
+ * header) throws; what is wrong with one row of a v2 message is that row's
+ * `error`, so the other rows still apply.
+ */
+export function decodeApplyMessage(value: Buffer | null, expected: Expected): DecodedRow[] {
+  const raw = parseMessage(value);
+  if (raw.v === ENVELOPE_VERSION) return [{ row: 0, events: checkEvent(raw, expected) }];
+  if (raw.v !== ENVELOPE_V2)
+    throw new RejectedEvent('malformed', `unsupported envelope version ${String(raw.v)}`);
+  checkSource(raw, expected);
+  const { key, columns, rows, types } = raw;
+  if (!isNameList(key) || key.length === 0)
+    throw new RejectedEvent('malformed', 'key is not a non-empty list of column names');
+  if (!isNameList(columns)) throw new RejectedEvent('malformed', 'columns is not a list of names');
+  if (!Array.isArray(rows)) throw new RejectedEvent('malformed', 'rows is not a list');
+  const header = raw as unknown as Omit<EnvelopeV2, 'rows'>;
+  return rows.map((row: unknown, index): DecodedRow => {
+    try {
+      if (!Array.isArray(row) || row.length < 7 || row.length > 8)
+        throw new RejectedEvent('malformed', `row ${index} is not a list of 7 or 8 fields`);
+      const values: unknown = row[6];
+      const oldKey: unknown = row[7];
+      const width = row[0] === 'd' ? key.length : columns.length;
+      if (!Array.isArray(values) || values.length !== width)
+        throw new RejectedEvent(
+          'malformed',
+          `row ${index} has ${Array.isArray(values) ? values.length : 'no'} values for ${width} ${row[0] === 'd' ? 'key ' : ''}columns`,
+        );
+      if (oldKey !== undefined && (!Array.isArray(oldKey) || oldKey.length !== key.length))
+        throw new RejectedEvent('malformed', `row ${index}: the old key does not match the key`);
+      const event = rowToEvent(header, row) as unknown as Record<string, unknown>;
+      if (types === undefined) delete event.types;
+      return { row: index, events: checkEvent(event, expected) };
+    } catch (err) {
+      if (err instanceof RejectedEvent) return { row: index, error: err };
+      throw err;
+    }
+  });
+}
+
+/**
+ * Decodes a message and returns all its events; throws at the first row
+ * that cannot be applied (for a dead letter replayed alone).
+ */
+export function decodeApplyEvent(value: Buffer | null, expected: Expected): ApplyEvent[] {
+  return decodeApplyMessage(value, expected).flatMap((decoded) => {
+    if ('error' in decoded) throw decoded.error;
+    return decoded.events;
+  });
+}
+
+/**
+ * Validates one v1-shaped event. A primary-key change (`u` whose before
+ * and after keys differ) becomes a delete of the old key and an upsert of
+ * the new one.
+ */
+function checkEvent(raw: Record<string, unknown>, expected: Expected): ApplyEvent[] {
+  const event = raw as Partial<Record<keyof ChangeEvent, unknown>>;
+  if (!['c', 'u', 'd', 'r'].includes(event.op as string))
+    throw new RejectedEvent('malformed', `unknown op ${String(event.op)}`);
+  checkSource(raw, expected);
   if (!isImage(event.pk) || Object.keys(event.pk).length === 0)
     throw new RejectedEvent('malformed', 'pk is not a non-empty row image');
   const before = event.before ?? null;

@@ -1,3 +1,4 @@
+import { singleRowMessage } from '../bus/envelope.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
@@ -15,7 +16,8 @@ import { qualifiedName } from '../mysql/identifiers.js';
 import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import {
-  decodeApplyEvent,
+  decodeApplyMessage,
+  type DecodedRow,
   RejectedEvent,
   type ApplyEvent,
   type RejectReason,
@@ -82,6 +84,8 @@ interface Held {
 interface Origin {
   readonly message: KafkaMessage;
   readonly index: number;
+  /** The row of a v2 message (undefined: the message is one event). */
+  readonly row?: number | undefined;
 }
 
 function holdKey(topic: string, partition: number): string {
@@ -425,7 +429,7 @@ export class ApplyStage {
         await this.#deadLetter(
           topic,
           partition,
-          message,
+          { message, index: 0 },
           new RejectedEvent('table_not_in_pipeline', `topic ${topic} is not subscribed`),
         );
       return undefined;
@@ -443,20 +447,31 @@ export class ApplyStage {
       return this.#applyWithRetry(topic, partition, route, events, origins);
     };
     for (const [index, message] of messages.entries()) {
-      let events: ApplyEvent[];
+      let rows: DecodedRow[];
       try {
-        events = await this.#check(route, message);
+        rows = await this.#check(route, message);
       } catch (err) {
         // What came before is applied first, so nothing after a held event goes anywhere.
         const held = await flush();
         if (held !== undefined) return held;
         if (err instanceof SchemaSkew) return { index, skew: err };
-        await this.#deadLetter(topic, partition, message, err);
+        await this.#deadLetter(topic, partition, { message, index }, err);
         continue;
       }
-      for (const event of events) {
-        run.push(event);
-        origins.set(event, { message, index });
+      const several = rows.length > 1;
+      for (const decoded of rows) {
+        const origin: Origin = { message, index, row: several ? decoded.row : undefined };
+        if ('error' in decoded) {
+          // One bad row of a v2 message: parked alone, in order, and the others go on.
+          const held = await flush();
+          if (held !== undefined) return held;
+          await this.#deadLetter(topic, partition, origin, decoded.error);
+          continue;
+        }
+        for (const event of decoded.events) {
+          run.push(event);
+          origins.set(event, origin);
+        }
       }
     }
     return flush();
@@ -466,19 +481,31 @@ export class ApplyStage {
    * Decodes and validates one message. When it names something the local
    * schema lacks, the table's description is read again first (at most once
    * per recheck interval): the local DDL may have run since it was read.
+   * Rows are validated together: they share their table and columns.
    */
-  async #check(route: TopicRoute, message: KafkaMessage): Promise<ApplyEvent[]> {
-    const events = decodeApplyEvent(message.value, route);
+  async #check(route: TopicRoute, message: KafkaMessage): Promise<DecodedRow[]> {
+    const rows = decodeApplyMessage(message.value, route);
+    const validate = (): DecodedRow[] => {
+      const valid = rows.flatMap((r) => ('error' in r ? [] : r.events));
+      if (valid.length === 0) return rows;
+      const local = this.#validate(route, valid);
+      let next = 0;
+      return rows.map((r) => {
+        if ('error' in r) return r;
+        const events = local.slice(next, next + r.events.length);
+        next += r.events.length;
+        return { row: r.row, events };
+      });
+    };
     try {
-      return this.#validate(route, events);
+      return validate();
     } catch (err) {
       if (!(err instanceof SchemaSkew) || !(await this.#describe(route.db, route.table, true)))
         throw err;
-      return this.#validate(route, events);
+      return validate();
     }
   }
 
-  /** Identifiers come from untrusted events: checked against the configuration and the local schema. */
   #validate(route: TopicRoute, events: ApplyEvent[]): ApplyEvent[] {
     return validateEvents(route, this.#tables.get(`${route.db}.${route.table}`), events);
   }
@@ -556,12 +583,7 @@ export class ApplyStage {
             this.#validate(route, [event]);
           } catch (checkErr) {
             if (!(checkErr instanceof SchemaSkew)) {
-              await this.#deadLetter(
-                topic,
-                partition,
-                origins.get(event)?.message ?? null,
-                checkErr,
-              );
+              await this.#deadLetter(topic, partition, origins.get(event), checkErr);
               return undefined;
             }
             skew = checkErr;
@@ -596,7 +618,7 @@ export class ApplyStage {
           await this.#deadLetter(
             topic,
             partition,
-            origins.get(event)?.message ?? null,
+            origins.get(event),
             new RejectedEvent(
               duplicateKey ? 'constraint_violation' : 'apply_failed',
               error.message,
@@ -749,9 +771,15 @@ export class ApplyStage {
   async #deadLetter(
     topic: string,
     partition: number,
-    message: KafkaMessage | null,
+    origin: Origin | undefined,
     err: unknown,
   ): Promise<void> {
+    const message = origin?.message;
+    // A row of a v2 message is parked alone: replaying it replays nothing else.
+    const value =
+      origin?.row === undefined || message?.value == null
+        ? message?.value
+        : singleRowMessage(message.value, origin.row);
     const { options, metrics, logger } = this.deps;
     const reason: RejectReason = err instanceof RejectedEvent ? err.reason : 'apply_failed';
     const detail = err instanceof Error ? err.message : String(err);
@@ -771,7 +799,7 @@ export class ApplyStage {
         offset: message?.offset ?? null,
         key: message?.key?.toString('utf8') ?? null,
       },
-      value: message?.value?.toString('base64') ?? null,
+      value: value?.toString('base64') ?? null,
     };
     let delay = RETRY_INITIAL_MS;
     for (;;) {

@@ -60,3 +60,198 @@ export function messageKey(db: string, table: string, pk: RowImage): string {
 export function encodeEvent(event: ChangeEvent): Buffer {
   return Buffer.from(JSON.stringify(event));
 }
+
+/**
+ * Envelope v2 (DESIGN.md §5, docs/ARCHITECTURE.md "Envelope v2"): several
+ * row changes of one table in one message, with positional columns.
+ *
+ * ```json
+ * {"v":2,"region":"a","db":"app","table":"t","key":["id"],"columns":["id","name"],
+ *  "types":{"id":"int(11)"},
+ *  "rows":[["c",hlc,"a",{"a":hlc},"0-1-7",commitTs,[1,"x"]],
+ *          ["d",hlc,"a",{"a":hlc},"0-1-8",commitTs,[1]],
+ *          ["u",hlc,"a",{"a":hlc},"0-1-9",commitTs,[2,"y"],[1]]]}
+ * ```
+ *
+ * Each row is `[op, hlc, origin, vv, gtid, commitTs, values, oldKey?]`:
+ * `values` is the after image aligned with `columns` (`c`/`u`/`r`), or the
+ * key aligned with `key` (`d`); `oldKey`, aligned with `key`, is present
+ * only when an update changed the primary key. No before image otherwise:
+ * the join needs none. Every row of a message has the same columns; all of
+ * them go to one partition, the one each row's {@link messageKey} maps to.
+ * Appliers read v1 and v2.
+ */
+export const ENVELOPE_V2 = 2;
+
+/** One row of a v2 message, as listed above. */
+export type EnvelopeRow =
+  | [ChangeOp, number, string, VersionVector, string | null, number, JsonScalar[]]
+  | [ChangeOp, number, string, VersionVector, string | null, number, JsonScalar[], JsonScalar[]];
+
+export interface EnvelopeV2 {
+  v: typeof ENVELOPE_V2;
+  region: string;
+  db: string;
+  table: string;
+  /** Primary-key columns, in key order. */
+  key: string[];
+  /** The columns of every row's `values` (upserts). */
+  columns: string[];
+  types?: Readonly<Record<string, string>>;
+  rows: EnvelopeRow[];
+}
+
+/**
+ * A change prepared for a v2 message: its row already serialised (so the
+ * publisher knows its size and joins rows without a second pass) and the
+ * header fields rows of one message must share.
+ */
+export interface PackedRow {
+  region: string;
+  db: string;
+  table: string;
+  key: string[];
+  /** The after image's columns; null for a delete (it fits a message of any columns). */
+  columns: string[] | null;
+  /** `key` and `columns` as one string: rows with equal shapes share a message. */
+  keyShape: string;
+  columnShape: string | null;
+  types: Readonly<Record<string, string>> | undefined;
+  /** The row's JSON text (an {@link EnvelopeRow}). */
+  json: string;
+}
+
+/** Serialises one change as a v2 row; the key columns are the event's `pk` columns. */
+export function packRow(event: ChangeEvent): PackedRow {
+  const key = Object.keys(event.pk);
+  const after = event.op === 'd' ? null : event.after;
+  const columns = after === null ? null : Object.keys(after);
+  const values =
+    after === null || columns === null
+      ? key.map((c) => event.pk[c] ?? null)
+      : columns.map((c) => after[c] ?? null);
+  const row: unknown[] = [
+    event.op,
+    event.hlc,
+    event.origin,
+    event.vv,
+    event.gtid,
+    event.commitTs,
+    values,
+  ];
+  const before = event.before;
+  if (event.op === 'u' && before !== null && key.some((c) => before[c] !== event.pk[c]))
+    row.push(key.map((c) => before[c] ?? null));
+  return {
+    region: event.region,
+    db: event.db,
+    table: event.table,
+    key,
+    columns,
+    keyShape: key.join('\u0000'),
+    columnShape: columns === null ? null : columns.join('\u0000'),
+    types: event.types,
+    json: JSON.stringify(row),
+  };
+}
+
+/**
+ * Joins packed rows of one table into v2 messages, in order: a row with
+ * another key or column list (after a DDL) starts a new message, deletes
+ * join any. `maxBytes` bounds a message (a single larger row goes alone).
+ */
+export function encodeRows(
+  rows: readonly PackedRow[],
+  maxBytes: number,
+): { value: Buffer; rows: number }[] {
+  const out: { value: Buffer; rows: number }[] = [];
+  let start = 0;
+  while (start < rows.length) {
+    const first = rows[start] as PackedRow;
+    let columns: PackedRow | undefined;
+    let types = first.types;
+    let bytes = 0;
+    let end = start;
+    for (; end < rows.length; end += 1) {
+      const row = rows[end] as PackedRow;
+      if (row.keyShape !== first.keyShape || row.table !== first.table || row.db !== first.db)
+        break;
+      if (row.columnShape !== null) {
+        if (columns === undefined) columns = row;
+        else if (row.columnShape !== columns.columnShape) break;
+      }
+      if (end > start && bytes + row.json.length + 1 > maxBytes) break;
+      bytes += row.json.length + 1;
+      types ??= row.types;
+    }
+    const head = JSON.stringify({
+      v: ENVELOPE_V2,
+      region: first.region,
+      db: first.db,
+      table: first.table,
+      key: first.key,
+      columns: columns?.columns ?? [],
+      ...(types === undefined ? {} : { types }),
+    });
+    let body = '';
+    for (let i = start; i < end; i += 1)
+      body += (i > start ? ',' : '') + (rows[i] as PackedRow).json;
+    out.push({ value: Buffer.from(`${head.slice(0, -1)},"rows":[${body}]}`), rows: end - start });
+    start = end;
+  }
+  return out;
+}
+
+/**
+ * Expands a v2 message into v1-shaped events, one per row, without
+ * validating them (the applier validates what it decodes; this is for
+ * tools and tests that read topics). A v1 message gives itself.
+ */
+export function decodeEnvelope(value: Buffer | string): ChangeEvent[] {
+  const raw = JSON.parse(typeof value === 'string' ? value : value.toString('utf8')) as
+    ChangeEvent | EnvelopeV2;
+  if (raw.v !== ENVELOPE_V2) return [raw];
+  return raw.rows.map((row) => rowToEvent(raw, row));
+}
+
+/** One v2 row as a v1-shaped event (a key change restores `before` as the old key). */
+export function rowToEvent(
+  message: Omit<EnvelopeV2, 'rows'>,
+  row: readonly unknown[],
+): ChangeEvent {
+  const [op, hlc, origin, vv, gtid, commitTs, values, oldKey] = row as EnvelopeRow;
+  const zip = (names: readonly string[], list: readonly JsonScalar[]): RowImage => {
+    const image: RowImage = {};
+    for (let i = 0; i < names.length; i += 1) image[names[i] as string] = list[i] ?? null;
+    return image;
+  };
+  const after = op === 'd' ? null : zip(message.columns, values);
+  const pk: RowImage = {};
+  for (const [i, c] of message.key.entries()) pk[c] = (op === 'd' ? values[i] : after?.[c]) ?? null;
+  const event: ChangeEvent = {
+    v: ENVELOPE_VERSION,
+    op,
+    region: message.region,
+    db: message.db,
+    table: message.table,
+    pk,
+    before: op === 'd' ? pk : oldKey === undefined ? null : zip(message.key, oldKey),
+    after,
+    hlc,
+    origin,
+    vv,
+    gtid,
+    commitTs,
+  };
+  if (message.types !== undefined) event.types = message.types;
+  return event;
+}
+
+/**
+ * A v2 message reduced to one of its rows (a dead letter parks the row at
+ * fault alone). The message was decoded before, so it parses.
+ */
+export function singleRowMessage(value: Buffer, row: number): Buffer {
+  const message = JSON.parse(value.toString('utf8')) as EnvelopeV2;
+  return Buffer.from(JSON.stringify({ ...message, rows: [message.rows[row]] }));
+}

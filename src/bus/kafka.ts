@@ -249,6 +249,21 @@ export async function ensureTopics(
   }
 }
 
+/** The partition count of each topic, from the brokers' metadata. */
+export async function partitionCountsWith(
+  kafka: Kafka,
+  topics: readonly string[],
+): Promise<Map<string, number>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+    return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /**
  * Creates the topics that do not exist yet (see {@link ensureTopics}) with a
  * short-lived admin client: for callers that need no admin otherwise.

@@ -5,8 +5,9 @@ import {
   createChangeProducer,
   ensureTopics,
   ensureTopicsWith,
+  partitionCountsWith,
 } from '../bus/kafka.js';
-import { encodeEvent, messageKey, topicName, type ChangeEvent } from '../bus/envelope.js';
+import { encodeEvent, messageKey, packRow, topicName, type ChangeEvent } from '../bus/envelope.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
@@ -562,6 +563,7 @@ export class CaptureStage {
       ensureTopics: async (topics) => {
         await ensureTopicsWith(kafka, topics, options.kafka.topics);
       },
+      partitionCounts: (topics) => partitionCountsWith(kafka, topics),
       onFatal: (error) => this.#fail(error),
     });
   }
@@ -648,15 +650,30 @@ export class CaptureStage {
           replicated = { ...event };
           delete replicated.types;
         }
-        publisher.enqueue({
-          kind: 'message',
-          topic: topicName(options.kafka.topicPrefix, region, event.db, event.table),
-          key: messageKey(event.db, event.table, event.pk),
-          value: encodeEvent(replicated),
-          table: `${event.db}.${event.table}`,
-          op: event.op,
-          commitTs: event.commitTs,
-        });
+        const topic = topicName(options.kafka.topicPrefix, region, event.db, event.table);
+        const key = messageKey(event.db, event.table, event.pk);
+        const table = `${event.db}.${event.table}`;
+        // Heartbeats stay v1: appliers read them apart from changes, a few per second.
+        if (options.capture.envelope === 2 && event.db !== options.internalSchema)
+          publisher.enqueue({
+            kind: 'row',
+            topic,
+            key,
+            row: packRow(replicated),
+            table,
+            op: event.op,
+            commitTs: event.commitTs,
+          });
+        else
+          publisher.enqueue({
+            kind: 'message',
+            topic,
+            key,
+            value: encodeEvent(replicated),
+            table,
+            op: event.op,
+            commitTs: event.commitTs,
+          });
         if (debezium !== undefined) this.#publishDebezium(debezium, publisher, event);
         return;
       }

@@ -5,6 +5,8 @@ import type { Logger } from '../core/logger.js';
 import { classifyError } from '../core/retriable.js';
 import { retryRetriable } from '../core/retry.js';
 import type { CheckpointStore } from '../state/store.js';
+import { encodeRows, type PackedRow } from '../bus/envelope.js';
+import { murmur2 } from '../bus/partitioner.js';
 
 /** One Kafka message waiting to be sent, or a transaction boundary between them. */
 export type PublishItem =
@@ -23,6 +25,17 @@ export type PublishItem =
        * in `cdc_events_captured_total`.
        */
       counted?: boolean;
+    }
+  | {
+      /** A change for an envelope-v2 message: joined with others of its partition at send time. */
+      kind: 'row';
+      topic: string;
+      /** The row's {@link messageKey}: it picks the partition, as a v1 message's key would. */
+      key: string;
+      row: PackedRow;
+      table: string;
+      op: string;
+      commitTs: number;
     }
   | { kind: 'commit'; position: string };
 
@@ -54,6 +67,14 @@ export interface PublisherOptions {
   onInFlightBytes: (bytes: number) => void;
   /** Creates topics that do not exist yet (a table added under `schema.*` gets its topic on first use). */
   ensureTopics: (topics: readonly string[]) => Promise<void>;
+  /**
+   * The partition count of each topic (asked once per topic, for `row`
+   * items: their partition is chosen here, as the producer's murmur2
+   * partitioner would for their key, so one message can hold many rows).
+   */
+  partitionCounts?: (topics: readonly string[]) => Promise<ReadonlyMap<string, number>>;
+  /** Upper bound of one v2 message's rows, in bytes of JSON. */
+  maxMessageBytes?: number;
   /** A non-retriable failure: capture must stop. */
   onFatal: (error: CdcError) => void;
 }
@@ -66,6 +87,8 @@ export interface PublisherOptions {
 export const DEFAULT_BATCH_MAX_BYTES = 1_000_000;
 /** Record framing in Kafka's v2 format (length, attributes, deltas, key/value lengths, headers), at most. */
 const RECORD_OVERHEAD_BYTES = 32;
+/** Default of {@link PublisherOptions.maxMessageBytes}: a quarter of a request, so a batch spreads over partitions. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024;
 
 const RETRY_INITIAL_MS = 200;
 const RETRY_MAX_MS = 5_000;
@@ -90,6 +113,7 @@ export class CapturePublisher {
   #savedPosition: string | undefined;
   #lastSaveMs = 0;
   readonly #knownTopics = new Set<string>();
+  readonly #partitionCounts = new Map<string, number>();
   readonly #done: Promise<void>;
 
   constructor(private readonly options: PublisherOptions) {
@@ -109,8 +133,8 @@ export class CapturePublisher {
   enqueue(item: PublishItem): void {
     if (this.#failed !== undefined) return;
     this.#queue.push(item);
-    if (item.kind === 'message') {
-      this.#inFlightBytes += (item.value?.length ?? 0) + item.key.length;
+    if (item.kind !== 'commit') {
+      this.#inFlightBytes += itemBytes(item);
       if (!this.#pausedSource && this.#inFlightBytes >= this.options.maxInFlightBytes) {
         this.#pausedSource = true;
         this.options.onBackpressure(true);
@@ -182,6 +206,7 @@ export class CapturePublisher {
 
   async #sendNextBatch(): Promise<void> {
     const byTopic = new Map<string, TopicMessages>();
+    const rowsByTopic = new Map<string, Extract<PublishItem, { kind: 'row' }>[]>();
     const counts = new Map<string, { table: string; op: string; n: number }>();
     const maxRequestBytes = this.options.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES;
     let messages = 0;
@@ -197,32 +222,40 @@ export class CapturePublisher {
         position = item.position;
         continue;
       }
-      const valueBytes = item.value?.length ?? 0;
-      const recordBytes = valueBytes + Buffer.byteLength(item.key) + RECORD_OVERHEAD_BYTES;
+      const size = itemBytes(item);
+      const recordBytes = size + RECORD_OVERHEAD_BYTES;
       if (messages > 0 && requestBytes + recordBytes > maxRequestBytes) break;
       end += 1;
       requestBytes += recordBytes;
       messages += 1;
-      bytes += valueBytes + item.key.length;
+      bytes += size;
       newestCommitTs = Math.max(newestCommitTs, item.commitTs);
-      let topic = byTopic.get(item.topic);
-      if (topic === undefined) {
-        topic = { topic: item.topic, messages: [] };
-        byTopic.set(item.topic, topic);
+      if (item.kind === 'row') {
+        const rows = rowsByTopic.get(item.topic);
+        if (rows === undefined) rowsByTopic.set(item.topic, [item]);
+        else rows.push(item);
+      } else {
+        let topic = byTopic.get(item.topic);
+        if (topic === undefined) {
+          topic = { topic: item.topic, messages: [] };
+          byTopic.set(item.topic, topic);
+        }
+        topic.messages.push({ key: item.key, value: item.value });
+        if (item.counted === false) continue;
       }
-      topic.messages.push({ key: item.key, value: item.value });
-      if (item.counted === false) continue;
       const countKey = `${item.table}\u0000${item.op}`;
       const count = counts.get(countKey);
       if (count === undefined) counts.set(countKey, { table: item.table, op: item.op, n: 1 });
       else count.n += 1;
     }
     if (messages > 0) {
-      const fresh = [...byTopic.keys()].filter((topic) => !this.#knownTopics.has(topic));
+      const topics = new Set([...byTopic.keys(), ...rowsByTopic.keys()]);
+      const fresh = [...topics].filter((topic) => !this.#knownTopics.has(topic));
       if (fresh.length > 0) {
         await this.#withRetry('creating topics', () => this.options.ensureTopics(fresh));
         for (const topic of fresh) this.#knownTopics.add(topic);
       }
+      await this.#packRows(rowsByTopic, byTopic);
       await this.#sendWithRetry([...byTopic.values()], messages);
     }
     // Only now is everything up to `end` durable in Kafka.
@@ -238,6 +271,59 @@ export class CapturePublisher {
     if (this.#pausedSource && this.#inFlightBytes <= this.options.maxInFlightBytes / 2) {
       this.#pausedSource = false;
       this.options.onBackpressure(false);
+    }
+  }
+
+  /**
+   * Turns the batch's rows into v2 messages: per topic, each row goes to the
+   * partition its key hashes to (murmur2, as the producer's partitioner and
+   * every v1 producer place that key), and the rows of one partition, in
+   * order, become as few messages as their shapes and size allow.
+   */
+  async #packRows(
+    rowsByTopic: ReadonlyMap<string, Extract<PublishItem, { kind: 'row' }>[]>,
+    byTopic: Map<string, TopicMessages>,
+  ): Promise<void> {
+    if (rowsByTopic.size === 0) return;
+    const unknown = [...rowsByTopic.keys()].filter((t) => !this.#partitionCounts.has(t));
+    if (unknown.length > 0) {
+      const lookup = this.options.partitionCounts;
+      if (lookup === undefined)
+        throw new CdcError('the publisher needs partitionCounts for envelope v2 rows', {
+          code: 'INTERNAL',
+        });
+      await this.#withRetry('reading partition counts', async () => {
+        for (const [topic, n] of await lookup(unknown)) this.#partitionCounts.set(topic, n);
+      });
+    }
+    const maxMessageBytes = this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    for (const [topic, rows] of rowsByTopic) {
+      const partitions = this.#partitionCounts.get(topic);
+      if (partitions === undefined || partitions < 1)
+        throw new CdcError(`no partition count for topic ${topic}`, { code: 'KAFKA_TOPIC' });
+      const byPartition = new Map<number, Extract<PublishItem, { kind: 'row' }>[]>();
+      for (const item of rows) {
+        const partition = (murmur2(Buffer.from(item.key)) & 0x7fffffff) % partitions;
+        const list = byPartition.get(partition);
+        if (list === undefined) byPartition.set(partition, [item]);
+        else list.push(item);
+      }
+      let entry = byTopic.get(topic);
+      if (entry === undefined) {
+        entry = { topic, messages: [] };
+        byTopic.set(topic, entry);
+      }
+      for (const [partition, items] of byPartition) {
+        // Each message keeps its first row's key: tools that look at keys see a real one.
+        let first = 0;
+        for (const { value, rows: n } of encodeRows(
+          items.map((i) => i.row),
+          maxMessageBytes,
+        )) {
+          entry.messages.push({ partition, key: items[first]?.key ?? null, value });
+          first += n;
+        }
+      }
     }
   }
 
@@ -294,4 +380,10 @@ export class CapturePublisher {
     this.#savedPosition = position;
     this.#lastSaveMs = now;
   }
+}
+
+function itemBytes(item: Exclude<PublishItem, { kind: 'commit' }>): number {
+  return item.kind === 'row'
+    ? item.row.json.length + item.key.length
+    : (item.value?.length ?? 0) + item.key.length;
 }

@@ -82,6 +82,7 @@ describe('compileRegion', () => {
         batchMaxMessages: 2000,
         lingerMs: 5,
         compression: 'none',
+        envelope: 2,
         checkpointIntervalMs: 500,
         schemaCheckIntervalMs: 30_000,
         lease: { ttlMs: 10_000, renewIntervalMs: 3_333 },

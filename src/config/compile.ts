@@ -83,6 +83,8 @@ export interface CaptureOptions {
   readonly batchMaxMessages: number;
   readonly lingerMs: number;
   readonly compression: 'none' | 'gzip';
+  /** Envelope version of published changes (v2: several rows per message). */
+  readonly envelope: 1 | 2;
   readonly checkpointIntervalMs: number;
   /** Period of the schema drift check (triggers, version columns); 0 when off. */
   readonly schemaCheckIntervalMs: number;
@@ -224,6 +226,7 @@ export function compileRegion(
       maxInFlightBytes: config.capture.maxInFlightBytes,
       batchMaxMessages: config.capture.batchMaxMessages,
       lingerMs: config.capture.lingerMs,
+      envelope: config.capture.envelope,
       compression: config.capture.compression,
       checkpointIntervalMs: config.capture.checkpointIntervalMs,
       schemaCheckIntervalMs: config.capture.schemaCheckIntervalMs,

@@ -27,6 +27,7 @@ export const CONFIG_DEFAULTS = {
   captureMaxInFlightBytes: 8 * 1024 * 1024,
   captureBatchMaxMessages: 2000,
   captureLingerMs: 5,
+  captureEnvelope: 2 as 1 | 2,
   /** Measured by bench/capture: see the comment in src/bus/kafka.ts. */
   captureCompression: 'none',
   captureCheckpointIntervalMs: 500,
@@ -356,6 +357,13 @@ export const captureSchema = z
       .default(CONFIG_DEFAULTS.captureBatchMaxMessages),
     lingerMs: z.number().int().min(0).max(10_000).default(CONFIG_DEFAULTS.captureLingerMs),
     compression: z.enum(['none', 'gzip']).default(CONFIG_DEFAULTS.captureCompression),
+    envelope: z
+      .union([z.literal(1), z.literal(2)])
+      .default(CONFIG_DEFAULTS.captureEnvelope)
+      .meta({
+        description:
+          'Envelope version of published changes: 2 packs the rows of one table and partition into one message with positional columns (docs/ARCHITECTURE.md, "Envelope v2"); 1 is one JSON object per row. Appliers read both. While a fleet is upgraded from a release that reads only v1, keep 1 until every region runs this one.',
+      }),
     checkpointIntervalMs: z
       .number()
       .int()

@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import type { ChangeEvent } from '../../src/bus/envelope.js';
+import { decodeEnvelope, type ChangeEvent } from '../../src/bus/envelope.js';
 import { deadLetterTopic } from '../../src/capture/capture-stage.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 
@@ -54,13 +54,16 @@ export async function readTopics(
       void consumer.run({
         eachBatch: ({ batch }) => {
           for (const m of batch.messages) {
-            messages.push({
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: m.offset,
-              key: m.key?.toString() ?? '',
-              value: m.value?.toString() ?? '',
-            });
+            const value = m.value?.toString() ?? '';
+            // One entry per change: a v2 message's rows each become a v1-shaped event.
+            for (const row of expandRows(value))
+              messages.push({
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: m.offset,
+                key: m.key?.toString() ?? '',
+                value: row,
+              });
           }
           if (until(messages)) {
             clearTimeout(timer);
@@ -76,6 +79,12 @@ export async function readTopics(
   return messages;
 }
 
+/** A message's changes as v1 JSON texts: itself, or each row of an envelope-v2 message. */
+function expandRows(value: string): string[] {
+  if (!value.startsWith('{"v":2,')) return [value];
+  return decodeEnvelope(value).map((event) => JSON.stringify(event));
+}
+
 /** Change events of the messages, in read order. */
 export function changeEvents(messages: readonly ReadMessage[]): ChangeEvent[] {
   return messages.map((m) => JSON.parse(m.value) as ChangeEvent);
@@ -83,6 +92,53 @@ export function changeEvents(messages: readonly ReadMessage[]): ChangeEvent[] {
 
 function adminClient(brokers: readonly string[]): Kafka {
   return new Kafka({ clientId: 'test-admin', brokers: [...brokers], logLevel: logLevel.NOTHING });
+}
+
+/**
+ * Changes in a topic: every message read to the end, counting each row of
+ * an envelope-v2 message (values are not kept: topics may hold millions).
+ */
+export async function topicRowCount(brokers: readonly string[], topic: string): Promise<number> {
+  const admin = adminClient(brokers).admin();
+  const ends = new Map<number, number>();
+  await admin.connect();
+  try {
+    for (const p of await admin.fetchTopicOffsets(topic))
+      if (Number(p.high) > Number(p.low)) ends.set(p.partition, Number(p.high));
+  } finally {
+    await admin.disconnect();
+  }
+  if (ends.size === 0) return 0;
+  const consumer = adminClient(brokers).consumer({
+    groupId: `test-counter-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+    maxBytesPerPartition: 8 * 1024 * 1024,
+    maxBytes: 32 * 1024 * 1024,
+  });
+  let rows = 0;
+  const reached = new Set<number>();
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve) => {
+      void consumer.run({
+        eachBatch: ({ batch }) => {
+          for (const m of batch.messages) {
+            const value = m.value?.toString() ?? '';
+            rows += value.startsWith('{"v":2,')
+              ? (JSON.parse(value) as { rows: unknown[] }).rows.length
+              : 1;
+            if (Number(m.offset) >= (ends.get(batch.partition) ?? 0) - 1)
+              reached.add(batch.partition);
+          }
+          if (reached.size === ends.size) resolve();
+          return Promise.resolve();
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return rows;
 }
 
 /** Messages in a topic (sum over partitions of high watermark minus low watermark). */

@@ -15,13 +15,13 @@ import {
   writeConfigFile,
   type DaemonProcess,
 } from './daemon-process.js';
-import { topicMessageCount } from './kafka.js';
+import { topicRowCount } from './kafka.js';
 import { binlogPosition, connectApp, prepareRegion } from './mariadb.js';
 import { sampleRss } from './memory.js';
 
 export interface LargeTransactionResult {
   rows: number;
-  /** Messages in the table's topic once the checkpoint passed the transaction. */
+  /** Changes in the table's topic once the checkpoint passed the transaction. */
   messages: number;
   /** RSS of the idle daemon before the transaction. */
   baselineRssBytes: number;
@@ -92,7 +92,7 @@ export async function runLargeTransaction(
       });
       const captureMs = Date.now() - started - writeMs;
       const peakRssBytes = rss.stop();
-      const messages = await topicMessageCount(
+      const messages = await topicRowCount(
         sandbox.kafka!.brokers,
         topicName(options.kafka.topicPrefix, region, schema, 'big'),
       );

@@ -1,0 +1,187 @@
+import fc from 'fast-check';
+import { decodeApplyEvent, decodeApplyMessage, RejectedEvent } from '../apply/apply-event.js';
+import {
+  decodeEnvelope,
+  encodeEvent,
+  encodeRows,
+  packRow,
+  singleRowMessage,
+  type ChangeEvent,
+} from './envelope.js';
+
+const where = { sourceRegion: 'a', db: 'app', table: 't' };
+
+function change(parts: Partial<ChangeEvent> & Pick<ChangeEvent, 'op' | 'pk'>): ChangeEvent {
+  const hlc = parts.hlc ?? 1_700_000_000_000_000;
+  return {
+    v: 1,
+    region: 'a',
+    db: 'app',
+    table: 't',
+    before: null,
+    after: null,
+    hlc,
+    origin: 'a',
+    vv: { a: hlc },
+    gtid: '0-1-7',
+    commitTs: 1_700_000_000_000,
+    ...parts,
+  };
+}
+
+const insert = change({ op: 'c', pk: { id: 1 }, after: { id: 1, name: 'x', n: '12.50' } });
+const update = change({
+  op: 'u',
+  pk: { id: 1 },
+  before: { id: 1, name: 'x', n: '12.50' },
+  after: { id: 1, name: 'y', n: null },
+  hlc: 1_700_000_000_000_001,
+  vv: { a: 1_700_000_000_000_001, b: 5 },
+});
+const moved = change({
+  op: 'u',
+  pk: { id: 2 },
+  before: { id: 1, name: 'y', n: null },
+  after: { id: 2, name: 'y', n: null },
+  hlc: 1_700_000_000_000_002,
+  vv: { a: 1_700_000_000_000_002 },
+});
+const removed = change({
+  op: 'd',
+  pk: { id: 2 },
+  before: { id: 2, name: 'y', n: null },
+  hlc: 1_700_000_000_000_003,
+  vv: { a: 1_700_000_000_000_003 },
+});
+
+describe('envelope v2', () => {
+  it('carries several changes in one message and gives them back as v1 events', () => {
+    const messages = encodeRows([insert, update, moved, removed].map(packRow), 1 << 20);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]?.rows).toBe(4);
+    const events = decodeEnvelope((messages[0] as { value: Buffer }).value);
+    expect(events.map((e) => [e.op, e.pk, e.after, e.hlc, e.vv, e.gtid])).toEqual([
+      ['c', { id: 1 }, insert.after, insert.hlc, insert.vv, '0-1-7'],
+      ['u', { id: 1 }, update.after, update.hlc, update.vv, '0-1-7'],
+      ['u', { id: 2 }, moved.after, moved.hlc, moved.vv, '0-1-7'],
+      ['d', { id: 2 }, null, removed.hlc, removed.vv, '0-1-7'],
+    ]);
+    // No before image but the old key of a key change; a delete's image is its key.
+    expect(events.map((e) => e.before)).toEqual([null, null, { id: 1 }, { id: 2 }]);
+  });
+
+  it('is smaller than the same changes in v1', () => {
+    const rows = [insert, update, moved, removed];
+    const v1 = rows.reduce((sum, e) => sum + encodeEvent(e).length, 0);
+    const v2 = encodeRows(rows.map(packRow), 1 << 20)[0]?.value.length ?? Infinity;
+    expect(v2).toBeLessThan(v1 / 2);
+  });
+
+  it('starts a new message when the columns change or the size bound is reached, keeping order', () => {
+    const widened = change({
+      op: 'c',
+      pk: { id: 3 },
+      after: { id: 3, name: 'z', n: '1', extra: 1 },
+    });
+    const shapes = encodeRows([insert, removed, widened, update].map(packRow), 1 << 20);
+    expect(shapes.map((m) => m.rows)).toEqual([2, 1, 1]);
+    const ops = shapes.flatMap((m) =>
+      decodeEnvelope(m.value).map((e) => `${e.op}${String(e.pk.id)}`),
+    );
+    expect(ops).toEqual(['c1', 'd2', 'c3', 'u1']);
+    const rows = Array.from({ length: 50 }, (_, i) =>
+      packRow(change({ op: 'c', pk: { id: i }, after: { id: i, name: 'n'.repeat(100), n: null } })),
+    );
+    const bounded = encodeRows(rows, 1000);
+    expect(bounded.length).toBeGreaterThan(5);
+    expect(bounded.reduce((sum, m) => sum + m.rows, 0)).toBe(50);
+    for (const m of bounded) expect(m.value.length).toBeLessThan(1300);
+  });
+
+  it('decodes into the applier events of v1, a key change into a delete and an upsert', () => {
+    const message = encodeRows([insert, moved, removed].map(packRow), 1 << 20)[0]?.value as Buffer;
+    const v2 = decodeApplyEvent(message, where);
+    const v1 = [insert, moved, removed].flatMap((e) => decodeApplyEvent(encodeEvent(e), where));
+    const comparable = (events: typeof v1) =>
+      events.map((e) => ({ op: e.op, pk: e.pk, after: e.after, version: e.version }));
+    expect(comparable(v2)).toEqual(comparable(v1));
+    expect(v2.map((e) => `${e.op}${String(e.pk.id)}`)).toEqual([
+      'upsert1',
+      'delete1',
+      'upsert2',
+      'delete2',
+    ]);
+  });
+
+  it('rejects one bad row of a message alone, and parks it as a message of its own', () => {
+    const message = encodeRows([insert, update].map(packRow), 1 << 20)[0]?.value as Buffer;
+    const parsed = JSON.parse(message.toString()) as { rows: unknown[][] };
+    (parsed.rows[0] as unknown[])[1] = -5; // an hlc no clock gives
+    const tampered = Buffer.from(JSON.stringify(parsed));
+    const rows = decodeApplyMessage(tampered, where);
+    expect('error' in (rows[0] as object)).toBe(true);
+    expect((rows[0] as { error: RejectedEvent }).error.reason).toBe('version_invalid');
+    expect('events' in (rows[1] as object)).toBe(true);
+    const parked = singleRowMessage(tampered, 0);
+    expect(decodeApplyMessage(parked, where)).toHaveLength(1);
+    expect(() => decodeApplyEvent(parked, where)).toThrow(RejectedEvent);
+  });
+
+  it('refuses a v2 header that claims another source or table as a whole', () => {
+    const message = JSON.parse(
+      encodeRows([insert].map(packRow), 1 << 20)[0]?.value.toString() as string,
+    ) as Record<string, unknown>;
+    const forged = (patch: Record<string, unknown>): Buffer =>
+      Buffer.from(JSON.stringify({ ...message, ...patch }));
+    expect(() => decodeApplyMessage(forged({ region: 'b' }), where)).toThrow(/claims region b/);
+    expect(() => decodeApplyMessage(forged({ table: 'u' }), where)).toThrow(/app\.u/);
+    expect(() => decodeApplyMessage(forged({ key: [] }), where)).toThrow(/key/);
+    expect(() => decodeApplyMessage(forged({ rows: {} }), where)).toThrow(/rows/);
+    expect(() => decodeApplyMessage(forged({ v: 3 }), where)).toThrow(/version 3/);
+  });
+
+  it('never fails on untrusted input with anything but a RejectedEvent (fuzz)', () => {
+    const scalar = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+    );
+    const row = fc.oneof(
+      fc.tuple(
+        fc.constantFrom('c', 'u', 'd', 'r', 'x'),
+        fc.oneof(fc.integer(), fc.constant(1_700_000_000_000_000)),
+        fc.constantFrom('a', 'b', ''),
+        fc.oneof(fc.dictionary(fc.constantFrom('a', 'b'), fc.integer()), scalar),
+        scalar,
+        scalar,
+        fc.array(scalar, { maxLength: 4 }),
+      ),
+      fc.anything(),
+    );
+    const message = fc.record(
+      {
+        v: fc.constantFrom(1, 2, 3),
+        region: fc.constantFrom('a', 'b'),
+        db: fc.constant('app'),
+        table: fc.constant('t'),
+        key: fc.oneof(fc.constant(['id']), fc.anything()),
+        columns: fc.oneof(fc.constant(['id', 'name']), fc.anything()),
+        rows: fc.oneof(fc.array(row, { maxLength: 5 }), fc.anything()),
+        types: fc.oneof(fc.constant(undefined), fc.anything()),
+      },
+      { requiredKeys: ['v'] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(message, fc.anything()), (value) => {
+        try {
+          decodeApplyMessage(Buffer.from(JSON.stringify(value) ?? 'null'), where);
+        } catch (err) {
+          if (!(err instanceof RejectedEvent)) throw err;
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
