@@ -6,6 +6,8 @@
  * hides another problem. Checks that need the tables themselves (key columns,
  * column types and widths) are in src/governance/table-check.ts.
  */
+import type { ResidencyValue } from '../governance/policy.js';
+import { residencyValueOf } from '../governance/residency.js';
 import { formatKeyPath, type ConfigPath } from './key-path.js';
 import { isRecord, listNames, validPart, valueAt } from './raw.js';
 import {
@@ -49,11 +51,14 @@ function covers(pattern: string, table: string): boolean {
   return patternSchema === schema && (patternTable === '*' || patternTable === name);
 }
 
-/** Same canonical text as src/governance/residency.ts: 1 and "1" are the same value. */
-function residencyKey(value: unknown): string | undefined {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `s:${value}`;
-  if (typeof value === 'number' && Number.isInteger(value)) return `s:${value}`;
+/**
+ * A raw rule value's canonical text (src/governance/residency.ts: 1 and "1"
+ * are the same value), or undefined when the value is invalid (reported
+ * by the schema).
+ */
+function residencyKey(value: unknown): ResidencyValue | undefined {
+  if (value === null || typeof value === 'string') return residencyValueOf(value);
+  if (typeof value === 'number' && Number.isInteger(value)) return residencyValueOf(value);
   return undefined;
 }
 
@@ -198,7 +203,7 @@ function residencyIssues(
 
   const rules = valueAt(policy, ['residency', 'rules']);
   if (!Array.isArray(rules)) return issues;
-  const seenValues = new Map<string, ConfigPath>();
+  const seenValues = new Map<ResidencyValue, ConfigPath>();
   rules.forEach((rule: unknown, r) => {
     const rulePath: ConfigPath = [...residencyPath, 'rules', r];
     const zone = validPart(zoneNameSchema, valueAt(rule, ['zone']));
@@ -217,7 +222,7 @@ function residencyIssues(
         if (first !== undefined) {
           issues.push({
             path: at,
-            message: `${key === 'null' ? 'null' : JSON.stringify(key.slice(2))} is already listed at ${formatKeyPath(first)}; a value belongs to one rule`,
+            message: `${key === null ? 'null' : JSON.stringify(key)} is already listed at ${formatKeyPath(first)}; a value belongs to one rule`,
           });
         } else seenValues.set(key, at);
       });
