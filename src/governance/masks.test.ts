@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
 
+import fc from 'fast-check';
+
 import { Secret } from '../core/secret.js';
 import { canonicalText } from './canonical.js';
 import { applyMask, hmac, hmacHex, minimumWidth, redact, truncate } from './masks.js';
@@ -146,5 +148,32 @@ describe('other masks', () => {
     expect(minimumWidth({ kind: 'redact', text: 'ééé' }, 'bytes')).toBe(6);
     expect(minimumWidth({ kind: 'truncate', length: 2 })).toBe(2);
     expect(minimumWidth({ kind: 'nullify' })).toBe(0);
+  });
+});
+
+describe('mask properties', () => {
+  it('truncate gives a prefix of at most n code points; hmac 64 lowercase hex digits', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), fc.integer({ min: 1, max: 20 }), (value, n) => {
+        const cut = truncate(VARCHAR, value, n) as string;
+        expect([...cut].length).toBeLessThanOrEqual(n);
+        expect(value.startsWith(cut)).toBe(true);
+        expect(hmac(KEY, VARCHAR, value)).toMatch(/^[0-9a-f]{64}$/);
+      }),
+    );
+  });
+
+  it('an integer hashes alike whether the envelope carries a number or a string', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }), (value) => {
+        const asString = hmacHex(KEY, col('bigint'), value.toString());
+        expect(asString).toBe(
+          createHmac('sha256', KEY.reveal()).update(value.toString()).digest('hex'),
+        );
+        if (value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)) {
+          expect(hmacHex(KEY, col('bigint'), Number(value))).toBe(asString);
+        }
+      }),
+    );
   });
 });
