@@ -32,15 +32,29 @@ export interface ClusterOptions extends SandboxConfigOptions {
   ddl: string[];
   /** Start daemons right away. Default true. */
   startDaemons?: boolean;
+  /**
+   * Keep the sandbox's scratch directory (servers' data, binlogs and logs)
+   * after stop: a boolean, or a function asked when the cluster stops (e.g.
+   * "did a test fail?"). Default false.
+   */
+  keepDir?: boolean | (() => boolean);
 }
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const keepDir = options.keepDir;
   const sandbox = await startSandbox({
     regions: options.regions.map((name) => ({
       name,
       engine: options.engines?.[name] ?? 'mariadb',
     })),
     redis: true,
+    // The launchers read it when the sandbox stops, so a function can decide then.
+    get keepDir() {
+      return typeof keepDir === 'function' ? keepDir() : keepDir === true;
+    },
+    log: (message) => {
+      if (message.startsWith('sandbox files kept')) console.error(message);
+    },
   });
   const connections: mysql.Connection[] = [];
   const daemons = new Map<string, Daemon>();

@@ -140,9 +140,12 @@ describe.each(FLEETS)(
     let dir: string;
     let configFile: string;
     let processDaemon: DaemonProcess | undefined;
+    /** A seed failed: keep the scratch directories (servers, binlogs, rc's logs) for a post-mortem. */
+    let failed = false;
 
     beforeAll(async () => {
       cluster = await startCluster({
+        keepDir: () => failed,
         regions: REGIONS,
         engines: fleet.engines,
         tables: ['conv.*'],
@@ -171,7 +174,9 @@ describe.each(FLEETS)(
       processDaemon?.child.kill('SIGKILL');
       await processDaemon?.exited;
       await cluster?.stop();
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      if (dir === undefined) return;
+      if (failed) console.error(`convergence: rc's logs and the configuration kept in ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
     });
 
     const readers = new Map<string, mysql.Connection>();
@@ -186,6 +191,65 @@ describe.each(FLEETS)(
           return tableContent(reader, table);
         }),
       );
+    }
+
+    /**
+     * For each key whose row differs between regions: in every region the
+     * row with its version columns, its tombstone and its recorded conflicts.
+     */
+    async function divergence(table: string): Promise<string> {
+      const internal = cluster.config.internalSchema;
+      const perRegion = await Promise.all(
+        REGIONS.map(async (r) => {
+          const db = readers.get(r) ?? (await cluster.db(r));
+          readers.set(r, db);
+          const [rows] = await db.query<mysql.RowDataPacket[]>(
+            `SELECT id, val, note, CAST(UNIX_TIMESTAMP(_cdc_ts) * 1000000 AS UNSIGNED) AS ts_us,
+                    CAST(_cdc_ver AS CHAR) AS ver FROM ${table} ORDER BY id`,
+          );
+          const [tombs] = await db.query<mysql.RowDataPacket[]>(
+            `SELECT CAST(pk AS CHAR) AS pk, CAST(ver AS CHAR) AS ver FROM ${internal}._cdc_tombstones WHERE tbl = ?`,
+            [table],
+          );
+          const [conflicts] = await db.query<mysql.RowDataPacket[]>(
+            `SELECT detected_at, CAST(pk AS CHAR) AS pk, source_region, winner, CAST(local_ver AS CHAR) AS local_ver,
+                    CAST(incoming_ver AS CHAR) AS incoming_ver, CAST(local_row AS CHAR) AS local_row,
+                    CAST(incoming_row AS CHAR) AS incoming_row
+               FROM ${internal}._cdc_conflicts WHERE tbl = ? ORDER BY id`,
+            [table],
+          );
+          return { region: r, rows, tombs, conflicts };
+        }),
+      );
+      // Tombstones key by `["<id>"]`, conflicts by `{"id": <id>}`.
+      const idOfPk = (pk: unknown): string => {
+        const parsed = JSON.parse(String(pk)) as unknown;
+        return String(Array.isArray(parsed) ? parsed[0] : (parsed as { id?: unknown }).id);
+      };
+      const visible = (row: mysql.RowDataPacket | undefined): string =>
+        row === undefined ? '-' : JSON.stringify([row.val, row.note]);
+      const ids = new Set(perRegion.flatMap((p) => p.rows.map((row) => String(row.id))));
+      const diverged = [...ids].filter(
+        (id) =>
+          new Set(perRegion.map((p) => visible(p.rows.find((row) => String(row.id) === id)))).size >
+          1,
+      );
+      const lines: string[] = [`diverged keys: ${diverged.join(', ') || '(none)'}`];
+      for (const id of diverged) {
+        for (const p of perRegion) {
+          const row = p.rows.find((r) => String(r.id) === id);
+          const tomb = p.tombs.find((t) => idOfPk(t.pk) === id);
+          lines.push(
+            `  id ${id} in ${p.region}: row ${row === undefined ? '-' : JSON.stringify({ ...row })}; tombstone ${tomb === undefined ? '-' : String(tomb.ver)}`,
+          );
+          const conflicts = p.conflicts.filter((c) => idOfPk(c.pk) === id);
+          if (conflicts.length > 4)
+            lines.push(`    (${conflicts.length - 4} earlier conflicts in ${p.region} left out)`);
+          for (const c of conflicts.slice(-4))
+            lines.push(`    conflict in ${p.region}: ${JSON.stringify({ ...c })}`);
+        }
+      }
+      return lines.join('\n');
     }
 
     it.each(seedList.map((seed, i) => [seed, tables[i] as string]))(
@@ -228,8 +292,15 @@ describe.each(FLEETS)(
               (await contents(table)).map((c, i) => `${REGIONS[i] ?? '?'}: ${c}`).join('\n'),
           );
         } catch (err) {
+          failed = true;
+          let detail: string;
+          try {
+            detail = await divergence(table);
+          } catch (diagErr) {
+            detail = `(diagnostics failed: ${(diagErr as Error).message})`;
+          }
           throw new Error(
-            `seed ${seed} did not converge on the ${fleet.label} fleet (replay with CDC_CONVERGENCE_SEEDS=${seed}); rc log: ${processDaemon?.logFile ?? '-'}\n${(err as Error).message}`,
+            `seed ${seed} did not converge on the ${fleet.label} fleet (replay with CDC_CONVERGENCE_SEEDS=${seed}); rc log: ${processDaemon?.logFile ?? '-'} (kept, with the sandbox)\n${(err as Error).message}\n${detail}`,
           );
         }
         // The workload really exercised the system: operations committed in every region.
