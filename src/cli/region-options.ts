@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { compileRegion, type RuntimeOptions } from '../config/compile.js';
+import { refuseUnenforcedGovernance } from '../config/compile-governance.js';
 import { loadConfigFile } from '../config/load.js';
 import type { ValidatedConfig } from '../config/schema.js';
 import { ConfigError } from '../core/errors.js';
@@ -13,7 +14,8 @@ export interface RegionFlags {
 
 /**
  * Loads the file and compiles the options of the region named by `--region`
- * or `CDC_REGION`. Throws ConfigError (exit code 2) when either is wrong.
+ * or `CDC_REGION`. Throws ConfigError (exit code 2) when either is wrong, and
+ * while the file has governance policies, which are not enforced yet.
  */
 export async function loadRegionOptions(
   flags: RegionFlags,
@@ -31,5 +33,6 @@ export async function loadRegionOptions(
     env: context.env,
     servingRegion: scope === 'own region' ? region : undefined,
   });
+  refuseUnenforcedGovernance(config);
   return { config, options: compileRegion(config, region, { baseDir: dirname(path) }) };
 }

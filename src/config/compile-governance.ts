@@ -4,6 +4,7 @@
  * resolved to all, none or a zone. Kept beside compile.ts rather than in
  * RuntimeOptions until the data path reads it.
  */
+import { ConfigError } from '../core/errors.js';
 import type { GovernanceOptions, MaskSpec, ResidencyDefault } from '../governance/policy.js';
 import { residencyValueOf } from '../governance/residency.js';
 import { parseTablePattern } from './compile.js';
@@ -50,4 +51,22 @@ export function compileGovernance(config: ValidatedConfig): GovernanceOptions | 
       ),
     })),
   };
+}
+
+/**
+ * Refuses a command that moves or prints table data (run, snapshot,
+ * bootstrap, prepare, verify) while the file has governance policies: this
+ * version validates them but does not enforce them yet (docs/GOVERNANCE.md,
+ * "Status"), and starting would replicate governed rows whole to every
+ * region. Failing closed is the only safe reading of a policy that cannot
+ * be applied. Remove once capture, apply and verify enforce policies.
+ *
+ * @throws ConfigError naming the policies and the reason.
+ */
+export function refuseUnenforcedGovernance(config: ValidatedConfig): void {
+  const policies = config.governance?.policies ?? [];
+  if (policies.length === 0) return;
+  throw new ConfigError([
+    `governance.policies: refusing to start: this version validates governance policies (${policies.map((p) => p.name).join(', ')}) but does not enforce them yet, and would replicate their tables unprotected (docs/GOVERNANCE.md, "Status")`,
+  ]);
 }

@@ -115,3 +115,19 @@ describe('cdc-replicator validate with a governance section', () => {
     );
   });
 });
+
+describe('commands that move or print data, while governance is not enforced', () => {
+  it.each([
+    [['run', '-c', 'governed.yaml', '-r', 'eu-west']],
+    [['prepare', '-c', 'governed.yaml', '-r', 'eu-west']],
+    [['snapshot', '-c', 'governed.yaml', '-r', 'eu-west']],
+    [['verify', '-c', 'governed.yaml']],
+  ])('%j refuses to start rather than replicate governed tables unprotected', async (argv) => {
+    const { code, stderr } = await run(argv, { CDC_MASK_KEY: KEY });
+    expect(code).toBe(2);
+    expect(stderr).toContain(
+      'governance.policies: refusing to start: this version validates governance policies (people-eu) but does not enforce them yet',
+    );
+    expect(stderr).not.toContain(KEY);
+  });
+});

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { createKafka } from '../../bus/kafka.js';
 import { compileRegion } from '../../config/compile.js';
+import { refuseUnenforcedGovernance } from '../../config/compile-governance.js';
 import { loadConfigFile } from '../../config/load.js';
 import { CdcError, ConfigError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
@@ -74,6 +75,7 @@ async function verify(flags: VerifyFlags, context: CommandContext): Promise<Exit
     };
     const path = resolve(context.cwd, flags.config);
     const config = await loadConfigFile(path, { env: context.env });
+    refuseUnenforcedGovernance(config);
     const names = list(flags.regions);
     const chosen = names.length > 0 ? names : Object.keys(config.regions);
     if (new Set(chosen).size < 2)
