@@ -81,6 +81,8 @@ interface Held {
 }
 
 /** The message an event came from, and its index in the chunk. */
+const SKIP_REPLICATION_STATEMENT = 'SET SESSION skip_replication = 1';
+
 interface Origin {
   readonly message: KafkaMessage;
   readonly index: number;
@@ -110,6 +112,7 @@ export function applyGroupId(topicPrefix: string, region: string): string {
  */
 export class ApplyStage {
   #state: ApplyState = 'idle';
+  #skipRefusalLogged = false;
   #pool: mysql.Pool | undefined;
   #consumer: Consumer | undefined;
   #producer: Producer | undefined;
@@ -195,6 +198,18 @@ export class ApplyStage {
         if (err !== null) logger.error({ err: err.message }, 'applier session setup failed');
       };
       for (const statement of APPLIER_SESSION_STATEMENTS) core.query(statement, onError);
+      // MariaDB: mark the applier's transactions so this region's capture is never sent them
+      // (see BinlogSource's skipMarkedTransactions). MySQL has no such variable (1193);
+      // without the privilege (1227) the apply marker alone keeps them out.
+      core.query(SKIP_REPLICATION_STATEMENT, (err: Error | null) => {
+        const errno = (err as { errno?: number } | null)?.errno;
+        if (err === null || errno === 1193 || this.#skipRefusalLogged) return;
+        this.#skipRefusalLogged = true;
+        logger.warn(
+          { err: err.message },
+          "applier sessions cannot set skip_replication: this region's capture reads the applier's transactions and drops them by their marker (slower, still correct)",
+        );
+      });
     });
 
     const local = await this.#pool.getConnection();

@@ -18,7 +18,9 @@ export type CaptureOutput =
   | { kind: 'commit'; position: string; gtid: string | null }
   | { kind: 'dead-letter'; reason: string; detail: string; source: Record<string, unknown> }
   | { kind: 'ddl'; schema: string; statement: string; timestampMs: number }
-  | { kind: 'warning'; reason: string; message: string };
+  | { kind: 'warning'; reason: string; message: string }
+  /** The binlog sent a transaction of this region's applier (dropped whole: DESIGN.md §4). */
+  | { kind: 'applier-transaction' };
 
 export interface AssemblerOptions {
   region: string;
@@ -126,9 +128,10 @@ export class TransactionAssembler {
   #rows(event: Extract<SourceEvent, { kind: 'rows' }>): CaptureOutput[] {
     const { internalSchema } = this.options;
     if (event.schema === internalSchema && event.table === INTERNAL_TABLES.applyMarker) {
+      const first = !this.#applierTransaction;
       this.#applierTransaction = true;
       this.#pendingDeletes.clear();
-      return [];
+      return first ? [{ kind: 'applier-transaction' }] : [];
     }
     if (this.#applierTransaction) return [];
     if (event.schema === internalSchema) {

@@ -34,6 +34,15 @@ export interface BinlogSourceOptions {
   primaryKeys: ReadonlyMap<string, readonly string[]>;
   /** Attach each table's column types to its rows events (for `schema.autoAddColumns`). */
   columnTypes?: boolean;
+  /**
+   * MariaDB only: `SET skip_replication = 1` on the dump connection, so the
+   * server never sends transactions written with `skip_replication` (the
+   * applier's: src/apply/apply-target.ts). Capture would drop them anyway by
+   * their apply marker; this saves reading, sending and decoding them.
+   */
+  skipMarkedTransactions?: boolean;
+  /** The server refused `skip_replication` (privileges): capture goes on without it. */
+  onSkipRefused?: (error: Error) => void;
   onEvent: (event: SourceEvent) => void;
   /** Any error ends the stream; the owner decides whether to reconnect. */
   onError: (error: CdcError) => void;
@@ -132,6 +141,13 @@ export class BinlogSource {
         includeEvents: [...BINLOG_EVENTS],
         includeSchema: this.options.includeSchema,
       });
+      // start() has just created the dump connection and queued nothing on it yet:
+      // this runs before zongji's own setup and the dump request.
+      if (this.options.skipMarkedTransactions === true)
+        this.#zongji.connection?.query('SET SESSION skip_replication = 1', (err: Error | null) => {
+          // Not fatal: the apply marker still keeps the applier's writes out.
+          if (err !== null) this.options.onSkipRefused?.(err);
+        });
     });
   }
 

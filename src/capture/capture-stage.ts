@@ -121,6 +121,8 @@ export class CaptureStage {
   #assembler: TransactionAssembler | undefined;
   /** Position of the last transaction handed to the publisher: where a reconnect resumes. */
   #resumePosition = '';
+  /** MariaDB: the dump connection asks the server to leave out transactions marked skip_replication (the applier's). */
+  #mariadb = false;
   #includeSchema: Record<string, string[] | true> = {};
   #primaryKeys = new Map<string, string[]>();
   #reconnectDelayMs = RECONNECT_INITIAL_MS;
@@ -194,6 +196,7 @@ export class CaptureStage {
     let startPosition: string;
     try {
       const info = await serverInfo(connection);
+      this.#mariadb = info.flavor === 'mariadb';
       await checkBinlogSettings(connection, info, where);
       if (options.pipelines.some((p) => p.output !== undefined)) {
         const [rows] = await connection.query('SELECT @@server_id AS id');
@@ -610,6 +613,12 @@ export class CaptureStage {
       // Appliers with schema.autoAddColumns add a missing column with the source's type;
       // the Debezium output maps values by type.
       columnTypes: options.schema.autoAddColumns || this.#debezium !== undefined,
+      skipMarkedTransactions: this.#mariadb,
+      onSkipRefused: (err) =>
+        this.deps.logger.warn(
+          { err: err.message },
+          "the binlog connection cannot set skip_replication: the applier's own transactions are read and dropped by their marker (slower, still correct)",
+        ),
       onEvent: (event) => {
         if ((event.kind === 'commit' || event.kind === 'ddl') && event.coordinates !== undefined)
           this.#rememberCoordinates(event.position, event.coordinates);
@@ -709,6 +718,9 @@ export class CaptureStage {
       }
       case 'ddl':
         this.#ddl(output);
+        return;
+      case 'applier-transaction':
+        metrics.captureApplierTransactionsTotal.inc({ region });
         return;
       case 'warning':
         metrics.captureWarningsTotal.inc({ region, reason: output.reason });

@@ -131,6 +131,13 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly captureApplierTransactionsTotal = new Counter({
+    name: 'cdc_capture_applier_transactions_total',
+    help: "Transactions of this region's own applier that the binlog sent to capture, which dropped them by their apply marker. MariaDB leaves them out of the stream (skip_replication), so there it stays 0; on MySQL it grows with every applied chunk.",
+    labelNames: ['region'] as const,
+    registers: [this.registry],
+  });
+
   readonly captureInFlightBytes = new Gauge({
     name: 'cdc_capture_in_flight_bytes',
     help: 'Bytes captured but not yet acknowledged by Kafka (bounded by capture.maxInFlightBytes).',

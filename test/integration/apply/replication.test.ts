@@ -57,6 +57,14 @@ describe('apply: two regions replicate both ways', () => {
     await new Promise((r) => setTimeout(r, 2000));
     expect(await captured('east')).toBe(3); // 2 inserts + 1 delete written in east
     expect(await captured('west')).toBe(2); // 1 update + 1 insert written in west
+    // MariaDB never even sends capture its applier's transactions (skip_replication).
+    for (const region of ['east', 'west']) {
+      const read = await cluster.daemons.get(region)!.metrics.captureApplierTransactionsTotal.get();
+      expect({ region, read: read.values.reduce((sum, v) => sum + v.value, 0) }).toEqual({
+        region,
+        read: 0,
+      });
+    }
   });
 
   it('resolves a concurrent update by last-writer-wins, the same way in both regions', async () => {

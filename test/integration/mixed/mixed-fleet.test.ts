@@ -267,6 +267,15 @@ describe('mixed fleet: one MySQL 8 region and two MariaDB regions', () => {
       async () => (await contents()).map((c, i) => `${REGIONS[i] ?? '?'}: ${c}`).join('\n'),
     );
     expect(JSON.parse((await contents())[0] ?? '[]')).not.toEqual([]);
+    // Loop prevention on each engine: MySQL sends capture the applier's transactions
+    // (dropped by their marker, counted); MariaDB leaves them out (skip_replication).
+    const applierTransactionsRead = async (region: string): Promise<number> =>
+      (
+        await cluster.daemons.get(region)!.metrics.captureApplierTransactionsTotal.get()
+      ).values.reduce((sum, v) => sum + v.value, 0);
+    expect(await applierTransactionsRead('my')).toBeGreaterThan(0);
+    expect(await applierTransactionsRead('ma')).toBe(0);
+    expect(await applierTransactionsRead('mb')).toBe(0);
   });
 
   function verifyFleet(): Promise<VerifyResult> {
