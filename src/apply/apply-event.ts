@@ -43,7 +43,13 @@ export class RejectedEvent extends CdcError {
 }
 
 function isScalar(value: unknown): value is JsonScalar {
-  return value === null || ['string', 'number', 'boolean'].includes(typeof value);
+  const type = typeof value;
+  return value === null || type === 'string' || type === 'number' || type === 'boolean';
+}
+
+function everyValueScalar(image: Record<string, unknown>): boolean {
+  for (const key in image) if (Object.hasOwn(image, key) && !isScalar(image[key])) return false;
+  return true;
 }
 
 function isImage(value: unknown): value is RowImage {
@@ -51,7 +57,7 @@ function isImage(value: unknown): value is RowImage {
     typeof value === 'object' &&
     value !== null &&
     !Array.isArray(value) &&
-    Object.values(value as Record<string, unknown>).every(isScalar)
+    everyValueScalar(value as Record<string, unknown>)
   );
 }
 

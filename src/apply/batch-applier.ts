@@ -1,4 +1,4 @@
-import type mysql from 'mysql2/promise';
+import mysql from 'mysql2/promise';
 import type { JsonScalar, RowImage } from '../bus/envelope.js';
 import { encodeRow } from '../capture/row-codec.js';
 import { isBinaryDataType } from '../mysql/column-types.js';
@@ -84,6 +84,11 @@ const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VER
 /** Stable identity of a key inside one chunk (values as the envelope encodes them). */
 function keyId(pk: RowImage, primaryKey: readonly string[]): string {
   return JSON.stringify(primaryKey.map((c) => pk[c] ?? null));
+}
+
+/** A statement parameter as SQL text (mysql2's escaping, as its placeholders would give). */
+function sqlLiteral(value: unknown): string {
+  return mysql.escape(value as Parameters<typeof mysql.escape>[0]);
 }
 
 /** An envelope value as a statement parameter for a local column. */
@@ -354,15 +359,23 @@ async function writeUpserts(
   for (const group of groups.values()) {
     const listed = new Set(group.names);
     const all = [...group.names, VERSION_COLUMNS.ts, VERSION_COLUMNS.ver];
-    const placeholders = `(${all.map(() => '?').join(', ')})`;
-    const params = group.states.flatMap((s) => [
-      ...group.names.map((n) =>
-        s.image !== null && Object.hasOwn(s.image, n)
-          ? toParam(columns.get(n) as ColumnInfo, s.image[n])
-          : implicitDefaults.get(n),
-      ),
-      ...versionParams(s.version as RowVersion),
-    ]);
+    const infos = group.names.map((n) => columns.get(n) as ColumnInfo);
+    // The VALUES text is built here, value by value, with mysql2's own escaping:
+    // formatting ~12k `?` of a 1000-row statement cost more than the escaping.
+    const rows: string[] = [];
+    for (const s of group.states) {
+      let row = '(';
+      for (let i = 0; i < infos.length; i += 1) {
+        const info = infos[i] as ColumnInfo;
+        const value =
+          s.image !== null && Object.hasOwn(s.image, info.name)
+            ? toParam(info, s.image[info.name])
+            : implicitDefaults.get(info.name);
+        row += `${sqlLiteral(value)}, `;
+      }
+      const [ts, ver] = versionParams(s.version as RowVersion);
+      rows.push(`${row}${sqlLiteral(ts)}, ${sqlLiteral(ver)})`);
+    }
     const updates = [
       ...all.filter((n) => !pk.has(n)).map((n) => `${quoteId(n)} = VALUES(${quoteId(n)})`),
       ...writable
@@ -370,9 +383,8 @@ async function writeUpserts(
         .map((c) => `${quoteId(c.name)} = DEFAULT(${quoteId(c.name)})`),
     ];
     await connection.query(
-      `INSERT INTO ${target} (${all.map(quoteId).join(', ')}) VALUES ${group.states.map(() => placeholders).join(', ')}` +
+      `INSERT INTO ${target} (${all.map(quoteId).join(', ')}) VALUES ${rows.join(', ')}` +
         (group.existed ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : ''),
-      params,
     );
   }
 }

@@ -53,10 +53,20 @@ export function vectorEntry(vv: VersionVector, region: string): number {
 // missing entry, and one spelling per meaning keeps equal vectors equal as
 // objects and as text.
 function canonicalVector(entries: Iterable<readonly [string, number]>): VersionVector {
-  const sorted = [...entries]
-    .filter(([, value]) => value !== 0)
-    // UTF-16 code units, locale-independent like the origin tie-break.
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const list = Array.isArray(entries) ? (entries as (readonly [string, number])[]) : [...entries];
+  // Fast path, the common case on the apply path: already sorted, no zeros.
+  let canonical = true;
+  for (let i = 0; i < list.length && canonical; i += 1) {
+    const [key, value] = list[i] as readonly [string, number];
+    if (value === 0 || (i > 0 && !((list[i - 1] as readonly [string, number])[0] < key)))
+      canonical = false;
+  }
+  const sorted = canonical
+    ? list
+    : list
+        .filter(([, value]) => value !== 0)
+        // UTF-16 code units, locale-independent like the origin tie-break.
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return Object.freeze(Object.fromEntries(sorted));
 }
 
