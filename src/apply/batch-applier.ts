@@ -66,10 +66,27 @@ export class LocalTableChanged extends CdcError {
   }
 }
 
+/**
+ * Another applier transaction wrote a key this chunk read as absent, between
+ * the read and the write (READ COMMITTED locks no gap, so nothing made them
+ * wait for each other). The chunk is rolled back and retried with fresh
+ * reads; the other transaction's write is then seen and joined.
+ */
+export class ApplyRaced extends CdcError {
+  constructor(table: string, what: string) {
+    super(`${table}: ${what} while the chunk was applied; retried`, {
+      code: 'APPLY_RACED',
+      retriable: true,
+    });
+  }
+}
+
 interface KeyState {
   pk: RowImage;
   /** Whether a row exists locally when the transaction read it. */
   existed: boolean;
+  /** Whether the key had a tombstone when read (asked only of keys with no row). */
+  tombstoned: boolean;
   localImage: RowImage | null;
   version: RowVersion | null;
   live: boolean;
@@ -125,6 +142,7 @@ export async function applyChunk(
       keys.set(id, {
         pk: event.pk,
         existed: false,
+        tombstoned: false,
         localImage: null,
         version: null,
         live: false,
@@ -204,6 +222,7 @@ export async function applyChunk(
       for (const row of tombRows) {
         const state = keyList[Number(row._cdc_k)];
         if (state === undefined || state.existed) continue;
+        state.tombstoned = true;
         state.version = decodeStoredVersion(String(row.ver));
       }
     }
@@ -264,20 +283,41 @@ export async function applyChunk(
         toDelete.flatMap((s) => pkColumns.map((c) => toParam(c, s.pk[c.name]))),
       );
     }
-    if (dead.length > 0) {
-      const keyJson = keyJsonSql(pkColumns);
+    // A tombstone that did not exist when read is INSERTed: another applier's
+    // tombstone of the same key written since then fails it with a duplicate
+    // key (the chunk is retried) instead of being overwritten by an older one.
+    const keyJson = keyJsonSql(pkColumns);
+    for (const [states, upsert] of [
+      [dead.filter((s) => s.existed || s.tombstoned), true],
+      [dead.filter((s) => !s.existed && !s.tombstoned), false],
+    ] as const) {
+      if (states.length === 0) continue;
       await connection.query(
-        `INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc) VALUES ${dead
+        `INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc) VALUES ${states
           .map(() => `(?, UNHEX(SHA2(${keyJson}, 256)), ${keyJson}, ?, ?)`)
-          .join(', ')}
-         ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc)`,
-        dead.flatMap((s) => {
+          .join(', ')}` +
+          (upsert
+            ? ' ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc)'
+            : ''),
+        states.flatMap((s) => {
           const key = pkColumns.map((c) => toParam(c, s.pk[c.name]));
           const version = s.version as RowVersion;
           return [tableText, ...key, ...key, encodeStoredVersion(version), version.hlc];
         }),
       );
     }
+    await recheckAbsentKeys(connection, {
+      target,
+      tombstones,
+      tableText,
+      pkColumns,
+      // Deleted here without a row to delete: a row inserted since must not survive the delete.
+      deletedAbsent: dead.filter((s) => !s.existed),
+      // Inserted where no tombstone was: a tombstone written since must not lose to the insert.
+      insertedUntombstoned: changed.filter(
+        (s) => s.live && s.dataFromIncoming && !s.existed && !s.tombstoned,
+      ),
+    });
     const recorded = conflicts.filter(() => context.recordConflict());
     if (recorded.length > 0) {
       await connection.query(
@@ -303,6 +343,58 @@ export async function applyChunk(
   } catch (err) {
     await connection.rollback().catch(() => undefined); // the statement error is the one to report
     throw err;
+  }
+}
+
+/**
+ * The re-check of keys this chunk read as absent, after its own writes and
+ * before commit (write, then validate). Two applier transactions on one
+ * absent key (an upsert from one source region, a delete from another, as
+ * a region applies their partitions concurrently) each read "no row" and
+ * "no tombstone" without a lock, and each writes a different table: the
+ * upsert the row, the delete the tombstone. Whichever re-checks second sees
+ * the other's write (or waits for its commit, as a locking read waits on an
+ * uncommitted insert), so at least one of them retries and joins the other's
+ * result. Both waiting on each other is a deadlock InnoDB breaks by rolling
+ * one back: also a retry.
+ */
+async function recheckAbsentKeys(
+  connection: mysql.PoolConnection,
+  chunk: {
+    target: string;
+    tombstones: string;
+    tableText: string;
+    pkColumns: readonly ColumnInfo[];
+    deletedAbsent: readonly KeyState[];
+    insertedUntombstoned: readonly KeyState[];
+  },
+): Promise<void> {
+  const { pkColumns } = chunk;
+  const keyParams = (states: readonly KeyState[]): unknown[] =>
+    states.flatMap((s) => pkColumns.map((c) => toParam(c, s.pk[c.name])));
+  if (chunk.deletedAbsent.length > 0) {
+    const [rows] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT 1 FROM ${chunk.target} WHERE (${pkColumns.map((c) => quoteId(c.name)).join(', ')}) IN (${chunk.deletedAbsent
+        .map(() => `(${pkColumns.map(() => '?').join(', ')})`)
+        .join(', ')}) FOR UPDATE`,
+      keyParams(chunk.deletedAbsent),
+    );
+    if (rows.length > 0)
+      throw new ApplyRaced(chunk.tableText, `${rows.length} row(s) read as absent were inserted`);
+  }
+  if (chunk.insertedUntombstoned.length > 0) {
+    const hashExpr = keyHashSql(pkColumns);
+    const [rows] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT 1 FROM ${chunk.tombstones}
+        WHERE tbl = ? AND pk_hash IN (${chunk.insertedUntombstoned.map(() => hashExpr).join(', ')})
+          FOR UPDATE`,
+      [chunk.tableText, ...keyParams(chunk.insertedUntombstoned)],
+    );
+    if (rows.length > 0)
+      throw new ApplyRaced(
+        chunk.tableText,
+        `${rows.length} key(s) inserted without a tombstone got one`,
+      );
   }
 }
 

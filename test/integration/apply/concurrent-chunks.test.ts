@@ -173,54 +173,50 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
       }
     }
 
-    // `it.failing` until applyChunk re-checks keys it read as absent (the fix
-    // belongs in src/apply/batch-applier.ts): make it `it` with that fix.
-    it.failing(
-      'a delete that wins still removes a row another applier inserted after it read the key',
-      async () => {
-        const base = Date.now() * 1000;
-        const t0 = version('rb', base, {});
-        const u = version('rc', base + 10, { rb: base });
-        // D follows U (rb deleted the row after applying U): it wins everywhere.
-        const d = version('rb', base + 20, { rc: base + 10 });
+    // Fixed by applyChunk's re-check of keys it read as absent (recheckAbsentKeys).
+    it('a delete that wins still removes a row another applier inserted after it read the key', async () => {
+      const base = Date.now() * 1000;
+      const t0 = version('rb', base, {});
+      const u = version('rc', base + 10, { rb: base });
+      // D follows U (rb deleted the row after applying U): it wins everywhere.
+      const d = version('rb', base + 20, { rc: base + 10 });
 
-        // Key 2 was deleted before: a tombstone T0, no row.
-        await apply([event('delete', 'rb', 2, t0)], 'rb');
+      // Key 2 was deleted before: a tombstone T0, no row.
+      await apply([event('delete', 'rb', 2, t0)], 'rb');
 
-        const holder = await applierConnection();
-        let p1: Promise<ChunkResult> | undefined;
-        let p2: Promise<ChunkResult> | undefined;
-        try {
-          await holder.beginTransaction();
-          await holder.query(
-            `SELECT ver FROM ${options.internalSchema}._cdc_tombstones WHERE tbl = ? FOR UPDATE`,
-            [TABLE],
-          );
-          p1 = apply([event('upsert', 'rc', 2, u, 'rcw4-inc57')], 'rc');
-          await untilLockWaits(1, [p1]);
-          // Its statement is listed before its lock is requested: give it time to queue first.
-          await sleep(500);
-          p2 = apply([event('delete', 'rb', 2, d)], 'rb');
-          await untilLockWaits(2, [p1, p2]);
-          await sleep(500);
-          await holder.commit();
-          await Promise.all([p1, p2]);
-        } finally {
-          await holder.rollback().catch(() => undefined);
-          holder.release();
-          await Promise.allSettled([p1, p2]);
-        }
-
-        const [rows] = await pool.query<mysql.RowDataPacket[]>('SELECT id, note FROM app.t');
-        const [tombs] = await pool.query<mysql.RowDataPacket[]>(
-          `SELECT hlc FROM ${options.internalSchema}._cdc_tombstones WHERE tbl = ?`,
+      const holder = await applierConnection();
+      let p1: Promise<ChunkResult> | undefined;
+      let p2: Promise<ChunkResult> | undefined;
+      try {
+        await holder.beginTransaction();
+        await holder.query(
+          `SELECT ver FROM ${options.internalSchema}._cdc_tombstones WHERE tbl = ? FOR UPDATE`,
           [TABLE],
         );
-        expect({
-          rows: rows.map((r) => ({ ...r })),
-          tombstoneHlc: tombs.map((t) => Number(t.hlc)),
-        }).toEqual({ rows: [], tombstoneHlc: [d.hlc] });
-      },
-    );
+        p1 = apply([event('upsert', 'rc', 2, u, 'rcw4-inc57')], 'rc');
+        await untilLockWaits(1, [p1]);
+        // Its statement is listed before its lock is requested: give it time to queue first.
+        await sleep(500);
+        p2 = apply([event('delete', 'rb', 2, d)], 'rb');
+        await untilLockWaits(2, [p1, p2]);
+        await sleep(500);
+        await holder.commit();
+        await Promise.all([p1, p2]);
+      } finally {
+        await holder.rollback().catch(() => undefined);
+        holder.release();
+        await Promise.allSettled([p1, p2]);
+      }
+
+      const [rows] = await pool.query<mysql.RowDataPacket[]>('SELECT id, note FROM app.t');
+      const [tombs] = await pool.query<mysql.RowDataPacket[]>(
+        `SELECT hlc FROM ${options.internalSchema}._cdc_tombstones WHERE tbl = ?`,
+        [TABLE],
+      );
+      expect({
+        rows: rows.map((r) => ({ ...r })),
+        tombstoneHlc: tombs.map((t) => Number(t.hlc)),
+      }).toEqual({ rows: [], tombstoneHlc: [d.hlc] });
+    });
   },
 );
