@@ -127,11 +127,10 @@ export function decodeApplyMessage(value: Buffer | null, expected: Expected): De
         throw new RejectedEvent('malformed', `row ${index} is not a list of 7 or 8 fields`);
       const values: unknown = row[6];
       const oldKey: unknown = row[7];
-      const width = row[0] === 'd' ? key.length : columns.length;
-      if (!Array.isArray(values) || values.length !== width)
+      if (!Array.isArray(values) || values.length !== columns.length)
         throw new RejectedEvent(
           'malformed',
-          `row ${index} has ${Array.isArray(values) ? values.length : 'no'} values for ${width} ${row[0] === 'd' ? 'key ' : ''}columns`,
+          `row ${index} has ${Array.isArray(values) ? values.length : 'no'} values for ${columns.length} columns`,
         );
       if (oldKey !== undefined && (!Array.isArray(oldKey) || oldKey.length !== key.length))
         throw new RejectedEvent('malformed', `row ${index}: the old key does not match the key`);

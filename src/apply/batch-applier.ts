@@ -87,7 +87,8 @@ interface KeyState {
   existed: boolean;
   /** Whether the key had a tombstone when read (asked only of keys with no row). */
   tombstoned: boolean;
-  localImage: RowImage | null;
+  /** The local row as read (visible columns), encoded only if a conflict record shows it. */
+  localRow: Record<string, unknown> | null;
   version: RowVersion | null;
   live: boolean;
   image: RowImage | null;
@@ -99,6 +100,10 @@ interface KeyState {
 const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
 
 /** Stable identity of a key inside one chunk (values as the envelope encodes them). */
+function localImageOf(state: KeyState): RowImage | null {
+  return state.localRow === null ? null : encodeRow(state.localRow, VERSION_COLUMN_SET);
+}
+
 function keyId(pk: RowImage, primaryKey: readonly string[]): string {
   return JSON.stringify(primaryKey.map((c) => pk[c] ?? null));
 }
@@ -143,7 +148,7 @@ export async function applyChunk(
         pk: event.pk,
         existed: false,
         tombstoned: false,
-        localImage: null,
+        localRow: null,
         version: null,
         live: false,
         image: null,
@@ -194,8 +199,7 @@ export async function applyChunk(
       for (const c of visible) image[c.name] = row[c.name];
       state.existed = true;
       state.live = true;
-      state.localImage = encodeRow(image, VERSION_COLUMN_SET);
-      state.image = state.localImage;
+      state.localRow = image;
       const verText = row._cdc_ver_text as string | null;
       state.version = effectiveVersion({
         tsMicros: Number(row._cdc_ts_us),
@@ -232,7 +236,9 @@ export async function applyChunk(
     const conflicts: ConflictRecord[] = [];
     for (const event of events) {
       const state = keys.get(keyId(event.pk, primaryKey)) as KeyState;
-      const before = { version: state.version, image: state.image };
+      const before = { version: state.version, dataFromIncoming: state.dataFromIncoming };
+      const beforeLive = state.live;
+      const beforeImage = state.image;
       const decision = resolve({
         local: state.version,
         incoming: event.version,
@@ -245,7 +251,8 @@ export async function applyChunk(
           winner: decision.winner,
           localVersion: before.version,
           incomingVersion: event.version,
-          localRow: before.image,
+          // Until an incoming event wins, the key's image is the local row's (encoded only here).
+          localRow: before.dataFromIncoming || !beforeLive ? beforeImage : localImageOf(state),
           incomingRow: event.image,
         });
       }

@@ -66,8 +66,8 @@ describe('envelope v2', () => {
       ['u', { id: 2 }, moved.after, moved.hlc, moved.vv, '0-1-7'],
       ['d', { id: 2 }, null, removed.hlc, removed.vv, '0-1-7'],
     ]);
-    // No before image but the old key of a key change; a delete's image is its key.
-    expect(events.map((e) => e.before)).toEqual([null, null, { id: 1 }, { id: 2 }]);
+    // No before image of an update but the old key of a key change; a delete carries its row.
+    expect(events.map((e) => e.before)).toEqual([null, null, { id: 1 }, removed.before]);
   });
 
   it('is smaller than the same changes in v1', () => {
@@ -85,6 +85,13 @@ describe('envelope v2', () => {
     });
     const shapes = encodeRows([insert, removed, widened, update].map(packRow), 1 << 20);
     expect(shapes.map((m) => m.rows)).toEqual([2, 1, 1]);
+    const keyOnly = change({
+      op: 'd',
+      pk: { id: 9 },
+      hlc: 1_700_000_000_000_009,
+      vv: { a: 1_700_000_000_000_009 },
+    });
+    expect(encodeRows([insert, keyOnly].map(packRow), 1 << 20).map((m) => m.rows)).toEqual([1, 1]);
     const ops = shapes.flatMap((m) =>
       decodeEnvelope(m.value).map((e) => `${e.op}${String(e.pk.id)}`),
     );

@@ -69,16 +69,17 @@ export function encodeEvent(event: ChangeEvent): Buffer {
  * {"v":2,"region":"a","db":"app","table":"t","key":["id"],"columns":["id","name"],
  *  "types":{"id":"int(11)"},
  *  "rows":[["c",hlc,"a",{"a":hlc},"0-1-7",commitTs,[1,"x"]],
- *          ["d",hlc,"a",{"a":hlc},"0-1-8",commitTs,[1]],
+ *          ["d",hlc,"a",{"a":hlc},"0-1-8",commitTs,[1,"x"]],
  *          ["u",hlc,"a",{"a":hlc},"0-1-9",commitTs,[2,"y"],[1]]]}
  * ```
  *
  * Each row is `[op, hlc, origin, vv, gtid, commitTs, values, oldKey?]`:
- * `values` is the after image aligned with `columns` (`c`/`u`/`r`), or the
- * key aligned with `key` (`d`); `oldKey`, aligned with `key`, is present
- * only when an update changed the primary key. No before image otherwise:
- * the join needs none. Every row of a message has the same columns; all of
- * them go to one partition, the one each row's {@link messageKey} maps to.
+ * `values`, aligned with `columns`, is the after image (`c`/`u`/`r`) or the
+ * deleted row (`d`); `oldKey`, aligned with `key`, is present only when an
+ * update changed the primary key. An update carries no before image
+ * otherwise: the join needs none. Every row of a message has the same
+ * columns; all of them go to one partition, the one each row's
+ * {@link messageKey} maps to.
  * Appliers read v1 and v2.
  */
 export const ENVELOPE_V2 = 2;
@@ -111,11 +112,11 @@ export interface PackedRow {
   db: string;
   table: string;
   key: string[];
-  /** The after image's columns; null for a delete (it fits a message of any columns). */
-  columns: string[] | null;
-  /** `key` and `columns` as one string: rows with equal shapes share a message. */
+  /** The columns of the row's image (the after image, a delete's before image). */
+  columns: string[];
+  /** `key` and `columns` as one string each: rows with equal shapes share a message. */
   keyShape: string;
-  columnShape: string | null;
+  columnShape: string;
   types: Readonly<Record<string, string>> | undefined;
   /** The row's JSON text (an {@link EnvelopeRow}). */
   json: string;
@@ -124,12 +125,9 @@ export interface PackedRow {
 /** Serialises one change as a v2 row; the key columns are the event's `pk` columns. */
 export function packRow(event: ChangeEvent): PackedRow {
   const key = Object.keys(event.pk);
-  const after = event.op === 'd' ? null : event.after;
-  const columns = after === null ? null : Object.keys(after);
-  const values =
-    after === null || columns === null
-      ? key.map((c) => event.pk[c] ?? null)
-      : columns.map((c) => after[c] ?? null);
+  // A delete carries the row it deleted (the key alone if no image came with it).
+  const image = event.op === 'd' ? (event.before ?? event.pk) : (event.after ?? event.pk);
+  const columns = Object.keys(image);
   const row: unknown[] = [
     event.op,
     event.hlc,
@@ -137,7 +135,7 @@ export function packRow(event: ChangeEvent): PackedRow {
     event.vv,
     event.gtid,
     event.commitTs,
-    values,
+    columns.map((c) => image[c] ?? null),
   ];
   const before = event.before;
   if (event.op === 'u' && before !== null && key.some((c) => before[c] !== event.pk[c]))
@@ -149,7 +147,7 @@ export function packRow(event: ChangeEvent): PackedRow {
     key,
     columns,
     keyShape: key.join('\u0000'),
-    columnShape: columns === null ? null : columns.join('\u0000'),
+    columnShape: columns.join('\u0000'),
     types: event.types,
     json: JSON.stringify(row),
   };
@@ -157,8 +155,8 @@ export function packRow(event: ChangeEvent): PackedRow {
 
 /**
  * Joins packed rows of one table into v2 messages, in order: a row with
- * another key or column list (after a DDL) starts a new message, deletes
- * join any. `maxBytes` bounds a message (a single larger row goes alone).
+ * another key or column list (after a DDL) starts a new message. `maxBytes`
+ * bounds a message (a single larger row goes alone).
  */
 export function encodeRows(
   rows: readonly PackedRow[],
@@ -168,18 +166,18 @@ export function encodeRows(
   let start = 0;
   while (start < rows.length) {
     const first = rows[start] as PackedRow;
-    let columns: PackedRow | undefined;
     let types = first.types;
     let bytes = 0;
     let end = start;
     for (; end < rows.length; end += 1) {
       const row = rows[end] as PackedRow;
-      if (row.keyShape !== first.keyShape || row.table !== first.table || row.db !== first.db)
+      if (
+        row.keyShape !== first.keyShape ||
+        row.columnShape !== first.columnShape ||
+        row.table !== first.table ||
+        row.db !== first.db
+      )
         break;
-      if (row.columnShape !== null) {
-        if (columns === undefined) columns = row;
-        else if (row.columnShape !== columns.columnShape) break;
-      }
       if (end > start && bytes + row.json.length + 1 > maxBytes) break;
       bytes += row.json.length + 1;
       types ??= row.types;
@@ -190,7 +188,7 @@ export function encodeRows(
       db: first.db,
       table: first.table,
       key: first.key,
-      columns: columns?.columns ?? [],
+      columns: first.columns,
       ...(types === undefined ? {} : { types }),
     });
     let body = '';
@@ -214,7 +212,7 @@ export function decodeEnvelope(value: Buffer | string): ChangeEvent[] {
   return raw.rows.map((row) => rowToEvent(raw, row));
 }
 
-/** One v2 row as a v1-shaped event (a key change restores `before` as the old key). */
+/** One v2 row as a v1-shaped event (a delete's `before` is its row; a key change's the old key). */
 export function rowToEvent(
   message: Omit<EnvelopeV2, 'rows'>,
   row: readonly unknown[],
@@ -225,9 +223,10 @@ export function rowToEvent(
     for (let i = 0; i < names.length; i += 1) image[names[i] as string] = list[i] ?? null;
     return image;
   };
-  const after = op === 'd' ? null : zip(message.columns, values);
+  const image = zip(message.columns, values);
+  const after = op === 'd' ? null : image;
   const pk: RowImage = {};
-  for (const [i, c] of message.key.entries()) pk[c] = (op === 'd' ? values[i] : after?.[c]) ?? null;
+  for (const c of message.key) pk[c] = image[c] ?? null;
   const event: ChangeEvent = {
     v: ENVELOPE_VERSION,
     op,
@@ -235,7 +234,7 @@ export function rowToEvent(
     db: message.db,
     table: message.table,
     pk,
-    before: op === 'd' ? pk : oldKey === undefined ? null : zip(message.key, oldKey),
+    before: op === 'd' ? image : oldKey === undefined ? null : zip(message.key, oldKey),
     after,
     hlc,
     origin,
