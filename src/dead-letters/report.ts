@@ -1,3 +1,4 @@
+import { decodeEnvelope, ENVELOPE_V2 } from '../bus/envelope.js';
 import type { DeadLetter } from './record.js';
 import type { ReplayResult, ReplayVerdict } from './replay.js';
 
@@ -36,7 +37,15 @@ function originalEvent(letter: DeadLetter): unknown {
   if (letter.kind !== 'apply' || letter.value === null) return null;
   const text = letter.value.toString('utf8');
   try {
-    return JSON.parse(text) as unknown;
+    const parsed = JSON.parse(text) as { v?: unknown; rows?: unknown };
+    if (parsed.v !== ENVELOPE_V2 || !Array.isArray(parsed.rows)) return parsed;
+    // A v2 dead letter holds the one row at fault: shown as the change it is.
+    try {
+      const events = decodeEnvelope(text);
+      return events.length === 1 ? events[0] : events;
+    } catch {
+      return parsed;
+    }
   } catch {
     // The parked message was not JSON (that may be why it was parked): show its bytes.
     return { base64: letter.value.toString('base64') };
