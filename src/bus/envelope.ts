@@ -102,24 +102,38 @@ export interface EnvelopeV2 {
   rows: EnvelopeRow[];
 }
 
+/** The key and column lists rows of one v2 message share (one object for a run of equal shapes). */
+export interface RowShape {
+  readonly key: readonly string[];
+  readonly columns: readonly string[];
+}
+
 /**
  * A change prepared for a v2 message: its row already serialised (so the
  * publisher knows its size and joins rows without a second pass) and the
- * header fields rows of one message must share.
+ * header fields rows of one message must share. The row is kept as bytes,
+ * off the V8 heap like a v1 message: rows wait in the publisher's queue
+ * long enough to be promoted, and a million of them as strings made the
+ * old generation grow by hundreds of MiB between collections.
  */
 export interface PackedRow {
-  region: string;
-  db: string;
-  table: string;
-  key: string[];
-  /** The columns of the row's image (the after image, a delete's before image). */
-  columns: string[];
-  /** `key` and `columns` as one string each: rows with equal shapes share a message. */
-  keyShape: string;
-  columnShape: string;
-  types: Readonly<Record<string, string>> | undefined;
-  /** The row's JSON text (an {@link EnvelopeRow}). */
-  json: string;
+  readonly region: string;
+  readonly db: string;
+  readonly table: string;
+  readonly shape: RowShape;
+  readonly types: Readonly<Record<string, string>> | undefined;
+  /** The row's JSON (an {@link EnvelopeRow}), UTF-8. */
+  readonly bytes: Buffer;
+}
+
+let lastShape: RowShape = { key: [], columns: [] };
+
+/** `lastShape` when its lists equal these, so a run of rows of one table shares one shape object. */
+function shapeOf(key: readonly string[], columns: readonly string[]): RowShape {
+  const same = (a: readonly string[], b: readonly string[]): boolean =>
+    a.length === b.length && a.every((x, i) => x === b[i]);
+  if (!same(lastShape.key, key) || !same(lastShape.columns, columns)) lastShape = { key, columns };
+  return lastShape;
 }
 
 /** Serialises one change as a v2 row; the key columns are the event's `pk` columns. */
@@ -144,13 +158,20 @@ export function packRow(event: ChangeEvent): PackedRow {
     region: event.region,
     db: event.db,
     table: event.table,
-    key,
-    columns,
-    keyShape: key.join('\u0000'),
-    columnShape: columns.join('\u0000'),
+    shape: shapeOf(key, columns),
     types: event.types,
-    json: JSON.stringify(row),
+    bytes: Buffer.from(JSON.stringify(row)),
   };
+}
+
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']}');
+
+function sameShape(a: RowShape, b: RowShape): boolean {
+  if (a === b) return true;
+  const same = (x: readonly string[], y: readonly string[]): boolean =>
+    x.length === y.length && x.every((v, i) => v === y[i]);
+  return same(a.key, b.key) && same(a.columns, b.columns);
 }
 
 /**
@@ -171,15 +192,10 @@ export function encodeRows(
     let end = start;
     for (; end < rows.length; end += 1) {
       const row = rows[end] as PackedRow;
-      if (
-        row.keyShape !== first.keyShape ||
-        row.columnShape !== first.columnShape ||
-        row.table !== first.table ||
-        row.db !== first.db
-      )
+      if (row.table !== first.table || row.db !== first.db || !sameShape(row.shape, first.shape))
         break;
-      if (end > start && bytes + row.json.length + 1 > maxBytes) break;
-      bytes += row.json.length + 1;
+      if (end > start && bytes + row.bytes.length + 1 > maxBytes) break;
+      bytes += row.bytes.length + 1;
       types ??= row.types;
     }
     const head = JSON.stringify({
@@ -187,14 +203,17 @@ export function encodeRows(
       region: first.region,
       db: first.db,
       table: first.table,
-      key: first.key,
-      columns: first.columns,
+      key: first.shape.key,
+      columns: first.shape.columns,
       ...(types === undefined ? {} : { types }),
     });
-    let body = '';
-    for (let i = start; i < end; i += 1)
-      body += (i > start ? ',' : '') + (rows[i] as PackedRow).json;
-    out.push({ value: Buffer.from(`${head.slice(0, -1)},"rows":[${body}]}`), rows: end - start });
+    const parts: Buffer[] = [Buffer.from(`${head.slice(0, -1)},"rows":[`)];
+    for (let i = start; i < end; i += 1) {
+      if (i > start) parts.push(COMMA);
+      parts.push((rows[i] as PackedRow).bytes);
+    }
+    parts.push(CLOSE);
+    out.push({ value: Buffer.concat(parts), rows: end - start });
     start = end;
   }
   return out;

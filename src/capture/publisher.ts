@@ -384,6 +384,6 @@ export class CapturePublisher {
 
 function itemBytes(item: Exclude<PublishItem, { kind: 'commit' }>): number {
   return item.kind === 'row'
-    ? item.row.json.length + item.key.length
+    ? item.row.bytes.length + item.key.length
     : (item.value?.length ?? 0) + item.key.length;
 }

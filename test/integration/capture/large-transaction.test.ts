@@ -34,7 +34,7 @@ describe('capture: one huge transaction', () => {
       `${ROWS}-row transaction: ${mib(result.binlogBytes)} of binlog, written in ${result.writeMs} ms, ` +
         `captured ${result.captureMs} ms after its commit (${Math.round(ROWS / (result.captureMs / 1000))} rows/s); ` +
         `RSS idle ${mib(result.baselineRssBytes)}, peak ${mib(result.peakRssBytes)} (bound ${mib(RSS_BOUND_BYTES)}); ` +
-        `${result.messages} messages`,
+        `${result.messages} changes in Kafka`,
     );
     // The daemon never restarted and the producer is idempotent: exactly one message per row.
     expect(result.messages).toBe(ROWS);
