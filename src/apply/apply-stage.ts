@@ -487,6 +487,12 @@ export class ApplyStage {
           run.push(event);
           origins.set(event, origin);
         }
+        // A v2 message holds many rows: chunks are bounded in events, not messages
+        // (a later hold in this message re-applies its first rows: the join is idempotent).
+        if (run.length >= this.deps.options.apply.batchMaxEvents) {
+          const held = await flush();
+          if (held !== undefined) return held;
+        }
       }
     }
     return flush();
