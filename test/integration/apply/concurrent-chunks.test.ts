@@ -5,14 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeOptions } from '../../../src/config/compile.js';
-import { APPLIER_SESSION_STATEMENTS, describeApplyTable } from '../../../src/apply/apply-target.js';
 import type { ApplyEvent } from '../../../src/apply/apply-event.js';
-import { applyChunk, type ChunkResult } from '../../../src/apply/batch-applier.js';
-import { classifyError } from '../../../src/core/retriable.js';
+import type { ChunkResult } from '../../../src/apply/batch-applier.js';
 import { clientOptions } from '../../../src/mysql/connection.js';
 import { applyPrepare, planPrepare } from '../../../src/prepare/prepare.js';
 import { startSandbox, type DatabaseEngine, type Sandbox } from '../../../src/sandbox/index.js';
 import type { RowVersion } from '../../../src/versioning/version.js';
+import { chunkApplier, rowVersion, type ChunkApplier } from '../../support/apply-chunk.js';
 import { sandboxRegionOptions } from '../../support/config.js';
 
 /**
@@ -40,10 +39,6 @@ jest.setTimeout(180_000);
 
 const REGION = 'ra';
 const TABLE = 'app.t';
-
-function version(origin: string, hlc: number, vv: Record<string, number>): RowVersion {
-  return { origin, hlc, vv: { ...vv, [origin]: hlc } };
-}
 
 function event(
   op: 'upsert' | 'delete',
@@ -73,6 +68,8 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
     let dir: string;
     let options: RuntimeOptions;
     let pool: mysql.Pool;
+    let applierConnection: ChunkApplier['applierConnection'];
+    let applyRun: ChunkApplier['apply'];
 
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'cdc-concurrent-chunks-'));
@@ -101,6 +98,12 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
         await admin.end();
       }
       pool = mysql.createPool({ ...clientOptions(options.mysql), connectionLimit: 4 });
+      ({ applierConnection, apply: applyRun } = chunkApplier(pool, {
+        region: REGION,
+        internalSchema: options.internalSchema,
+        schema: 'app',
+        table: 't',
+      }));
     });
 
     afterAll(async () => {
@@ -109,37 +112,9 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
       if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     });
 
-    async function applierConnection(): Promise<mysql.PoolConnection> {
-      const connection = await pool.getConnection();
-      for (const statement of APPLIER_SESSION_STATEMENTS) await connection.query(statement);
-      return connection;
-    }
-
     /** One chunk as the apply stage runs it: retried after a retriable error, a deadlock or a duplicate key. */
-    async function apply(events: ApplyEvent[], source: string): Promise<ChunkResult> {
-      for (let attempt = 1; ; attempt += 1) {
-        const connection = await applierConnection();
-        try {
-          const table = await describeApplyTable(connection, 'app', 't', options.internalSchema);
-          return await applyChunk(connection, events, {
-            region: REGION,
-            internalSchema: options.internalSchema,
-            applierId: `${REGION}/test-${source}`,
-            sourceRegion: source,
-            table: table!,
-            strategy: { kind: 'lww' },
-            strategyName: 'lww',
-            recordConflict: () => false,
-          });
-        } catch (err) {
-          const error = classifyError(err, 'applying a chunk');
-          const duplicateKey = (err as { errno?: unknown }).errno === 1062;
-          if (!(error.retriable || duplicateKey) || attempt >= 5) throw err;
-        } finally {
-          connection.release();
-        }
-        await sleep(50);
-      }
+    function apply(events: ApplyEvent[], source: string): Promise<ChunkResult> {
+      return applyRun(events, source).result;
     }
 
     /**
@@ -176,10 +151,10 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
     // Fixed by applyChunk's re-check of keys it read as absent (recheckAbsentKeys).
     it('a delete that wins still removes a row another applier inserted after it read the key', async () => {
       const base = Date.now() * 1000;
-      const t0 = version('rb', base, {});
-      const u = version('rc', base + 10, { rb: base });
+      const t0 = rowVersion('rb', base, {});
+      const u = rowVersion('rc', base + 10, { rb: base });
       // D follows U (rb deleted the row after applying U): it wins everywhere.
-      const d = version('rb', base + 20, { rc: base + 10 });
+      const d = rowVersion('rb', base + 20, { rc: base + 10 });
 
       // Key 2 was deleted before: a tombstone T0, no row.
       await apply([event('delete', 'rb', 2, t0)], 'rb');

@@ -1,0 +1,616 @@
+import { jest } from '@jest/globals';
+import mysql from 'mysql2/promise';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RuntimeOptions } from '../../../src/config/compile.js';
+import type { ApplyEvent } from '../../../src/apply/apply-event.js';
+import type { ChunkResult } from '../../../src/apply/batch-applier.js';
+import { clientOptions } from '../../../src/mysql/connection.js';
+import { applyPrepare, planPrepare } from '../../../src/prepare/prepare.js';
+import { startSandbox, type DatabaseEngine, type Sandbox } from '../../../src/sandbox/index.js';
+import { joinVersions } from '../../../src/versioning/resolve.js';
+import {
+  compareVersions,
+  decodeStoredVersion,
+  effectiveVersion,
+  vectorLeq,
+  type RowVersion,
+} from '../../../src/versioning/version.js';
+import {
+  chunkApplier,
+  rowVersion,
+  type ChunkApplier,
+  type ChunkRun,
+} from '../../support/apply-chunk.js';
+import { sandboxRegionOptions } from '../../support/config.js';
+
+/**
+ * Local (application) transactions racing the applier on one key, against
+ * real servers (issue 15, "Must stay true (tests)"). Whatever mechanism the
+ * applier uses, its join must stay atomic against concurrent local writes:
+ * the key ends with the join of the local write and the incoming one, which
+ * is what every region that receives the two writes (in either order) ends
+ * with. Each interleaving is forced, not left to timing:
+ *
+ * 1. A local transaction has updated the row and not committed; the
+ *    applier's chunk for the key is seen waiting on it (process list), then
+ *    the local transaction commits. The applier must join against the
+ *    committed local version, not the one before it: an incoming version
+ *    older than the local write loses (had it been joined against the base
+ *    version it would have won, a lost update), a newer one wins.
+ * 2. A key deleted earlier (a tombstone, no row): the applier reads the row
+ *    as absent and is held in its read of the tombstones by a third
+ *    transaction locking that tombstone; meanwhile the application inserts
+ *    the key and commits (its insert trigger reads the tombstone without a
+ *    lock, so it is not held); then the holder lets go. The applier's insert
+ *    meets the local row (a duplicate key), the chunk is retried, and the
+ *    join is against the local row.
+ * 3. A local transaction deletes the row (tombstone by the AFTER DELETE
+ *    trigger); the applier's chunk with an update of the key arrives and is
+ *    seen waiting; the local transaction re-inserts the key (its version
+ *    inherits one above the tombstone) and commits. The re-insert beats an
+ *    older incoming update and loses to a newer one; the tombstone stays the
+ *    local delete's.
+ *
+ * Each race runs twice: the incoming version's hlc 60 s in the past (older
+ * than the local write) and an hour in the future (newer).
+ */
+jest.setTimeout(180_000);
+
+const REGION = 'ra';
+const TABLE = 'app.t';
+const LWW = { kind: 'lww' } as const;
+const SECOND = 1_000_000;
+const ANY_STATEMENT = /[\s\S]/;
+
+const DIRECTIONS = [
+  { direction: 'older', offset: -60 * SECOND, winner: 'local' },
+  { direction: 'newer', offset: 3600 * SECOND, winner: 'incoming' },
+] as const;
+
+interface Data {
+  id: number;
+  val: number;
+  note: string | null;
+}
+
+function upsert(source: string, data: Data, v: RowVersion): ApplyEvent {
+  const after = { ...data };
+  return {
+    op: 'upsert',
+    sourceRegion: source,
+    db: 'app',
+    table: 't',
+    pk: { id: data.id },
+    after,
+    image: after,
+    version: v,
+    commitTs: Math.floor(v.hlc / 1000),
+  };
+}
+
+function remove(source: string, id: number, v: RowVersion): ApplyEvent {
+  return {
+    op: 'delete',
+    sourceRegion: source,
+    db: 'app',
+    table: 't',
+    pk: { id },
+    after: null,
+    image: null,
+    version: v,
+    commitTs: Math.floor(v.hlc / 1000),
+  };
+}
+
+interface Stored {
+  data: Data;
+  version: RowVersion;
+}
+
+describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
+  'local transactions racing the applier on one key (%s)',
+  (engine) => {
+    let sandbox: Sandbox;
+    let dir: string;
+    let options: RuntimeOptions;
+    let pool: mysql.Pool;
+    let applierConnection: ChunkApplier['applierConnection'];
+    let apply: ChunkApplier['apply'];
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'cdc-local-races-'));
+      sandbox = await startSandbox({
+        regions: [{ name: REGION, engine }],
+        kafka: false,
+        redis: false,
+      });
+      options = sandboxRegionOptions(sandbox, REGION, {
+        tables: [TABLE],
+        stateDir: dir,
+      }).options;
+      const admin = await mysql.createConnection(clientOptions(options.mysql));
+      try {
+        await admin.query('CREATE DATABASE app');
+        await admin.query(
+          'CREATE TABLE app.t (id INT PRIMARY KEY, val BIGINT NOT NULL DEFAULT 0, note VARCHAR(40))',
+        );
+        await applyPrepare(
+          admin,
+          await planPrepare(admin, options, options.internalSchema, {
+            visibleVersionColumns: engine === 'mysql8',
+          }),
+        );
+      } finally {
+        await admin.end();
+      }
+      pool = mysql.createPool({ ...clientOptions(options.mysql), connectionLimit: 6 });
+      ({ applierConnection, apply } = chunkApplier(pool, {
+        region: REGION,
+        internalSchema: options.internalSchema,
+        schema: 'app',
+        table: 't',
+      }));
+    });
+
+    afterAll(async () => {
+      await pool?.end();
+      await sandbox?.stop();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** An application session: a fresh connection (pooled ones may carry the applier's session flag). */
+    async function localConnection(): Promise<mysql.Connection> {
+      return mysql.createConnection(clientOptions(options.mysql));
+    }
+
+    /** The statement a server thread is executing, or null when it is idle. */
+    async function statementOf(thread: number): Promise<string | null> {
+      const [rows] = await pool.query<mysql.RowDataPacket[]>(
+        `SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND = 'Query'`,
+        [thread],
+      );
+      const info = rows[0]?.INFO as string | null | undefined;
+      return info ?? null;
+    }
+
+    /** Whether the thread's transaction waits for a lock. */
+    async function lockWait(thread: number): Promise<boolean> {
+      const [rows] = await pool.query<mysql.RowDataPacket[]>(
+        `SELECT trx_state FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ?`,
+        [thread],
+      );
+      return rows[0]?.trx_state === 'LOCK WAIT';
+    }
+
+    /**
+     * Until the chunk's current attempt is seen blocked in a statement
+     * matching `pattern`: the same statement still running 300 ms later,
+     * its transaction in LOCK WAIT (INNODB_TRX), and the chunk not
+     * finished. Returns the statement.
+     */
+    async function untilBlocked(run: ChunkRun, pattern: RegExp): Promise<string> {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        if (run.settled) {
+          await run.result;
+          throw new Error('the chunk finished without waiting');
+        }
+        const thread = run.threads.at(-1);
+        const info = thread === undefined ? null : await statementOf(thread);
+        if (thread !== undefined && info !== null && pattern.test(info)) {
+          await sleep(300);
+          if (!run.settled && (await statementOf(thread)) === info && (await lockWait(thread)))
+            return info;
+        }
+        if (Date.now() > deadline) throw new Error(`no chunk statement matching ${pattern} waited`);
+        await sleep(20);
+      }
+    }
+
+    /** The row and its effective version as `connection` sees it (its own uncommitted writes included). */
+    async function stored(
+      connection: mysql.Connection | mysql.Pool,
+      id: number,
+    ): Promise<Stored | null> {
+      const [rows] = await connection.query<mysql.RowDataPacket[]>(
+        `SELECT id, val, note,
+                CAST(UNIX_TIMESTAMP(_cdc_ts) * 1000000 AS UNSIGNED) AS ts_us,
+                CAST(_cdc_ver AS CHAR) AS ver
+           FROM app.t WHERE id = ?`,
+        [id],
+      );
+      const row = rows[0];
+      if (row === undefined) return null;
+      const ver = row.ver as string | null;
+      return {
+        data: { id: Number(row.id), val: Number(row.val), note: row.note as string | null },
+        version: effectiveVersion({
+          tsMicros: Number(row.ts_us),
+          stored: ver === null ? null : decodeStoredVersion(ver),
+          self: REGION,
+        }),
+      };
+    }
+
+    const tombstoneWhere = `tbl = ? AND pk_hash = UNHEX(SHA2(JSON_ARRAY(CAST(? AS CHAR)), 256))`;
+
+    /** The key's tombstone version as `connection` sees it, or null. */
+    async function tombstone(
+      connection: mysql.Connection | mysql.Pool,
+      id: number,
+    ): Promise<RowVersion | null> {
+      const [rows] = await connection.query<mysql.RowDataPacket[]>(
+        `SELECT CAST(ver AS CHAR) AS ver, hlc FROM ${options.internalSchema}._cdc_tombstones WHERE ${tombstoneWhere}`,
+        [TABLE, id],
+      );
+      const row = rows[0];
+      if (row === undefined) return null;
+      const v = decodeStoredVersion(String(row.ver));
+      expect(Number(row.hlc)).toBe(v.hlc);
+      return v;
+    }
+
+    /**
+     * The state every region ends with after the local write and the
+     * incoming one, whichever it receives first: the join of the two
+     * versions (checked to be the same in both orders) with the winner's data.
+     */
+    function joined(local: Stored, incoming: { data: Data; version: RowVersion }): Stored {
+      const v = joinVersions(LWW, local.version, incoming.version);
+      expect(joinVersions(LWW, incoming.version, local.version)).toEqual(v);
+      const incomingWins = compareVersions(incoming.version, local.version) > 0;
+      return { data: incomingWins ? incoming.data : local.data, version: v };
+    }
+
+    function outcomes(result: ChunkResult): Record<string, number> {
+      return Object.fromEntries(result.outcomes);
+    }
+
+    it.each(DIRECTIONS)(
+      'a local transaction holding the row open while the chunk waits: an incoming update $direction than the local write, $winner wins',
+      async ({ direction, offset, winner }) => {
+        const id = direction === 'older' ? 1 : 2;
+        const now = Date.now() * 1000;
+        const base = rowVersion('rb', now - 120 * SECOND, {});
+        await apply([upsert('rb', { id, val: 1, note: 'base' }, base)], 'rb').result;
+        const incoming = {
+          data: { id, val: 99, note: `rc-${direction}` },
+          version: rowVersion('rc', now + offset, { rb: base.hlc }),
+        };
+
+        const local = await localConnection();
+        let run: ChunkRun | undefined;
+        let localWrite: Stored;
+        try {
+          await local.beginTransaction();
+          await local.query(`UPDATE app.t SET val = 7, note = 'local' WHERE id = ?`, [id]);
+          localWrite = (await stored(local, id))!;
+          // The local update follows the base version (the trigger kept its vector).
+          expect(localWrite.version).toMatchObject({ origin: REGION, vv: { rb: base.hlc } });
+          expect(localWrite.version.hlc).toBeGreaterThan(base.hlc);
+
+          run = apply([upsert('rc', incoming.data, incoming.version)], 'rc');
+          // Today it waits in its locked read of the row; any statement will do
+          // (the local transaction holds nothing else the chunk needs).
+          await untilBlocked(run, ANY_STATEMENT);
+          expect(run.settled).toBe(false);
+          await local.commit();
+        } finally {
+          await local.rollback().catch(() => undefined);
+          await local.end();
+          if (run !== undefined) await run.result.catch(() => undefined);
+        }
+        const result = await run.result;
+
+        const expected = joined(localWrite, incoming);
+        // The stored row and version: the join.
+        expect(await stored(pool, id)).toEqual(expected);
+        if (winner === 'local') {
+          // Joined against the base version instead, the incoming update would have won.
+          expect(compareVersions(incoming.version, base)).toBe(1);
+          expect(expected).toEqual({
+            data: { id, val: 7, note: 'local' },
+            version: {
+              origin: REGION,
+              hlc: localWrite.version.hlc,
+              vv: { ra: localWrite.version.hlc, rb: base.hlc, rc: incoming.version.hlc },
+            },
+          });
+          expect(outcomes(result)).toEqual({ conflict_lost: 1 });
+        } else {
+          expect(expected).toEqual({
+            data: incoming.data,
+            version: {
+              origin: 'rc',
+              hlc: incoming.version.hlc,
+              vv: { ra: localWrite.version.hlc, rb: base.hlc, rc: incoming.version.hlc },
+            },
+          });
+          expect(outcomes(result)).toEqual({ conflict_won: 1 });
+        }
+        expect(await tombstone(pool, id)).toBeNull();
+        // It only waited: no deadlock, no retry.
+        expect(run.failures).toEqual([]);
+      },
+    );
+
+    it.each(
+      DIRECTIONS.flatMap((d) => [
+        { ...d, key: 'deleted earlier', fresh: false },
+        { ...d, key: 'that never existed', fresh: true },
+      ]),
+    )(
+      'a local insert racing the applier insert of a key $key it read as absent: an incoming row $direction than the local one, $winner wins',
+      async ({ direction, offset, winner, fresh }) => {
+        const id = (direction === 'older' ? 11 : 12) + (fresh ? 2 : 0);
+        // The key whose tombstone holds the chunk: the key itself, or (for a
+        // key with no tombstone, whose read waits for nothing) another key
+        // of the same chunk, read in the same statement.
+        const gate = fresh ? id + 100 : id;
+        const now = Date.now() * 1000;
+        // Deleted earlier: a tombstone, no row.
+        const deleted = rowVersion('rb', now - 120 * SECOND, {});
+        await apply([remove('rb', gate, deleted)], 'rb').result;
+        expect(await tombstone(pool, gate)).toEqual(deleted);
+        expect(await tombstone(pool, id)).toEqual(fresh ? null : deleted);
+        const incoming = {
+          data: { id, val: 99, note: `rc-${direction}` },
+          version: rowVersion('rc', now + offset, { rb: deleted.hlc }),
+        };
+        const events = [upsert('rc', incoming.data, incoming.version)];
+        // A replay of the gate key's delete: stale, nothing written.
+        if (fresh) events.push(remove('rc', gate, deleted));
+
+        const holder = await applierConnection();
+        const local = await localConnection();
+        let run: ChunkRun | undefined;
+        let localRow: Stored;
+        try {
+          await holder.beginTransaction();
+          const [held] = await holder.query<mysql.RowDataPacket[]>(
+            `SELECT ver FROM ${options.internalSchema}._cdc_tombstones WHERE ${tombstoneWhere} FOR UPDATE`,
+            [TABLE, gate],
+          );
+          expect(held).toHaveLength(1);
+
+          run = apply(events, 'rc');
+          // Waiting in its read of the tombstones: it has read the row as absent.
+          await untilBlocked(run, /_cdc_tombstones[\s\S]*FOR UPDATE/);
+
+          // The application inserts the key meanwhile (autocommit); its trigger
+          // reads the tombstone without a lock, so the holder does not stop it.
+          await local.query(`INSERT INTO app.t (id, val, note) VALUES (?, 5, 'local')`, [id]);
+          localRow = (await stored(local, id))!;
+          expect(localRow.version.origin).toBe(REGION);
+          if (!fresh) {
+            // The local row's version follows the tombstone.
+            expect(compareVersions(localRow.version, deleted)).toBe(1);
+            expect(vectorLeq(deleted.vv, localRow.version.vv)).toBe(true);
+          }
+
+          expect(run.settled).toBe(false);
+          expect(await statementOf(run.threads.at(-1)!)).toMatch(/_cdc_tombstones/);
+          await holder.commit();
+        } finally {
+          await holder.rollback().catch(() => undefined);
+          holder.release();
+          await local.end();
+          if (run !== undefined) await run.result.catch(() => undefined);
+        }
+        const result = await run.result;
+
+        const expected = joined(localRow, incoming);
+        // The stored row and version: the join.
+        expect(await stored(pool, id)).toEqual(expected);
+        if (winner === 'local') {
+          // Written blindly, the older incoming row would have replaced the local one.
+          expect(expected.data).toEqual({ id, val: 5, note: 'local' });
+          expect(expected.version).toEqual({
+            origin: REGION,
+            hlc: localRow.version.hlc,
+            vv: { ra: localRow.version.hlc, rb: deleted.hlc, rc: incoming.version.hlc },
+          });
+          expect(outcomes(result)).toEqual({ conflict_lost: 1, ...(fresh ? { stale: 1 } : {}) });
+        } else {
+          expect(expected).toEqual({
+            data: incoming.data,
+            version: {
+              origin: 'rc',
+              hlc: incoming.version.hlc,
+              vv: { ra: localRow.version.hlc, rb: deleted.hlc, rc: incoming.version.hlc },
+            },
+          });
+          expect(outcomes(result)).toEqual({ conflict_won: 1, ...(fresh ? { stale: 1 } : {}) });
+        }
+        // The old delete's tombstone stays as it was, as in every region.
+        expect(await tombstone(pool, id)).toEqual(fresh ? null : deleted);
+        if (fresh) {
+          expect(await tombstone(pool, gate)).toEqual(deleted);
+          expect(await stored(pool, gate)).toBeNull();
+        }
+        // Its write met the committed local row. Today that is a duplicate key
+        // and a retry with fresh reads (a server-side conditional upsert would
+        // take the update branch instead); only such retries are allowed.
+        expect(
+          run.failures.filter(
+            (f) => ![1062, 1213].includes(f.errno ?? 0) && f.code !== 'APPLY_RACED',
+          ),
+        ).toEqual([]);
+      },
+    );
+
+    it.each(DIRECTIONS)(
+      'a local delete and re-insert racing a remote update: an incoming update $direction than the re-insert, $winner wins',
+      async ({ direction, offset, winner }) => {
+        const id = direction === 'older' ? 21 : 22;
+        const now = Date.now() * 1000;
+        const base = rowVersion('rb', now - 120 * SECOND, {});
+        await apply([upsert('rb', { id, val: 1, note: 'base' }, base)], 'rb').result;
+        const incoming = {
+          data: { id, val: 99, note: `rc-${direction}` },
+          version: rowVersion('rc', now + offset, { rb: base.hlc }),
+        };
+
+        const local = await localConnection();
+        let run: ChunkRun | undefined;
+        let localDelete: RowVersion;
+        let reinserted: Stored;
+        try {
+          await local.beginTransaction();
+          await local.query('DELETE FROM app.t WHERE id = ?', [id]);
+          localDelete = (await tombstone(local, id))!;
+          // The delete trigger's tombstone follows the deleted row's version.
+          expect(localDelete).toMatchObject({ origin: REGION, vv: { rb: base.hlc } });
+          expect(compareVersions(localDelete, base)).toBe(1);
+
+          // The chunk arrives between the delete and the re-insert, and waits.
+          run = apply([upsert('rc', incoming.data, incoming.version)], 'rc');
+          await untilBlocked(run, ANY_STATEMENT);
+
+          await local.query(`INSERT INTO app.t (id, val, note) VALUES (?, 3, 'reinserted')`, [id]);
+          reinserted = (await stored(local, id))!;
+          // The re-insert inherits a version above the tombstone's.
+          expect(reinserted.version.origin).toBe(REGION);
+          expect(compareVersions(reinserted.version, localDelete)).toBe(1);
+          expect(vectorLeq(localDelete.vv, reinserted.version.vv)).toBe(true);
+
+          // Still waiting for the local transaction. (On MySQL 8 the re-insert's
+          // lock request queues behind the chunk's waiting one: InnoDB breaks
+          // that deadlock by rolling the chunk back, never the application's
+          // insert, and the chunk's retry waits again.)
+          await untilBlocked(run, ANY_STATEMENT);
+          await local.commit();
+        } finally {
+          await local.rollback().catch(() => undefined);
+          await local.end();
+          if (run !== undefined) await run.result.catch(() => undefined);
+        }
+        const result = await run.result;
+
+        const expected = joined(reinserted, incoming);
+        // The stored row and version: the join.
+        expect(await stored(pool, id)).toEqual(expected);
+        if (winner === 'local') {
+          // Joined against the base version, or against nothing (the row
+          // deleted), the incoming update would have won.
+          expect(compareVersions(incoming.version, base)).toBe(1);
+          expect(expected).toEqual({
+            data: { id, val: 3, note: 'reinserted' },
+            version: {
+              origin: REGION,
+              hlc: reinserted.version.hlc,
+              vv: { ...reinserted.version.vv, rc: incoming.version.hlc },
+            },
+          });
+          expect(outcomes(result)).toEqual({ conflict_lost: 1 });
+        } else {
+          expect(expected).toEqual({
+            data: incoming.data,
+            version: {
+              origin: 'rc',
+              hlc: incoming.version.hlc,
+              vv: { ...reinserted.version.vv, rc: incoming.version.hlc },
+            },
+          });
+          expect(outcomes(result)).toEqual({ conflict_won: 1 });
+        }
+        // The local delete's tombstone, as every region keeps it.
+        expect(await tombstone(pool, id)).toEqual(localDelete);
+        expect(run.failures.filter((f) => f.errno !== 1213)).toEqual([]);
+      },
+    );
+
+    it.each(DIRECTIONS)(
+      'a local delete and a re-insert in two transactions, the chunk reading between them: an incoming update $direction than the re-insert, $winner wins',
+      async ({ direction, offset, winner }) => {
+        const id = direction === 'older' ? 31 : 32;
+        const now = Date.now() * 1000;
+        const base = rowVersion('rb', now - 120 * SECOND, {});
+        await apply([upsert('rb', { id, val: 1, note: 'base' }, base)], 'rb').result;
+        const incoming = {
+          data: { id, val: 99, note: `rc-${direction}` },
+          version: rowVersion('rc', now + offset, { rb: base.hlc }),
+        };
+
+        const local = await localConnection();
+        const holder = await applierConnection();
+        let run: ChunkRun | undefined;
+        let localDelete: RowVersion;
+        let reinserted: Stored;
+        try {
+          await local.query('DELETE FROM app.t WHERE id = ?', [id]);
+          localDelete = (await tombstone(pool, id))!;
+          expect(localDelete).toMatchObject({ origin: REGION, vv: { rb: base.hlc } });
+          expect(compareVersions(localDelete, base)).toBe(1);
+
+          await holder.beginTransaction();
+          const [held] = await holder.query<mysql.RowDataPacket[]>(
+            `SELECT ver FROM ${options.internalSchema}._cdc_tombstones WHERE ${tombstoneWhere} FOR UPDATE`,
+            [TABLE, id],
+          );
+          expect(held).toHaveLength(1);
+          // The chunk reads the row as absent (deleted) and waits in its read of the tombstone.
+          run = apply([upsert('rc', incoming.data, incoming.version)], 'rc');
+          await untilBlocked(run, /_cdc_tombstones[\s\S]*FOR UPDATE/);
+
+          await local.query(`INSERT INTO app.t (id, val, note) VALUES (?, 3, 'reinserted')`, [id]);
+          reinserted = (await stored(local, id))!;
+          expect(reinserted.version.origin).toBe(REGION);
+          expect(compareVersions(reinserted.version, localDelete)).toBe(1);
+          expect(vectorLeq(localDelete.vv, reinserted.version.vv)).toBe(true);
+
+          expect(run.settled).toBe(false);
+          expect(await statementOf(run.threads.at(-1)!)).toMatch(/_cdc_tombstones/);
+          await holder.commit();
+        } finally {
+          await holder.rollback().catch(() => undefined);
+          holder.release();
+          await local.end();
+          if (run !== undefined) await run.result.catch(() => undefined);
+        }
+        const result = await run.result;
+
+        const expected = joined(reinserted, incoming);
+        // The stored row and version: the join.
+        expect(await stored(pool, id)).toEqual(expected);
+        if (winner === 'local') {
+          // Joined against the tombstone it read, the incoming update loses
+          // too, and the chunk writes only the tombstone's merged vector: the
+          // re-inserted row must still absorb the incoming vector (join).
+          expect(expected).toEqual({
+            data: { id, val: 3, note: 'reinserted' },
+            version: {
+              origin: REGION,
+              hlc: reinserted.version.hlc,
+              vv: { ...reinserted.version.vv, rc: incoming.version.hlc },
+            },
+          });
+          expect(outcomes(result)).toEqual({ conflict_lost: 1 });
+        } else {
+          // Joined against the tombstone it read, the incoming update wins;
+          // its insert must not be lost nor replace the re-insert blindly.
+          expect(expected).toEqual({
+            data: incoming.data,
+            version: {
+              origin: 'rc',
+              hlc: incoming.version.hlc,
+              vv: { ...reinserted.version.vv, rc: incoming.version.hlc },
+            },
+          });
+          expect(outcomes(result)).toEqual({ conflict_won: 1 });
+        }
+        expect(await tombstone(pool, id)).toEqual(localDelete);
+        // Today: a duplicate key (incoming newer) or a re-check that finds the
+        // re-inserted row (incoming older), and a retry with fresh reads.
+        expect(
+          run.failures.filter(
+            (f) => ![1062, 1213].includes(f.errno ?? 0) && f.code !== 'APPLY_RACED',
+          ),
+        ).toEqual([]);
+      },
+    );
+  },
+);
