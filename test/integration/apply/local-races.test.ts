@@ -35,7 +35,7 @@ import { sandboxRegionOptions } from '../../support/config.js';
  * with. Each interleaving is forced, not left to timing:
  *
  * 1. A local transaction has updated the row and not committed; the
- *    applier's chunk for the key is seen waiting on it (process list), then
+ *    applier's chunk for the key is seen waiting on it (LOCK WAIT), then
  *    the local transaction commits. The applier must join against the
  *    committed local version, not the one before it: an incoming version
  *    older than the local write loses (had it been joined against the base
@@ -46,13 +46,18 @@ import { sandboxRegionOptions } from '../../support/config.js';
  *    the key and commits (its insert trigger reads the tombstone without a
  *    lock, so it is not held); then the holder lets go. The applier's insert
  *    meets the local row (a duplicate key), the chunk is retried, and the
- *    join is against the local row.
+ *    join is against the local row. Also for a key that never existed
+ *    (another key of the chunk, deleted earlier, holds the same read), and
+ *    for an incoming delete instead of an insert (its re-check of the key
+ *    finds the local row).
  * 3. A local transaction deletes the row (tombstone by the AFTER DELETE
  *    trigger); the applier's chunk with an update of the key arrives and is
  *    seen waiting; the local transaction re-inserts the key (its version
  *    inherits one above the tombstone) and commits. The re-insert beats an
  *    older incoming update and loses to a newer one; the tombstone stays the
- *    local delete's.
+ *    local delete's. Also with the delete and the re-insert in two
+ *    transactions, the chunk reading the row as absent between them (held
+ *    in its read of the tombstone while the re-insert commits).
  *
  * Each race runs twice: the incoming version's hlc 60 s in the past (older
  * than the local write) and an hour in the future (newer).
@@ -434,6 +439,74 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
         // Its write met the committed local row. Today that is a duplicate key
         // and a retry with fresh reads (a server-side conditional upsert would
         // take the update branch instead); only such retries are allowed.
+        expect(
+          run.failures.filter(
+            (f) => ![1062, 1213].includes(f.errno ?? 0) && f.code !== 'APPLY_RACED',
+          ),
+        ).toEqual([]);
+      },
+    );
+
+    it.each(DIRECTIONS)(
+      'a local insert racing the applier delete of a key it read as absent: an incoming delete $direction than the local row, $winner wins',
+      async ({ direction, offset, winner }) => {
+        const id = direction === 'older' ? 15 : 16;
+        const now = Date.now() * 1000;
+        const deleted = rowVersion('rb', now - 120 * SECOND, {});
+        await apply([remove('rb', id, deleted)], 'rb').result;
+        // rc deleted the key again, concurrently with the local insert.
+        const incoming = rowVersion('rc', now + offset, { rb: deleted.hlc });
+
+        const holder = await applierConnection();
+        const local = await localConnection();
+        let run: ChunkRun | undefined;
+        let localRow: Stored;
+        try {
+          await holder.beginTransaction();
+          const [held] = await holder.query<mysql.RowDataPacket[]>(
+            `SELECT ver FROM ${options.internalSchema}._cdc_tombstones WHERE ${tombstoneWhere} FOR UPDATE`,
+            [TABLE, id],
+          );
+          expect(held).toHaveLength(1);
+          run = apply([remove('rc', id, incoming)], 'rc');
+          await untilBlocked(run, /_cdc_tombstones[\s\S]*FOR UPDATE/);
+
+          await local.query(`INSERT INTO app.t (id, val, note) VALUES (?, 5, 'local')`, [id]);
+          localRow = (await stored(local, id))!;
+          expect(compareVersions(localRow.version, deleted)).toBe(1);
+          expect(vectorLeq(deleted.vv, localRow.version.vv)).toBe(true);
+
+          expect(run.settled).toBe(false);
+          await holder.commit();
+        } finally {
+          await holder.rollback().catch(() => undefined);
+          holder.release();
+          await local.end();
+          if (run !== undefined) await run.result.catch(() => undefined);
+        }
+        const result = await run.result;
+
+        const version = joinVersions(LWW, localRow.version, incoming);
+        expect(joinVersions(LWW, incoming, localRow.version)).toEqual(version);
+        const vv = { ra: localRow.version.hlc, rb: deleted.hlc, rc: incoming.hlc };
+        if (winner === 'local') {
+          // Joined only against the tombstone it read, the delete would win:
+          // its tombstone written, the row (unseen) kept without its vector.
+          expect(compareVersions(incoming, deleted)).toBe(1);
+          expect(await stored(pool, id)).toEqual({
+            data: { id, val: 5, note: 'local' },
+            version: { origin: REGION, hlc: localRow.version.hlc, vv },
+          });
+          expect(version).toEqual({ origin: REGION, hlc: localRow.version.hlc, vv });
+          expect(await tombstone(pool, id)).toEqual(deleted);
+          expect(outcomes(result)).toEqual({ conflict_lost: 1 });
+        } else {
+          // The delete wins: no row, and its tombstone has seen the local row.
+          expect(await stored(pool, id)).toBeNull();
+          expect(version).toEqual({ origin: 'rc', hlc: incoming.hlc, vv });
+          expect(await tombstone(pool, id)).toEqual(version);
+          expect(outcomes(result)).toEqual({ conflict_won: 1 });
+        }
         expect(
           run.failures.filter(
             (f) => ![1062, 1213].includes(f.errno ?? 0) && f.code !== 'APPLY_RACED',
