@@ -108,7 +108,12 @@ export class Pipeline {
   }
 }
 
-/** Makes a region's next capture start at `position` (a GTID set), like a resumed daemon. */
+/**
+ * Makes a region's next capture start at `position` (a GTID set), like a
+ * resumed daemon: in the checkpoint store and, as the newest record, in the
+ * region's position topic (capture starts from the copy further ahead, so
+ * a previous round's end there would win over the store).
+ */
 export async function saveCapturePosition(
   pipeline: Pipeline,
   region: string,
@@ -116,12 +121,38 @@ export async function saveCapturePosition(
 ): Promise<void> {
   const { createCheckpointStore } = await import('../../src/state/index.js');
   const { CAPTURE_CHECKPOINT_KEY } = await import('../../src/capture/capture-stage.js');
-  const store = await createCheckpointStore(pipeline.options(region).checkpointStore, {
+  const { KafkaPositionLog } = await import('../../src/capture/position-log.js');
+  const { createKafka, createChangeProducer } = await import('../../src/bus/kafka.js');
+  const options = pipeline.options(region);
+  const checkpoint = { position, savedAtMs: Date.now() };
+  const store = await createCheckpointStore(options.checkpointStore, {
     logger: pipeline.context.logger,
   });
   try {
-    await store.save(CAPTURE_CHECKPOINT_KEY, { position, savedAtMs: Date.now() });
+    await store.save(CAPTURE_CHECKPOINT_KEY, checkpoint);
   } finally {
     await store.close();
+  }
+  const kafka = createKafka(options.kafka, pipeline.context.logger);
+  const log = new KafkaPositionLog({
+    kafka,
+    prefix: options.kafka.topicPrefix,
+    region,
+    topics: options.kafka.topics,
+    logger: pipeline.context.logger,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if (!(await admin.listTopics()).includes(log.topic)) return;
+  } finally {
+    await admin.disconnect();
+  }
+  const producer = createChangeProducer(kafka);
+  await producer.connect();
+  try {
+    await log.append(producer, checkpoint);
+  } finally {
+    await producer.disconnect();
   }
 }
