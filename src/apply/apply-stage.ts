@@ -83,6 +83,27 @@ interface Held {
 /** The message an event came from, and its index in the chunk. */
 const SKIP_REPLICATION_STATEMENT = 'SET SESSION skip_replication = 1';
 
+/**
+ * The applier's statement formatting: mysql2's own, except that a statement
+ * sent without values is sent as it is. mysql2 scans every statement for
+ * placeholders, even one without values, and a chunk's statements are built
+ * with their values as literals and run to hundreds of KiB (the scan was
+ * a tenth of the applier's CPU). Called by mysql2 with the connection as
+ * `this` and its time zone.
+ */
+function applierQueryFormat(
+  this: { config?: { stringifyObjects?: boolean } },
+  sql: string,
+  values: unknown,
+  timezone?: string,
+): string {
+  if (values === undefined || values === null || (Array.isArray(values) && values.length === 0))
+    return sql;
+  return (
+    mysql.format as (sql: string, values: unknown, stringify?: boolean, tz?: string) => string
+  )(sql, values, this.config?.stringifyObjects, timezone);
+}
+
 interface Origin {
   readonly message: KafkaMessage;
   readonly index: number;
@@ -188,6 +209,7 @@ export class ApplyStage {
     this.#pool = mysql.createPool({
       ...clientOptions(options.mysql),
       connectionLimit: options.apply.partitionsConcurrently + 2,
+      queryFormat: applierQueryFormat,
     });
     // Every applier session gets the applier settings.
     // (Statements queue on the connection before any caller's query runs.)
