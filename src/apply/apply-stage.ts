@@ -1,4 +1,3 @@
-import { singleRowMessage } from '../bus/envelope.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
@@ -14,6 +13,7 @@ import { deadLetterTopic } from '../capture/capture-stage.js';
 import { clientOptions } from '../mysql/connection.js';
 import { qualifiedName } from '../mysql/identifiers.js';
 import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
+import { singleRowMessage } from '../bus/envelope.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import {
   decodeApplyMessage,
@@ -80,7 +80,6 @@ interface Held {
   readonly skew: SchemaSkew;
 }
 
-/** The message an event came from, and its index in the chunk. */
 const SKIP_REPLICATION_STATEMENT = 'SET SESSION skip_replication = 1';
 
 /**
@@ -104,6 +103,7 @@ function applierQueryFormat(
   )(sql, values, this.config?.stringifyObjects, timezone);
 }
 
+/** The message an event came from, and its index in the chunk. */
 interface Origin {
   readonly message: KafkaMessage;
   readonly index: number;
