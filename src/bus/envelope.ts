@@ -96,7 +96,7 @@ export interface EnvelopeV2 {
   table: string;
   /** Primary-key columns, in key order. */
   key: string[];
-  /** The columns of every row's `values` (upserts). */
+  /** The columns of every row's `values`. */
   columns: string[];
   types?: Readonly<Record<string, string>>;
   rows: EnvelopeRow[];
@@ -130,10 +130,13 @@ let lastShape: RowShape = { key: [], columns: [] };
 
 /** `lastShape` when its lists equal these, so a run of rows of one table shares one shape object. */
 function shapeOf(key: readonly string[], columns: readonly string[]): RowShape {
-  const same = (a: readonly string[], b: readonly string[]): boolean =>
-    a.length === b.length && a.every((x, i) => x === b[i]);
-  if (!same(lastShape.key, key) || !same(lastShape.columns, columns)) lastShape = { key, columns };
+  const next = { key, columns };
+  if (!sameShape(lastShape, next)) lastShape = next;
   return lastShape;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Serialises one change as a v2 row; the key columns are the event's `pk` columns. */
@@ -168,10 +171,7 @@ const COMMA = Buffer.from(',');
 const CLOSE = Buffer.from(']}');
 
 function sameShape(a: RowShape, b: RowShape): boolean {
-  if (a === b) return true;
-  const same = (x: readonly string[], y: readonly string[]): boolean =>
-    x.length === y.length && x.every((v, i) => v === y[i]);
-  return same(a.key, b.key) && same(a.columns, b.columns);
+  return a === b || (sameList(a.key, b.key) && sameList(a.columns, b.columns));
 }
 
 /**
