@@ -1,18 +1,13 @@
 import { jest } from '@jest/globals';
 import mysql from 'mysql2/promise';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeOptions } from '../../../src/config/compile.js';
 import type { ApplyEvent } from '../../../src/apply/apply-event.js';
 import type { ChunkResult } from '../../../src/apply/batch-applier.js';
-import { clientOptions } from '../../../src/mysql/connection.js';
-import { applyPrepare, planPrepare } from '../../../src/prepare/prepare.js';
-import { startSandbox, type DatabaseEngine, type Sandbox } from '../../../src/sandbox/index.js';
+import type { DatabaseEngine } from '../../../src/sandbox/index.js';
 import type { RowVersion } from '../../../src/versioning/version.js';
-import { chunkApplier, rowVersion, type ChunkApplier } from '../../support/apply-chunk.js';
-import { sandboxRegionOptions } from '../../support/config.js';
+import { rowVersion, type ChunkApplier } from '../../support/apply-chunk.js';
+import { startChunkRegion, type ChunkRegion } from '../../support/chunk-region.js';
 
 /**
  * Two applier transactions on the same key at once, as happens when a region
@@ -64,52 +59,25 @@ function event(
 describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
   'concurrent applier transactions on one absent key (%s)',
   (engine) => {
-    let sandbox: Sandbox;
-    let dir: string;
+    let region: ChunkRegion | undefined;
     let options: RuntimeOptions;
     let pool: mysql.Pool;
     let applierConnection: ChunkApplier['applierConnection'];
     let applyRun: ChunkApplier['apply'];
 
     beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'cdc-concurrent-chunks-'));
-      sandbox = await startSandbox({
-        regions: [{ name: REGION, engine }],
-        kafka: false,
-        redis: false,
-      });
-      options = sandboxRegionOptions(sandbox, REGION, {
-        tables: [TABLE],
-        stateDir: dir,
-      }).options;
-      const admin = await mysql.createConnection(clientOptions(options.mysql));
-      try {
-        await admin.query('CREATE DATABASE app');
-        await admin.query(
-          'CREATE TABLE app.t (id INT PRIMARY KEY, val BIGINT NOT NULL DEFAULT 0, note VARCHAR(40))',
-        );
-        await applyPrepare(
-          admin,
-          await planPrepare(admin, options, options.internalSchema, {
-            visibleVersionColumns: engine === 'mysql8',
-          }),
-        );
-      } finally {
-        await admin.end();
-      }
-      pool = mysql.createPool({ ...clientOptions(options.mysql), connectionLimit: 4 });
-      ({ applierConnection, apply: applyRun } = chunkApplier(pool, {
+      region = await startChunkRegion({
+        engine,
         region: REGION,
-        internalSchema: options.internalSchema,
-        schema: 'app',
-        table: 't',
-      }));
+        dirPrefix: 'cdc-concurrent-chunks-',
+        connectionLimit: 4,
+      });
+      ({ options, pool } = region);
+      ({ applierConnection, apply: applyRun } = region.applier);
     });
 
     afterAll(async () => {
-      await pool?.end();
-      await sandbox?.stop();
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      await region?.stop();
     });
 
     /** One chunk as the apply stage runs it: retried after a retriable error, a deadlock or a duplicate key. */

@@ -1,15 +1,11 @@
 import { jest } from '@jest/globals';
 import mysql from 'mysql2/promise';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeOptions } from '../../../src/config/compile.js';
 import type { ApplyEvent } from '../../../src/apply/apply-event.js';
 import type { ChunkResult } from '../../../src/apply/batch-applier.js';
 import { clientOptions } from '../../../src/mysql/connection.js';
-import { applyPrepare, planPrepare } from '../../../src/prepare/prepare.js';
-import { startSandbox, type DatabaseEngine, type Sandbox } from '../../../src/sandbox/index.js';
+import type { DatabaseEngine } from '../../../src/sandbox/index.js';
 import { joinVersions } from '../../../src/versioning/resolve.js';
 import {
   compareVersions,
@@ -18,13 +14,8 @@ import {
   vectorLeq,
   type RowVersion,
 } from '../../../src/versioning/version.js';
-import {
-  chunkApplier,
-  rowVersion,
-  type ChunkApplier,
-  type ChunkRun,
-} from '../../support/apply-chunk.js';
-import { sandboxRegionOptions } from '../../support/config.js';
+import { rowVersion, type ChunkApplier, type ChunkRun } from '../../support/apply-chunk.js';
+import { startChunkRegion, type ChunkRegion } from '../../support/chunk-region.js';
 
 /**
  * Local (application) transactions racing the applier on one key, against
@@ -118,52 +109,25 @@ interface Stored {
 describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
   'local transactions racing the applier on one key (%s)',
   (engine) => {
-    let sandbox: Sandbox;
-    let dir: string;
+    let region: ChunkRegion | undefined;
     let options: RuntimeOptions;
     let pool: mysql.Pool;
     let applierConnection: ChunkApplier['applierConnection'];
     let apply: ChunkApplier['apply'];
 
     beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'cdc-local-races-'));
-      sandbox = await startSandbox({
-        regions: [{ name: REGION, engine }],
-        kafka: false,
-        redis: false,
-      });
-      options = sandboxRegionOptions(sandbox, REGION, {
-        tables: [TABLE],
-        stateDir: dir,
-      }).options;
-      const admin = await mysql.createConnection(clientOptions(options.mysql));
-      try {
-        await admin.query('CREATE DATABASE app');
-        await admin.query(
-          'CREATE TABLE app.t (id INT PRIMARY KEY, val BIGINT NOT NULL DEFAULT 0, note VARCHAR(40))',
-        );
-        await applyPrepare(
-          admin,
-          await planPrepare(admin, options, options.internalSchema, {
-            visibleVersionColumns: engine === 'mysql8',
-          }),
-        );
-      } finally {
-        await admin.end();
-      }
-      pool = mysql.createPool({ ...clientOptions(options.mysql), connectionLimit: 6 });
-      ({ applierConnection, apply } = chunkApplier(pool, {
+      region = await startChunkRegion({
+        engine,
         region: REGION,
-        internalSchema: options.internalSchema,
-        schema: 'app',
-        table: 't',
-      }));
+        dirPrefix: 'cdc-local-races-',
+        connectionLimit: 6,
+      });
+      ({ options, pool } = region);
+      ({ applierConnection, apply: apply } = region.applier);
     });
 
     afterAll(async () => {
-      await pool?.end();
-      await sandbox?.stop();
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      await region?.stop();
     });
 
     /** An application session: a fresh connection (pooled ones may carry the applier's session flag). */
