@@ -30,7 +30,9 @@ export type RejectReason =
   | 'type_too_narrow'
   | 'key_mismatch'
   | 'constraint_violation'
-  | 'apply_failed';
+  | 'apply_failed'
+  /** The row's residency does not let this region hold it in the form of the topic it came on. */
+  | 'governance_refused';
 
 export class RejectedEvent extends CdcError {
   constructor(

@@ -35,6 +35,7 @@ import {
   type TopicRoute,
 } from './apply-target.js';
 import { ColumnAdder } from './auto-add-columns.js';
+import { recheckGovernance, withholdsValue } from './governance-check.js';
 import { applyChunk, LocalTableChanged, type ChunkResult } from './batch-applier.js';
 import {
   isSchemaSkewError,
@@ -527,7 +528,12 @@ export class ApplyStage {
    * Rows are validated together: they share their table and columns.
    */
   async #check(route: TopicRoute, message: KafkaMessage): Promise<DecodedRow[]> {
-    const rows = decodeApplyMessage(message.value, route);
+    // Governance first: a row this region may not hold goes no further (docs/GOVERNANCE.md).
+    const rows = recheckGovernance(
+      this.deps.options,
+      route,
+      decodeApplyMessage(message.value, route),
+    );
     const validate = (): DecodedRow[] => {
       const valid = rows.flatMap((r) => ('error' in r ? [] : r.events));
       if (valid.length === 0) return rows;
@@ -818,14 +824,23 @@ export class ApplyStage {
     err: unknown,
   ): Promise<void> {
     const message = origin?.message;
-    // A row of a v2 message is parked alone: replaying it replays nothing else.
-    const value =
-      origin?.row === undefined || message?.value == null
-        ? message?.value
-        : singleRowMessage(message.value, origin.row);
     const { options, metrics, logger } = this.deps;
     const reason: RejectReason = err instanceof RejectedEvent ? err.reason : 'apply_failed';
-    const detail = err instanceof Error ? err.message : String(err);
+    // A governed row this region may not hold (or that was refused before its residency
+    // was checked) is parked without its value, key or detail: only where to find it.
+    const withheld = withholdsValue(options, this.#routes.get(topic), reason);
+    // A row of a v2 message is parked alone: replaying it replays nothing else.
+    const value = withheld
+      ? null
+      : origin?.row === undefined || message?.value == null
+        ? message?.value
+        : singleRowMessage(message.value, origin.row);
+    const detail =
+      withheld && reason !== 'governance_refused'
+        ? `${reason} (detail withheld: a governed table's event refused before its residency was checked)`
+        : err instanceof Error
+          ? err.message
+          : String(err);
     metrics.deadLetterTotal.inc({ stage: 'apply', reason });
     logger.error(
       { reason, topic, partition, offset: message?.offset, detail },
@@ -840,7 +855,8 @@ export class ApplyStage {
         topic,
         partition,
         offset: message?.offset ?? null,
-        key: message?.key?.toString('utf8') ?? null,
+        key: withheld ? null : (message?.key?.toString('utf8') ?? null),
+        ...(withheld ? { row: origin?.row ?? null } : {}),
       },
       value: value?.toString('base64') ?? null,
     };

@@ -13,6 +13,7 @@ import { qualifiedName } from '../mysql/identifiers.js';
 import { describeTable, resolveTables, type TableInfo } from '../mysql/introspect.js';
 import type { ConflictStrategy } from '../versioning/resolve.js';
 import type { RowImage } from '../bus/envelope.js';
+import { topicsReadableBy } from '../governance/topics.js';
 import { RejectedEvent, type ApplyEvent } from './apply-event.js';
 import { imageTooWide, isPlausibleColumnName, SchemaSkew } from './schema-skew.js';
 
@@ -30,6 +31,12 @@ export interface TopicRoute {
   table: string;
   pipeline: PipelineOptions | undefined;
   heartbeat: boolean;
+  /**
+   * The form rows of a governed table have on this topic: `masked` on a
+   * `<prefix>-masked-<region>.` topic, else plain (docs/GOVERNANCE.md).
+   * Every event is re-checked against it (`recheckGovernance`).
+   */
+  form?: 'plain' | 'masked';
 }
 
 /**
@@ -179,9 +186,14 @@ export function pipelineOf(
  * here yet; undefined for any other topic.
  */
 export function routeForTopic(
-  options: Pick<RuntimeOptions, 'kafka' | 'peers' | 'pipelines' | 'internalSchema'>,
+  options: Pick<
+    RuntimeOptions,
+    'region' | 'kafka' | 'peers' | 'pipelines' | 'internalSchema' | 'governance'
+  >,
   topic: string,
 ): TopicRoute | undefined {
+  const governed = governedRoutes(options).get(topic);
+  if (governed !== undefined) return governed;
   for (const source of options.peers) {
     const head = `${options.kafka.topicPrefix}.${source}.`;
     if (!topic.startsWith(head)) continue;
@@ -204,7 +216,10 @@ export function routeForTopic(
  * not exist here yet is held until it does), and their heartbeats.
  */
 export function buildRoutes(
-  options: Pick<RuntimeOptions, 'kafka' | 'peers' | 'pipelines' | 'internalSchema'>,
+  options: Pick<
+    RuntimeOptions,
+    'region' | 'kafka' | 'peers' | 'pipelines' | 'internalSchema' | 'governance'
+  >,
   tables: ReadonlyMap<string, TableInfo>,
 ): Map<string, TopicRoute> {
   const routes = new Map<string, TopicRoute>();
@@ -239,6 +254,49 @@ export function buildRoutes(
       table: INTERNAL_TABLES.heartbeat,
       pipeline: undefined,
       heartbeat: true,
+    });
+  }
+  for (const [topic, route] of governedRoutes(options)) routes.set(topic, route);
+  return routes;
+}
+
+/**
+ * Every topic of a governed table this region may read (`topicsReadableBy`:
+ * today's change topic, its zones' topics, its own masked topic, from each
+ * peer), whether or not the table exists here yet, so rows of a table
+ * created later are held, not missed. Topics of governed tables are listed
+ * by name (a policy names its tables), never discovered.
+ */
+export function governedRoutes(
+  options: Pick<
+    RuntimeOptions,
+    'region' | 'kafka' | 'peers' | 'pipelines' | 'internalSchema' | 'governance'
+  >,
+): Map<string, TopicRoute> {
+  const routes = new Map<string, TopicRoute>();
+  const governance = options.governance;
+  if (governance === undefined || governance.policies.length === 0) return routes;
+  const own = options.region;
+  const readable = topicsReadableBy(
+    {
+      topicPrefix: options.kafka.topicPrefix,
+      regions: governance.regions,
+      zones: governance.zones,
+      policies: governance.policies,
+      tables: governance.policies.flatMap((p) => p.tables.map((t) => `${t.schema}.${t.table}`)),
+    },
+    own,
+  );
+  for (const entry of readable) {
+    if (entry.policy === undefined) continue;
+    const [db = '', table = ''] = entry.table.split('.');
+    routes.set(entry.topic, {
+      sourceRegion: entry.sourceRegion,
+      db,
+      table,
+      pipeline: pipelineOf(options, db, table),
+      heartbeat: false,
+      form: entry.audience.kind === 'masked' ? 'masked' : 'plain',
     });
   }
   return routes;

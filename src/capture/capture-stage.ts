@@ -8,6 +8,9 @@ import {
   partitionCountsWith,
 } from '../bus/kafka.js';
 import { encodeEvent, messageKey, packRow, topicName, type ChangeEvent } from '../bus/envelope.js';
+import { GovernanceError, policyForTable, type GovernancePolicy } from '../governance/policy.js';
+import { routeChange, type GovernanceLayout } from '../governance/routing.js';
+import { governedTopicName, policyAudiences } from '../governance/topics.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
@@ -140,6 +143,8 @@ export class CaptureStage {
   readonly #positionLog: KafkaPositionLog;
   /** Self-repair of replicated tables after DDL, and the periodic drift check. */
   readonly #repair: SchemaRepair;
+  /** Governed rows no region may hold, by table: when last logged and how many since. */
+  readonly #withheld = new Map<string, { loggedAtMs: number; since: number }>();
   /** TRUNCATEs of replicated tables (not replicated), by table: binlog time, for `/readyz`. */
   readonly #truncations = new Map<string, number>();
   /** Resolves with the error that stopped capture for good. */
@@ -242,6 +247,8 @@ export class CaptureStage {
         deadLetterTopic(options.kafka.topicPrefix, 'capture', options.region),
         // Debezium-compatible topics of the tables known now (later ones on first use).
         ...plan.tables.flatMap((t) => this.#debezium?.topicsOf(t.schema, t.table) ?? []),
+        // Zone and masked topics of governed tables (docs/GOVERNANCE.md, "Topic layout").
+        ...plan.tables.flatMap((t) => this.#governedTopics(t.schema, t.table)),
       ];
       await this.#whileStartingRetry('creating Kafka topics', () =>
         this.#withAdmin(async (admin) => {
@@ -612,7 +619,11 @@ export class CaptureStage {
       primaryKeys: this.#primaryKeys,
       // Appliers with schema.autoAddColumns add a missing column with the source's type;
       // the Debezium output maps values by type.
-      columnTypes: options.schema.autoAddColumns || this.#debezium !== undefined,
+      // Masks of governed tables depend on the column's type (docs/GOVERNANCE.md, "Masks").
+      columnTypes:
+        options.schema.autoAddColumns ||
+        this.#debezium !== undefined ||
+        (options.governance?.policies.length ?? 0) > 0,
       skipMarkedTransactions: this.#mariadb,
       onSkipRefused: (err) =>
         this.deps.logger.warn(
@@ -654,35 +665,25 @@ export class CaptureStage {
         const event = output.event;
         const debezium = this.#debezium;
         let replicated = event;
-        if (debezium !== undefined && !options.schema.autoAddColumns && event.types !== undefined) {
-          // The types were read for the Debezium output only: the replication envelope stays as it was.
+        if (!options.schema.autoAddColumns && event.types !== undefined) {
+          // The types were read for the Debezium output or the masks only: the replication envelope stays as it was.
           replicated = { ...event };
           delete replicated.types;
         }
-        const topic = topicName(options.kafka.topicPrefix, region, event.db, event.table);
         const key = messageKey(event.db, event.table, event.pk);
-        const table = `${event.db}.${event.table}`;
-        // Heartbeats stay v1: appliers read them apart from changes, a few per second.
-        if (options.capture.envelope === 2 && event.db !== options.internalSchema)
-          publisher.enqueue({
-            kind: 'row',
-            topic,
-            key,
-            row: packRow(replicated),
-            table,
-            op: event.op,
-            commitTs: event.commitTs,
-          });
+        const policy =
+          options.governance === undefined
+            ? undefined
+            : policyForTable(options.governance, event.db, event.table);
+        if (policy !== undefined) this.#publishGoverned(publisher, policy, event, replicated, key);
         else
-          publisher.enqueue({
-            kind: 'message',
-            topic,
+          this.#enqueueChange(
+            publisher,
+            topicName(options.kafka.topicPrefix, region, event.db, event.table),
             key,
-            value: encodeEvent(replicated),
-            table,
-            op: event.op,
-            commitTs: event.commitTs,
-          });
+            replicated,
+            true,
+          );
         if (debezium !== undefined) this.#publishDebezium(debezium, publisher, event);
         return;
       }
@@ -727,6 +728,143 @@ export class CaptureStage {
         logger.warn({ reason: output.reason }, output.message);
         return;
     }
+  }
+
+  /**
+   * One change for one topic, in the configured envelope: a v2 row joined
+   * with others of its partition at send time, or a v1 message.
+   * Heartbeats stay v1: appliers read them apart from changes, a few per
+   * second. Every copy of a change (governed tables) goes through here, so
+   * both envelopes route alike.
+   */
+  #enqueueChange(
+    publisher: CapturePublisher,
+    topic: string,
+    key: string,
+    event: ChangeEvent,
+    counted: boolean,
+  ): void {
+    const { options } = this.deps;
+    const table = `${event.db}.${event.table}`;
+    if (options.capture.envelope === 2 && event.db !== options.internalSchema)
+      publisher.enqueue({
+        kind: 'row',
+        topic,
+        key,
+        row: packRow(event),
+        table,
+        op: event.op,
+        commitTs: event.commitTs,
+        ...(counted ? {} : { counted: false }),
+      });
+    else
+      publisher.enqueue({
+        kind: 'message',
+        topic,
+        key,
+        value: encodeEvent(event),
+        table,
+        op: event.op,
+        commitTs: event.commitTs,
+        ...(counted ? {} : { counted: false }),
+      });
+  }
+
+  /** What topic names and residency depend on, for routing. */
+  #governanceLayout(): GovernanceLayout {
+    const { options } = this.deps;
+    return {
+      topicPrefix: options.kafka.topicPrefix,
+      zones: options.governance?.zones ?? {},
+      regions: options.governance?.regions ?? [options.region, ...options.peers],
+    };
+  }
+
+  /** The zone and masked topics this region may publish rows of `schema.table` to (none for an ungoverned table). */
+  #governedTopics(schema: string, table: string): string[] {
+    const { options } = this.deps;
+    const governance = options.governance;
+    const policy = governance === undefined ? undefined : policyForTable(governance, schema, table);
+    if (policy === undefined || governance === undefined) return [];
+    return policyAudiences(policy, governance.regions)
+      .filter((a) => a.kind !== 'all' && !(a.kind === 'masked' && a.region === options.region))
+      .map((a) => governedTopicName(options.kafka.topicPrefix, a, options.region, schema, table));
+  }
+
+  /**
+   * A change of a governed table (docs/GOVERNANCE.md, "Capture and apply"):
+   * published once per topic its residency gives, plain or masked, each
+   * copy keyed and partitioned like any change, so per-key order holds on
+   * every topic. A row no region may hold is published nowhere (counted,
+   * logged without values); a row that cannot be routed (no residency
+   * column, a mask its column's type cannot take) is parked in the capture
+   * dead-letter topic of this region, with the reason and its key only.
+   */
+  #publishGoverned(
+    publisher: CapturePublisher,
+    policy: GovernancePolicy,
+    event: ChangeEvent,
+    replicated: ChangeEvent,
+    key: string,
+  ): void {
+    const { options, metrics } = this.deps;
+    let copies;
+    try {
+      ({ copies } = routeChange(
+        this.#governanceLayout(),
+        policy,
+        { sourceRegion: options.region, db: event.db, table: event.table },
+        replicated,
+        event.types,
+      ));
+    } catch (err) {
+      if (!(err instanceof GovernanceError)) throw err;
+      this.#handle({
+        kind: 'dead-letter',
+        reason: 'governance_refused',
+        detail: err.message,
+        source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
+      });
+      return;
+    }
+    const table = `${event.db}.${event.table}`;
+    if (copies.length === 0) {
+      metrics.captureGovernanceWithheldTotal.inc({
+        region: options.region,
+        table,
+        policy: policy.name,
+      });
+      this.#logWithheld(table, policy.name, event);
+      return;
+    }
+    copies.forEach((copy, index) =>
+      this.#enqueueChange(publisher, copy.topic, key, copy.change, index === 0),
+    );
+  }
+
+  /**
+   * Logs a withheld row without any value (table, policy, op, GTID): the
+   * first of a table at once, then at most one line a minute per table with
+   * how many more there were.
+   */
+  #logWithheld(table: string, policy: string, event: ChangeEvent): void {
+    const now = Date.now();
+    const seen = this.#withheld.get(table);
+    if (seen !== undefined && now - seen.loggedAtMs < 60_000) {
+      seen.since += 1;
+      return;
+    }
+    this.#withheld.set(table, { loggedAtMs: now, since: 0 });
+    this.deps.logger.warn(
+      {
+        table,
+        policy,
+        op: event.op,
+        gtid: event.gtid,
+        ...(seen === undefined ? {} : { withheldSinceLastLine: seen.since }),
+      },
+      `a row change of ${table} that no region may hold (policy ${policy}) was not published`,
+    );
   }
 
   /**

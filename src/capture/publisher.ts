@@ -36,6 +36,12 @@ export type PublishItem =
       table: string;
       op: string;
       commitTs: number;
+      /**
+       * false for another copy of a change already counted (a governed
+       * row's masked copies): sent like the rest, counted once in
+       * `cdc_events_captured_total`.
+       */
+      counted?: boolean;
     }
   | { kind: 'commit'; position: string };
 
@@ -234,6 +240,7 @@ export class CapturePublisher {
         const rows = rowsByTopic.get(item.topic);
         if (rows === undefined) rowsByTopic.set(item.topic, [item]);
         else rows.push(item);
+        if (item.counted === false) continue;
       } else {
         let topic = byTopic.get(item.topic);
         if (topic === undefined) {

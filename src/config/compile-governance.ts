@@ -1,14 +1,24 @@
 /**
  * The validated `governance:` section → the options the governed stages
  * share (src/governance/policy.ts): table names split, masks tagged, `default`
- * resolved to all, none or a zone. Kept beside compile.ts rather than in
- * RuntimeOptions until the data path reads it.
+ * resolved to all, none or a zone. `compileRegion` puts them in
+ * `RuntimeOptions.governance`.
  */
 import { ConfigError } from '../core/errors.js';
-import type { GovernanceOptions, MaskSpec, ResidencyDefault } from '../governance/policy.js';
+import type {
+  GovernanceOptions,
+  GovernedTable,
+  MaskSpec,
+  ResidencyDefault,
+} from '../governance/policy.js';
 import { residencyValueOf } from '../governance/residency.js';
-import { parseTablePattern } from './compile.js';
-import type { GovernanceConfig, ValidatedConfig } from './schema.js';
+import { TABLE_PATTERN, type GovernanceConfig, type ValidatedConfig } from './schema.js';
+
+/** `schema.table` split (validation guarantees the shape; not imported from compile.ts, which imports this). */
+function governedTable(name: string): GovernedTable {
+  const match = TABLE_PATTERN.exec(name);
+  return { schema: match?.[1] ?? '', table: match?.[2] ?? '' };
+}
 
 type MaskConfig = NonNullable<GovernanceConfig['policies'][number]['masking'][string]>;
 
@@ -36,7 +46,7 @@ export function compileGovernance(config: ValidatedConfig): GovernanceOptions | 
     regions: Object.keys(config.regions),
     policies: governance.policies.map((policy) => ({
       name: policy.name,
-      tables: policy.tables.map(parseTablePattern),
+      tables: policy.tables.map(governedTable),
       residency: {
         column: policy.residency.column,
         rules: policy.residency.rules.map((rule) => ({
@@ -53,20 +63,53 @@ export function compileGovernance(config: ValidatedConfig): GovernanceOptions | 
   };
 }
 
+/** The commands that move or print table data, and so must not run unprotected. */
+export type GovernedCommand = 'run' | 'prepare' | 'snapshot' | 'bootstrap' | 'verify';
+
+/** Commands `governance.preview: true` lets start while policies exist. */
+const PREVIEW_COMMANDS: ReadonlySet<GovernedCommand> = new Set(['run', 'prepare']);
+
+/**
+ * What this version does not enforce of a policy, for the one line `run`
+ * logs at start under `governance.preview: true` (names only, never a
+ * value). Keep it in step with docs/GOVERNANCE.md, "Status".
+ */
+export const NOT_ENFORCED_YET: readonly string[] = [
+  'eviction: a row whose residency changes stays in the regions it may no longer be in (no tombstone, no notice)',
+  'masked-region writes: a write in a region that holds a row masked is published with its masked values and can overwrite the original in the plain regions',
+  'audit records and cdc_governance_decisions_total',
+  'erasure (cdc-replicator erase)',
+  'checks of masked and residency columns against the live tables (checkMaskableColumns, checkResidencyColumn) in prepare and validate',
+  'snapshot, bootstrap and verify (they refuse to start under policies)',
+];
+
 /**
  * Refuses a command that moves or prints table data (run, snapshot,
- * bootstrap, prepare, verify) while the file has governance policies: this
- * version validates them but does not enforce them yet (docs/GOVERNANCE.md,
- * "Status"), and starting would replicate governed rows whole to every
- * region. Failing closed is the only safe reading of a policy that cannot
- * be applied. Remove once capture, apply and verify enforce policies.
+ * bootstrap, prepare, verify) while the file has governance policies that
+ * this version cannot fully enforce (docs/GOVERNANCE.md, "Status"): capture
+ * routes and masks governed rows and the appliers re-check them, but
+ * eviction, masked-region writes, audit and erasure are not built, and
+ * snapshot, bootstrap and verify do not go through the governed path.
+ * Failing closed is the only safe reading of a policy that cannot be
+ * applied. `governance.preview: true` lets `run` and `prepare` start (run
+ * then logs what is not enforced); the others refuse regardless.
  *
  * @throws ConfigError naming the policies and the reason.
  */
-export function refuseUnenforcedGovernance(config: ValidatedConfig): void {
+export function refuseUnenforcedGovernance(
+  config: ValidatedConfig,
+  command: GovernedCommand,
+): void {
   const policies = config.governance?.policies ?? [];
   if (policies.length === 0) return;
+  const names = policies.map((p) => p.name).join(', ');
+  if (PREVIEW_COMMANDS.has(command)) {
+    if (config.governance?.preview === true) return;
+    throw new ConfigError([
+      `governance.policies: refusing to start: this version enforces governance policies (${names}) only in part (capture routing and masking, the apply re-check; not eviction, masked-region writes, audit or erasure). Set governance.preview: true to run them as they are (docs/GOVERNANCE.md, "Status")`,
+    ]);
+  }
   throw new ConfigError([
-    `governance.policies: refusing to start: this version validates governance policies (${policies.map((p) => p.name).join(', ')}) but does not enforce them yet, and would replicate their tables unprotected (docs/GOVERNANCE.md, "Status")`,
+    `governance.policies: refusing to start: ${command} does not go through the governed publishing path yet and would copy or print the rows of governed tables (${names}) unprotected (docs/GOVERNANCE.md, "Status")`,
   ]);
 }

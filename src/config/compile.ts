@@ -16,6 +16,8 @@ import {
   type RegionConfig,
   type ValidatedConfig,
 } from './schema.js';
+import type { GovernanceOptions } from '../governance/policy.js';
+import { compileGovernance } from './compile-governance.js';
 import { formatKeyPath } from './key-path.js';
 import { compilePassword, compileSasl, compileTls, readRsaPublicKey } from './tls.js';
 
@@ -177,6 +179,11 @@ export interface RuntimeOptions {
   readonly peerMetricsUrls: Readonly<Record<string, string>>;
   /** Schema of the replicator's own tables in this region's database. */
   readonly internalSchema: string;
+  /**
+   * The `governance:` section (docs/GOVERNANCE.md): capture routes and masks
+   * the rows of governed tables, apply re-checks them. Absent: no policies.
+   */
+  readonly governance?: GovernanceOptions | undefined;
 }
 
 /** Options of {@link compileRegion} that do not come from the file itself. */
@@ -207,6 +214,7 @@ export function compileRegion(
       `region ${JSON.stringify(region)} is not defined in the configuration (regions: ${names.join(', ')})`,
     ]);
   }
+  const governance = compileGovernance(config);
   return {
     region,
     peers: names.filter((name) => name !== region),
@@ -272,6 +280,7 @@ export function compileRegion(
           : { strategy: 'lww' },
       ...(pipeline.output === undefined ? {} : { output: { ...pipeline.output } }),
     })),
+    ...(governance === undefined ? {} : { governance }),
   };
 }
 

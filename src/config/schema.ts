@@ -859,6 +859,10 @@ export const policySchema = z
 /** The `governance:` section (docs/GOVERNANCE.md). Cross-field rules: config/governance-rules.ts. */
 export const governanceSchema = z
   .strictObject({
+    preview: z.boolean().default(false).meta({
+      description:
+        'Lets run and prepare start while policies exist although this version enforces only part of them (capture routing and masking, the apply re-check; docs/GOVERNANCE.md, "Status"). Without it those commands refuse. snapshot, bootstrap and verify refuse either way.',
+    }),
     zones: z
       .record(
         zoneNameSchema,

@@ -131,6 +131,13 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly captureGovernanceWithheldTotal = new Counter({
+    name: 'cdc_capture_governance_withheld_total',
+    help: 'Row changes of governed tables that no region may hold (residency default: none, no rule matched), so capture published them nowhere.',
+    labelNames: ['region', 'table', 'policy'] as const,
+    registers: [this.registry],
+  });
+
   readonly captureApplierTransactionsTotal = new Counter({
     name: 'cdc_capture_applier_transactions_total',
     help: "Transactions of this region's own applier that the binlog sent to capture, which dropped them by their apply marker. MariaDB leaves them out of the stream (skip_replication), so there it stays 0; on MySQL it grows with every applied chunk.",

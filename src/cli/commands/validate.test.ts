@@ -116,18 +116,48 @@ describe('cdc-replicator validate with a governance section', () => {
   });
 });
 
-describe('commands that move or print data, while governance is not enforced', () => {
+describe('commands that move or print data, while governance is enforced only in part', () => {
+  beforeAll(async () => {
+    await writeFile(
+      join(dir, 'preview.yaml'),
+      GOVERNED.replace('governance:\n', 'governance:\n  preview: true\n'),
+    );
+  });
+
   it.each([
     [['run', '-c', 'governed.yaml', '-r', 'eu-west']],
     [['prepare', '-c', 'governed.yaml', '-r', 'eu-west']],
-    [['snapshot', '-c', 'governed.yaml', '-r', 'eu-west']],
-    [['verify', '-c', 'governed.yaml']],
-  ])('%j refuses to start rather than replicate governed tables unprotected', async (argv) => {
+  ])('%j refuses to start without governance.preview', async (argv) => {
     const { code, stderr } = await run(argv, { CDC_MASK_KEY: KEY });
     expect(code).toBe(2);
     expect(stderr).toContain(
-      'governance.policies: refusing to start: this version validates governance policies (people-eu) but does not enforce them yet',
+      'governance.policies: refusing to start: this version enforces governance policies (people-eu) only in part',
+    );
+    expect(stderr).toContain('Set governance.preview: true');
+    expect(stderr).not.toContain(KEY);
+  });
+
+  it.each([
+    [['snapshot', '-c', 'governed.yaml', '-r', 'eu-west']],
+    [['snapshot', '-c', 'preview.yaml', '-r', 'eu-west']],
+    [['bootstrap', '-c', 'preview.yaml', '-r', 'eu-west']],
+    [['verify', '-c', 'governed.yaml']],
+    [['verify', '-c', 'preview.yaml']],
+  ])('%j refuses to start, preview or not', async (argv) => {
+    const { code, stderr } = await run(argv, { CDC_MASK_KEY: KEY });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(
+      /governance\.policies: refusing to start: (snapshot|bootstrap|verify) does not go through the governed publishing path yet/,
     );
     expect(stderr).not.toContain(KEY);
   });
+
+  it('lets prepare past the governance check under preview (it then fails on the unreachable database)', async () => {
+    const { code, stderr } = await run(['prepare', '-c', 'preview.yaml', '-r', 'eu-west'], {
+      CDC_MASK_KEY: KEY,
+    });
+    expect(stderr).not.toContain('refusing to start');
+    expect(code).not.toBe(2);
+    expect(stderr).not.toContain(KEY);
+  }, 30_000);
 });

@@ -75,7 +75,7 @@ async function verify(flags: VerifyFlags, context: CommandContext): Promise<Exit
     };
     const path = resolve(context.cwd, flags.config);
     const config = await loadConfigFile(path, { env: context.env });
-    refuseUnenforcedGovernance(config);
+    refuseUnenforcedGovernance(config, 'verify');
     const names = list(flags.regions);
     const chosen = names.length > 0 ? names : Object.keys(config.regions);
     if (new Set(chosen).size < 2)

@@ -1,0 +1,164 @@
+import { createHmac } from 'node:crypto';
+
+import { compileRegion } from '../config/compile.js';
+import { parseConfig } from '../config/load.js';
+import { decodeApplyMessage, type DecodedRow } from './apply-event.js';
+import { buildRoutes, routeForTopic } from './apply-target.js';
+import { recheckGovernance, withholdsValue } from './governance-check.js';
+
+const KEY = 'mask-Key-0123456789-secret';
+
+const YAML = `regions:
+  us-east:
+    mysql: { host: db, user: root, password: "" }
+  eu-west:
+    mysql: { host: db, user: root, password: "" }
+  eu-central:
+    mysql: { host: db, user: root, password: "" }
+kafka: { brokers: ["k:9092"], topicPrefix: cdc }
+pipelines:
+  - { name: app, tables: [app.people, app.orders] }
+governance:
+  preview: true
+  zones: { eu: [eu-west, eu-central] }
+  policies:
+    - name: people-eu
+      tables: [app.people]
+      residency:
+        column: country
+        rules:
+          - { in: [DE, FR], zone: eu, masked: [us-east] }
+          - { in: [CH], zone: eu }
+        default: all
+      masking:
+        email: { hmac: { key: '\${CDC_MASK_KEY}' } }
+        phone: nullify
+`;
+
+const config = parseConfig(YAML, { env: { CDC_MASK_KEY: KEY } });
+const usEast = compileRegion(config, 'us-east');
+const euCentral = compileRegion(config, 'eu-central');
+
+function message(row: Record<string, string | number | null>, op = 'c'): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      v: 2,
+      region: 'eu-west',
+      db: 'app',
+      table: 'people',
+      key: ['id'],
+      columns: Object.keys(row),
+      rows: [
+        [
+          op,
+          1_700_000_000_000_000,
+          'eu-west',
+          { 'eu-west': 1_700_000_000_000_000 },
+          null,
+          0,
+          Object.values(row),
+        ],
+      ],
+    }),
+  );
+}
+
+const DE = { id: 1, country: 'DE', email: 'anna@example.de', phone: '+49 30 1' };
+const MASKED_DE = {
+  id: 1,
+  country: 'DE',
+  email: createHmac('sha256', KEY).update('anna@example.de').digest('hex'),
+  phone: null,
+};
+
+function recheck(
+  options: typeof usEast,
+  topic: string,
+  value: Buffer,
+): { route: ReturnType<typeof routeForTopic>; rows: DecodedRow[] } {
+  const route = routeForTopic(options, topic);
+  if (route === undefined) throw new Error(`no route for ${topic}`);
+  return { route, rows: recheckGovernance(options, route, decodeApplyMessage(value, route)) };
+}
+
+const refusals = (rows: DecodedRow[]): string[] =>
+  rows.flatMap((r) => ('error' in r ? [`${r.error.reason}: ${r.error.message}`] : []));
+
+describe('routes of governed tables', () => {
+  it('subscribes a region to exactly the topics it may read, with their form', () => {
+    const routes = buildRoutes(usEast, new Map());
+    const governed = [...routes]
+      .filter(([, r]) => r.table === 'people')
+      .map(([topic, r]) => [topic, r.form ?? 'plain'])
+      .sort();
+    expect(governed).toEqual([
+      ['cdc-masked-us-east.eu-central.app.people', 'masked'],
+      ['cdc-masked-us-east.eu-west.app.people', 'masked'],
+      ['cdc.eu-central.app.people', 'plain'],
+      ['cdc.eu-west.app.people', 'plain'],
+    ]);
+    expect([...buildRoutes(euCentral, new Map()).keys()]).toEqual(
+      expect.arrayContaining([
+        'cdc-zone-eu.us-east.app.people',
+        'cdc-zone-eu.eu-west.app.people',
+        'cdc.eu-west.app.people',
+      ]),
+    );
+    expect([...buildRoutes(euCentral, new Map()).keys()].some((t) => t.includes('masked'))).toBe(
+      false,
+    );
+    // Topics a region may not read have no route (the apply stage parks their events).
+    expect(routeForTopic(usEast, 'cdc-zone-eu.eu-west.app.people')).toBeUndefined();
+    expect(routeForTopic(usEast, 'cdc-masked-us-east.us-east.app.people')).toBeUndefined();
+  });
+});
+
+describe('recheckGovernance: every row against the form of its topic', () => {
+  it('lets through what the region may hold in that form', () => {
+    expect(
+      refusals(recheck(euCentral, 'cdc-zone-eu.eu-west.app.people', message(DE)).rows),
+    ).toEqual([]);
+    expect(
+      refusals(recheck(usEast, 'cdc-masked-us-east.eu-west.app.people', message(MASKED_DE)).rows),
+    ).toEqual([]);
+    expect(
+      refusals(recheck(usEast, 'cdc.eu-west.app.people', message({ ...DE, country: 'US' })).rows),
+    ).toEqual([]);
+    // Ungoverned tables are not looked at.
+    const orders = routeForTopic(usEast, 'cdc.eu-west.app.orders');
+    expect(orders?.form).toBeUndefined();
+  });
+
+  it('refuses a forged plain restricted row, with its own reason and no value', () => {
+    const rows = refusals(recheck(usEast, 'cdc.eu-west.app.people', message(DE)).rows);
+    expect(rows).toEqual([
+      'governance_refused: policy people-eu: region us-east may hold this row only masked, but it came on a plain topic',
+    ]);
+    for (const value of Object.values(DE)) expect(rows[0]).not.toContain(String(value));
+  });
+
+  it('refuses deletes by the deleted row, and plaintext on a masked topic', () => {
+    expect(
+      refusals(
+        recheck(usEast, 'cdc.eu-west.app.people', message({ ...DE, country: 'CH' }, 'd')).rows,
+      ),
+    ).toEqual([
+      'governance_refused: policy people-eu: region us-east may not hold this row at all, but it came on a plain topic',
+    ]);
+    expect(
+      refusals(recheck(usEast, 'cdc-masked-us-east.eu-west.app.people', message(DE)).rows),
+    ).toEqual([
+      'governance_refused: policy people-eu: column email on a masked topic for us-east does not hold a value its hmac mask produces',
+    ]);
+  });
+
+  it('withholds the value of dead letters of governed rows that were not checked', () => {
+    const people = { db: 'app', table: 'people' };
+    const orders = { db: 'app', table: 'orders' };
+    expect(withholdsValue(usEast, people, 'governance_refused')).toBe(true);
+    expect(withholdsValue(usEast, people, 'malformed')).toBe(true);
+    expect(withholdsValue(usEast, people, 'constraint_violation')).toBe(false);
+    expect(withholdsValue(usEast, orders, 'malformed')).toBe(false);
+    expect(withholdsValue(usEast, undefined, 'governance_refused')).toBe(true);
+  });
+});
