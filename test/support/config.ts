@@ -12,6 +12,8 @@ export interface SandboxConfigOptions {
   stateDir?: string;
   topicPrefix?: string;
   internalSchema?: string;
+  /** Environment `${VAR}` references in the file are expanded from (e.g. a mask key). Default: none. */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** The YAML configuration a user would write for the sandbox's services. */
@@ -43,7 +45,7 @@ export function sandboxRegionOptions(
   options: SandboxConfigOptions,
 ): { config: ValidatedConfig; options: RuntimeOptions; yaml: string } {
   const yaml = sandboxConfigYaml(sandbox, options);
-  const config = parseConfig(yaml, { env: {} });
+  const config = parseConfig(yaml, { env: { ...options.env } });
   return { config, options: compileRegion(config, region), yaml };
 }
 
