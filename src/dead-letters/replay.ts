@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
-import { decodeApplyEvent, RejectedEvent, type ApplyEvent } from '../apply/apply-event.js';
+import { decodeApplyMessage, RejectedEvent, type ApplyEvent } from '../apply/apply-event.js';
 import {
   APPLIER_SESSION_STATEMENTS,
   buildRoutes,
@@ -10,6 +10,7 @@ import {
   type TopicRoute,
 } from '../apply/apply-target.js';
 import { applyChunk } from '../apply/batch-applier.js';
+import { recheckGovernance } from '../apply/governance-check.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
@@ -71,7 +72,7 @@ export function verdictOf(outcomes: ReadonlyMap<ApplyOutcome, number>): ReplayVe
 /**
  * Replays dead letters of one region's apply stage into that region's
  * database through the applier's own path: the message is decoded and
- * checked as the apply stage does (`decodeApplyEvent`, `validateEvents`
+ * checked as the apply stage does (`decodeApplyMessage`, `recheckGovernance`, `validateEvents`
  * against the local schema as it is now) and joined by `applyChunk`, one
  * transaction per dead letter, in an applier session. The join is idempotent:
  * an event already applied, or overtaken by a newer write, comes out `stale`,
@@ -156,11 +157,16 @@ async function replayOne(letter: ApplyDeadLetter, scope: ReplayScope): Promise<R
   if (route === undefined || route.heartbeat) return unrouted(letter, options);
   let events: ApplyEvent[];
   try {
-    events = validateEvents(
+    // As the apply stage: governance first, then the local schema (the policy may have changed since).
+    const decoded = recheckGovernance(
+      options,
       route,
-      tables.get(`${route.db}.${route.table}`),
-      decodeApplyEvent(letter.value, route),
-    );
+      decodeApplyMessage(letter.value, route),
+    ).flatMap((row) => {
+      if ('error' in row) throw row.error;
+      return row.events;
+    });
+    events = validateEvents(route, tables.get(`${route.db}.${route.table}`), decoded);
   } catch (err) {
     if (err instanceof RejectedEvent)
       return { kind: 'failed', reason: err.reason, error: err.message };
