@@ -31,6 +31,7 @@ import { applyPrepare, planPrepare } from '../../src/prepare/prepare.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { KAFKA_VERSION } from '../../src/sandbox/local/kafka-jars.js';
 import { hotspots, SectionProfiler, type Hotspot } from '../support/cpu-profile.js';
+import { highWatermark } from '../support/kafka.js';
 import { CpuMeter, machineInfo, packageVersion } from '../support/machine.js';
 import { fileTimestamp, gitRevision, repoRoot } from '../support/repo.js';
 import { formatInt } from '../support/stats.js';
@@ -122,18 +123,6 @@ async function checksum(
     `SELECT COUNT(*) AS n, CAST(COALESCE(BIT_XOR(CRC32(CONCAT_WS('|', ${COLUMNS}))), 0) AS CHAR) AS x FROM ${table} WHERE ${where}`,
   );
   return { rows: Number(rows[0]?.n ?? 0), crc: String(rows[0]?.x ?? '') };
-}
-
-async function highWatermarks(admin: Admin, topic: string): Promise<number> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return offsets.reduce((total, p) => total + Number(p.high), 0);
-    } catch (err) {
-      if ((err as { retriable?: unknown }).retriable !== true || attempt >= 40) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
 }
 
 /** Polls `read` until it reaches `target`; fails after `STALL_TIMEOUT_MS` without progress or on a daemon failure. */
@@ -310,7 +299,7 @@ async function main(): Promise<void> {
       const captureTailMs = performance.now() - captureStarted;
       await a.daemon.stop();
       const topic = topicName(prefix, A, schema, TABLE);
-      const inKafka = await highWatermarks(admin0, topic);
+      const inKafka = await highWatermark(admin0, topic);
       // The captured counter moves only on Kafka's acknowledgement: N rows are there, in
       // N messages with envelope v1 or fewer with v2 (several rows per message).
       if (inKafka < 1) throw new Error(`no messages in ${topic}, expected ${N} rows`);

@@ -4,6 +4,7 @@ import type { RuntimeOptions } from '../../src/config/compile.js';
 import type { Logger } from '../../src/core/logger.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { createCheckpointStore } from '../../src/state/index.js';
+import { highWatermark } from '../support/kafka.js';
 import type { CpuMeter } from '../support/machine.js';
 
 export interface CaptureRunOptions {
@@ -34,20 +35,6 @@ export interface CaptureRunResult {
   cpuMs: Record<string, number>;
 }
 
-/** Sum of the topic's high watermarks; retried while a new topic's leaders settle. */
-async function highWatermarks(admin: Admin, topic: string): Promise<number> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return offsets.reduce((total, p) => total + Number(p.high), 0);
-    } catch (err) {
-      // kafkajs marks NOT_LEADER_FOR_PARTITION and kin as retriable.
-      if ((err as { retriable?: unknown }).retriable !== true || attempt >= 40) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
-}
-
 async function capturedRows(daemon: Daemon, tableLabel: string): Promise<number> {
   const metric = await daemon.metrics.eventsCapturedTotal.get();
   return metric.values
@@ -75,7 +62,7 @@ export async function captureRun(run: CaptureRunOptions): Promise<CaptureRunResu
   } finally {
     await store.close();
   }
-  const before = await highWatermarks(run.admin, run.topic);
+  const before = await highWatermark(run.admin, run.topic);
 
   const daemon = new Daemon({ options, logger: run.logger, drainTimeoutMs: 120_000 });
   let failure: Error | undefined;
@@ -112,7 +99,7 @@ export async function captureRun(run: CaptureRunOptions): Promise<CaptureRunResu
     await daemon.stop();
   }
   const rows = await capturedRows(daemon, run.tableLabel);
-  const kafkaMessages = (await highWatermarks(run.admin, run.topic)) - before;
+  const kafkaMessages = (await highWatermark(run.admin, run.topic)) - before;
   // More messages than rows would be duplicates from retried sends (allowed: delivery is
   // at-least-once) and is reported; fewer means the counter lied, which must stop the bench.
   if (rows !== run.rows || kafkaMessages < run.rows) {

@@ -1,26 +1,36 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KAFKA_VERSION, SLF4J_RELOAD4J } from '../../../src/sandbox/local/kafka-jars.js';
-import { mavenClasspath } from '../../../src/sandbox/local/maven-classpath.js';
-import { ManagedProcess } from '../../../src/sandbox/processes.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KAFKA_VERSION, SLF4J_RELOAD4J } from '../../src/sandbox/local/kafka-jars.js';
+import { mavenClasspath } from '../../src/sandbox/local/maven-classpath.js';
+import { ManagedProcess } from '../../src/sandbox/processes.js';
 
 /**
- * Debezium's MariaDB connector. 3.1.0.Final is built against Kafka 3.9.0,
- * the line of the sandbox's broker, so Connect runs from the same Kafka
- * release as the broker (3.9.1).
+ * The Debezium release of the bench's contenders: the MariaDB source
+ * connector (capture-vs-debezium, and apply-vs-native's feed) and the JDBC
+ * sink connector (apply-vs-native). 3.1.0.Final is built against Kafka
+ * 3.9.0, the line of the sandbox's broker, so Connect runs from the same
+ * Kafka release as the broker (3.9.1).
  */
 export const DEBEZIUM_VERSION = '3.1.0.Final';
-/** Resolves (once, then cached like the sandbox's Kafka jars) the classpath of Connect + Debezium. */
-export function debeziumClasspath(log: (m: string) => void): Promise<string> {
+
+/** The Debezium connectors the bench runs, by Maven artifact. */
+export type DebeziumConnector = 'debezium-connector-mariadb' | 'debezium-connector-jdbc';
+
+/**
+ * Resolves (once, then cached like the sandbox's Kafka jars) the classpath of
+ * Kafka Connect + one Debezium connector (the JDBC sink brings its JDBC
+ * drivers, MariaDB Connector/J among them, as dependencies).
+ */
+export function debeziumClasspath(
+  log: (m: string) => void,
+  connector: DebeziumConnector = 'debezium-connector-mariadb',
+): Promise<string> {
   return mavenClasspath({
-    what: `Debezium ${DEBEZIUM_VERSION} and Kafka Connect ${KAFKA_VERSION}`,
-    name: `debezium-${DEBEZIUM_VERSION}-kafka-${KAFKA_VERSION}`,
+    what: `Debezium ${connector} ${DEBEZIUM_VERSION} and Kafka Connect ${KAFKA_VERSION}`,
+    name: `${connector}-${DEBEZIUM_VERSION}-kafka-${KAFKA_VERSION}`,
     dependencies: [
-      {
-        groupId: 'io.debezium',
-        artifactId: 'debezium-connector-mariadb',
-        version: DEBEZIUM_VERSION,
-      },
+      { groupId: 'io.debezium', artifactId: connector, version: DEBEZIUM_VERSION },
       { groupId: 'org.apache.kafka', artifactId: 'connect-runtime', version: KAFKA_VERSION },
       { groupId: 'org.apache.kafka', artifactId: 'connect-json', version: KAFKA_VERSION },
       SLF4J_RELOAD4J,
@@ -64,7 +74,7 @@ export function connectProcess(options: ConnectOptions): ManagedProcess {
     [
       'log4j.rootLogger=INFO, file',
       'log4j.appender.file=org.apache.log4j.FileAppender',
-      `log4j.appender.file.File=${join(options.dir, `${options.label}-connect.log`)}`,
+      `log4j.appender.file.File=${connectLog(options.dir, options.label)}`,
       'log4j.appender.file.layout=org.apache.log4j.PatternLayout',
       'log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n',
     ].join('\n') + '\n',
@@ -85,4 +95,34 @@ export function connectProcess(options: ConnectOptions): ManagedProcess {
     logFile: join(options.dir, `${options.label}-stdout.log`),
     marker: options.dir,
   });
+}
+
+/** The log file of the Connect process `label` started by connectProcess in `dir`. */
+export function connectLog(dir: string, label: string): string {
+  return join(dir, `${label}-connect.log`);
+}
+
+/**
+ * Primes a Debezium source connector before a workload: the Connect process
+ * (`snapshot.mode=no_data`) records the schema in its history and, through
+ * its heartbeat, an offset at the current binlog position; once the offsets
+ * file has it (and one more flush interval has passed), the process stops.
+ * No row is snapshotted; a later start from that offset reads exactly the
+ * binlog written after.
+ */
+export async function primeSource(
+  process: ManagedProcess,
+  offsetsFile: string,
+  logFile: string,
+): Promise<void> {
+  process.start();
+  const deadline = performance.now() + 180_000;
+  while (!(existsSync(offsetsFile) && statSync(offsetsFile).size > 0)) {
+    if (!process.running) throw new Error(`Kafka Connect exited while priming; see ${logFile}`);
+    if (performance.now() > deadline)
+      throw new Error(`Debezium stored no offset within 180 s; see ${logFile}`);
+    await sleep(250);
+  }
+  await sleep(2000); // one more flush interval: the offset reflects the streaming position
+  await process.stop(60_000);
 }

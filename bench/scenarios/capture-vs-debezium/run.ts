@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin } from 'kafkajs';
@@ -10,6 +10,15 @@ import { startSandbox, type Sandbox } from '../../../src/sandbox/index.js';
 import { freePorts } from '../../../src/sandbox/ports.js';
 import type { ManagedProcess } from '../../../src/sandbox/processes.js';
 import { loadProfile, Pipeline, saveCapturePosition } from '../../support/bench-env.js';
+import {
+  connectLog,
+  connectProcess,
+  debeziumClasspath,
+  DEBEZIUM_VERSION,
+  primeSource,
+  renderProperties,
+} from '../../support/debezium.js';
+import { highWatermark } from '../../support/kafka.js';
 import { mixedTableDdl, writeMixed, type MixProfile } from '../../support/mixed-workload.js';
 import { ProcSampler } from '../../support/proc.js';
 import { sumOf } from '../../support/prom.js';
@@ -22,12 +31,6 @@ import {
   type ScenarioContext,
   type ScenarioResult,
 } from '../../support/scenario.js';
-import {
-  connectProcess,
-  debeziumClasspath,
-  DEBEZIUM_VERSION,
-  renderProperties,
-} from './debezium.js';
 
 const SCHEMA = 'benchcap';
 const TABLE = 'orders';
@@ -55,18 +58,6 @@ interface Measurement {
   messages: number;
   /** Acknowledged rows over time (s since the first one) for the plot. */
   progress: [number, number][];
-}
-
-async function highWatermark(admin: Admin, topic: string): Promise<number> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return offsets.reduce((total, p) => total + Number(p.high), 0);
-    } catch (err) {
-      if ((err as { retriable?: unknown }).retriable !== true || attempt >= 40) throw err;
-      await sleep(250);
-    }
-  }
 }
 
 /**
@@ -153,6 +144,8 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
       SCHEMA,
       TABLE,
       HISTORY_FILE: join(dbzDir, `${label}.history`),
+      OFFSET_FLUSH_MS: '1000',
+      SCHEMAS_ENABLE: 'false',
     });
     const workerTemplate = readFileSync(join(context.scenarioDir, 'worker.properties'), 'utf8');
     const connectorTemplate = readFileSync(
@@ -172,23 +165,8 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
       return p;
     };
     log(`priming Debezium ${DEBEZIUM_VERSION} (schema and binlog position before the workload)`);
-    const primer = connect('prime');
-    primer.start();
     const primedOffsets = join(dbzDir, 'prime.offsets');
-    const primeDeadline = performance.now() + 180_000;
-    while (!(existsSync(primedOffsets) && statSync(primedOffsets).size > 0)) {
-      if (!primer.running)
-        throw new Error(
-          `Kafka Connect exited while priming; see ${join(dbzDir, 'prime-connect.log')}`,
-        );
-      if (performance.now() > primeDeadline)
-        throw new Error(
-          `Debezium stored no offset within 180 s; see ${join(dbzDir, 'prime-connect.log')}`,
-        );
-      await sleep(250);
-    }
-    await sleep(2000); // one more flush interval: the offset reflects the streaming position
-    await primer.stop(60_000);
+    await primeSource(connect('prime'), primedOffsets, connectLog(dbzDir, 'prime'));
 
     const startPosition = await currentGtidPosition(connection, info);
     log(`writing ${formatInt(N)} row changes (capture stopped) after GTID ${startPosition}`);
@@ -250,8 +228,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         N,
         spawnedAt,
         () => {
-          if (!p.running)
-            throw new Error(`Kafka Connect exited; see ${join(dbzDir, `${label}-connect.log`)}`);
+          if (!p.running) throw new Error(`Kafka Connect exited; see ${connectLog(dbzDir, label)}`);
         },
       );
       const sample = sampler.sample();
