@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Admin } from 'kafkajs';
 import mysql from 'mysql2/promise';
+import { createKafka } from '../../../src/bus/kafka.js';
 import { currentGtidPosition } from '../../../src/capture/server-check.js';
 import type { MysqlConnection } from '../../../src/mysql/connection.js';
 import { serverInfo } from '../../../src/mysql/introspect.js';
@@ -16,6 +19,7 @@ import { freePorts } from '../../../src/sandbox/ports.js';
 import { loadProfile, Pipeline, saveCapturePosition } from '../../support/bench-env.js';
 import { writeCatchup, type CatchupProfile } from '../../support/catchup-workload.js';
 import { type DaemonProc, waitUntil } from '../../support/daemon-proc.js';
+import { DEBEZIUM_VERSION } from '../../support/debezium.js';
 import { gtidSeq, queryValue, tableChecksum } from '../../support/db.js';
 import {
   MIXED_COLUMNS,
@@ -36,6 +40,7 @@ import {
   type Table,
   type TargetResult,
 } from '../../support/scenario.js';
+import { DebeziumSink, type FeedResult, type SinkSettings } from './debezium-sink.js';
 
 const SCHEMA = 'benchapply';
 const OURS = 'cdc-replicator';
@@ -60,13 +65,22 @@ interface Load {
   rawUpsert: { batchRows: number };
   /** Runs per round of each native variant and of the raw upsert (short runs, noisy alone). */
   repeats: { native: number; rawUpsert: number };
-  targets: { vsNative: number; vsNativeMoonshot: number; vsRawUpsert: number };
+  /** The Debezium JDBC sink contender (partitions: those of ours, the kafka.topics default). */
+  debeziumJdbcSink: Omit<SinkSettings, 'partitions'>;
+  targets: {
+    vsNative: number;
+    vsNativeMoonshot: number;
+    vsRawUpsert: number;
+    vsDebeziumJdbcSink: number;
+  };
 }
 
 /** CPU ms of each process group over a contender's run (start → last row applied). */
 interface CpuMs {
-  /** Our two daemons (a + b), or the bench process for the raw upsert; absent for native. */
+  /** Our two daemons (a + b), the bench process (raw upsert) or the Connect JVM (Debezium sink); absent for native. */
   client?: number;
+  /** The Connect JVM's CPU from spawn to the sink's first row (not in `client`). */
+  startupConnect?: number;
   daemonA?: number;
   daemonB?: number;
   /** Our daemons' CPU from spawn to their first backlog row (not in `client`). */
@@ -126,6 +140,13 @@ function rawName(batchRows: number): string {
   return `raw upsert (mysql2, ${batchRows} rows/stmt)`;
 }
 
+function workloadName(key: WorkloadKey): string {
+  return key === 'benchMix' ? 'bench mix' : 'catch-up mix';
+}
+
+const SINK_SCHEMA = 'benchsink';
+const PARTITIONS = 3;
+
 async function run(context: ScenarioContext): Promise<ScenarioResult> {
   const load = loadProfile<Load>(context);
   const mixProfile: MixProfile = {
@@ -139,7 +160,20 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
   const rounds = context.scale < 0.5 ? 1 : load.rounds;
   const RAW = rawName(load.rawUpsert.batchRows);
   const REFERENCE = `native ${load.reference}`;
+  const sinkSettings: SinkSettings = { ...load.debeziumJdbcSink, partitions: PARTITIONS };
+  const SINK = `Debezium JDBC sink ${DEBEZIUM_VERSION} (upsert, batch ${sinkSettings.batchSize}, ${sinkSettings.tasks} tasks)`;
   const { log } = context;
+  // Resolving the Debezium jars may take minutes on the first run: under way while the services start.
+  const classpaths = DebeziumSink.classpaths(log).then(
+    (c) => c,
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
+  let admin: Admin | undefined;
+  let sink: DebeziumSink | undefined;
+  /** Why the Debezium sink contender could not run at all, when it could not. */
+  let sinkUnavailable: string | undefined;
+  const feeds: (FeedResult & { workload: WorkloadKey })[] = [];
+  const failedFeeds: string[] = [];
   let sandbox: Sandbox | undefined;
   let lsuServer: LocalMariaDb | undefined;
   const daemons: DaemonProc[] = [];
@@ -215,6 +249,12 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
       await conn.query(`SET GLOBAL replicate_do_db = '${SCHEMA}'`);
       await conn.query('SET SESSION sql_log_bin = 1');
     }
+    // The Debezium JDBC sink's target: plain copies of the tables (no version columns) on replica-lsu
+    // (binlog on, like b), in a schema of their own; replicate_do_db keeps native replication out of it.
+    await connL.query('SET SESSION sql_log_bin = 0');
+    await connL.query(`CREATE DATABASE ${SINK_SCHEMA}`);
+    for (const t of tables) await connL.query(mixedTableDdl(SINK_SCHEMA, t));
+    await connL.query('SET SESSION sql_log_bin = 1');
     const domain = endpointA.gtidDomainId;
     const aPids = (): number[] => pidsOf(sb.services.mysql[0]);
     const bPids = (): number[] => pidsOf(sb.services.mysql[1]);
@@ -276,22 +316,30 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
     };
 
     const measurements: Measurement[] = [];
-    const checkOf = async (conn: MysqlConnection, w: Backlog, where: string): Promise<string> => {
-      const got = await tableChecksum(conn, `${SCHEMA}.${w.table}`, MIXED_COLUMNS);
+    const checkOf = async (
+      conn: MysqlConnection,
+      w: Backlog,
+      where: string,
+      schema = SCHEMA,
+    ): Promise<string> => {
+      const got = await tableChecksum(conn, `${schema}.${w.table}`, MIXED_COLUMNS);
       return got.rows === w.reference.rows && got.crc === w.reference.crc
         ? 'ok'
         : `${where} differs: ${got.rows} rows crc ${got.crc} vs ${w.reference.rows} crc ${w.reference.crc}`;
     };
     const record = (m: Omit<Measurement, 'rowsPerSec' | 'totalRowsPerSec'>, extra = ''): void => {
+      // A Debezium sink run that did not converge has no time: 0 rows/s, left out of the figures.
+      const untimed = m.contender === SINK && m.check !== 'ok';
       const full: Measurement = {
         ...m,
-        rowsPerSec: Math.round((m.rows * 1000) / Math.max(1, m.drainMs)),
-        totalRowsPerSec: Math.round((m.rows * 1000) / Math.max(1, m.totalMs)),
+        rowsPerSec: untimed ? 0 : Math.round((m.rows * 1000) / Math.max(1, m.drainMs)),
+        totalRowsPerSec: untimed ? 0 : Math.round((m.rows * 1000) / Math.max(1, m.totalMs)),
       };
       measurements.push(full);
-      log(
-        `${m.workload} ${m.contender} #${m.round}: ${formatInt(full.rowsPerSec)} rows/s (${formatInt(m.totalMs)} ms incl. start), check ${m.check}${extra}`,
-      );
+      const timing = untimed
+        ? 'did not converge, not timed'
+        : `${formatInt(full.rowsPerSec)} rows/s (${formatInt(m.totalMs)} ms incl. start)`;
+      log(`${m.workload} ${m.contender} #${m.round}: ${timing}, check ${m.check}${extra}`);
     };
 
     const measureNative = async (w: Backlog, variant: NativeVariant, r: number): Promise<void> => {
@@ -490,11 +538,93 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
       });
     };
 
+    const measureSink = async (w: Backlog, r: number): Promise<void> => {
+      if (sink === undefined) return;
+      const run = await sink.measure(w.table);
+      record({
+        workload: w.key,
+        contender: SINK,
+        round: r,
+        rows: w.rows,
+        totalMs: run.startMs + run.drainMs,
+        drainMs: run.drainMs,
+        progress: thin(run.progress),
+        check: run.check,
+        cpuMs: {
+          client: run.connectCpuMs,
+          startupConnect: run.connectStartupCpuMs,
+          mariadbTarget: run.targetCpuMs,
+        },
+      });
+    };
+
     const backlogs: Backlog[] = [];
+    // The Debezium side: topics created and the source connector primed before the first workload.
+    try {
+      const resolved = await classpaths;
+      if (resolved instanceof Error) throw resolved;
+      admin = createKafka(base.options('a').kafka, context.logger).admin();
+      await admin.connect();
+      const [restPort] = await freePorts(1);
+      sink = await DebeziumSink.prepare({
+        workDir: context.workDir,
+        root: context.root,
+        scenarioDir: context.scenarioDir,
+        broker: sb.kafka?.brokers[0] ?? '',
+        restPort: restPort as number,
+        sourcePort: endpointA.port,
+        schema: SCHEMA,
+        tables,
+        admin,
+        settings: sinkSettings,
+        classpaths: resolved,
+        log,
+        target: {
+          port: lsu.endpoint.port,
+          schema: SINK_SCHEMA,
+          empty: async (table) => {
+            await connL.query('SET SESSION sql_log_bin = 0');
+            await connL.query(`TRUNCATE TABLE ${SINK_SCHEMA}.${table}`);
+            await connL.query('SET SESSION sql_log_bin = 1');
+          },
+          hasRows: async (table) =>
+            (await queryValue(connL, `SELECT EXISTS (SELECT 1 FROM ${SINK_SCHEMA}.${table})`)) ===
+            '1',
+          check: async (table) => {
+            const w = backlogs.find((b) => b.table === table);
+            if (w === undefined) throw new Error(`no backlog for ${table}`);
+            return checkOf(connL, w, 'Debezium sink target', SINK_SCHEMA);
+          },
+          cpuMs: () => cpuMsOf(lsu.pids()),
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      sinkUnavailable = err.message;
+      log(`Debezium JDBC sink contender not run: ${err.message}`);
+    }
     // One workload after the other: a's binlog past a workload's end must not feed its measurements.
     for (const key of ['benchMix', 'catchUp'] as const) {
       const w = await writeBacklog(key);
       backlogs.push(w);
+      // The Debezium sink's input: the source connector puts the workload's change events into Kafka
+      // once (not a contender, not timed in any ratio); every sink run then reads that topic.
+      let sinkFed = false;
+      if (sink !== undefined) {
+        try {
+          const feed = await sink.feed(w.table, w.rows);
+          feeds.push({ workload: key, ...feed });
+          sinkFed = true;
+          log(
+            `${key}: Debezium source put ${formatInt(feed.messages)} change events into ${sink.topic(w.table)} in ${formatInt(feed.ms)} ms (untimed feed of the sink)`,
+          );
+        } catch (err) {
+          if (!(err instanceof Error)) throw err;
+          feeds.push({ workload: key, table: w.table, messages: 0, ms: 0, connectCpuMs: 0 });
+          log(`${key}: Debezium source feed failed, no sink runs: ${err.message}`);
+          failedFeeds.push(`${workloadName(key)}: ${err.message}`);
+        }
+      }
       // Native and raw runs last well under a second at --quick scale, so each is repeated
       // (`repeats`, back to back) and the median of all its runs is the figure.
       const times = <T>(n: number, f: T): T[] => Array.from({ length: Math.max(1, n) }, () => f);
@@ -504,6 +634,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
           times(load.repeats.native, (r: number) => measureNative(w, v, r)),
         ),
         ...times(load.repeats.rawUpsert, (r: number) => measureRaw(w, r)),
+        ...(sinkFed ? [(r: number) => measureSink(w, r)] : []),
       ];
       for (let r = 1; r <= rounds; r += 1)
         for (const step of r % 2 === 1 ? steps : [...steps].reverse()) await step(r);
@@ -514,15 +645,18 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
     // ---- report ----
     const of = (key: WorkloadKey, c: string): Measurement[] =>
       measurements.filter((m) => m.workload === key && m.contender === c);
+    // A Debezium sink run that did not converge is a failure, not a time: its figures leave it out.
+    const timed = (key: WorkloadKey, c: string): Measurement[] =>
+      of(key, c).filter((m) => c !== SINK || m.check === 'ok');
     const med = (key: WorkloadKey, c: string, f: (m: Measurement) => number): number =>
-      median(of(key, c).map(f));
+      median(timed(key, c).map(f));
     const rate = (key: WorkloadKey, c: string): number => med(key, c, (m) => m.rowsPerSec);
     const perRowUs = (
       key: WorkloadKey,
       c: string,
       f: (cpu: CpuMs) => number | undefined,
     ): string => {
-      const values = of(key, c)
+      const values = timed(key, c)
         .map((m) => {
           const v = f(m.cpuMs);
           return v === undefined ? undefined : (v * 1000) / m.rows;
@@ -548,13 +682,20 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         vsRaw: ours / rate(w.key, RAW),
         vsBestPlain: ours / rate(w.key, bestPlain),
         rawVsReference: rate(w.key, RAW) / rate(w.key, REFERENCE),
+        /** NaN when the sink did not run or never converged on this workload. */
+        sink: rate(w.key, SINK),
+        vsSink: ours / rate(w.key, SINK),
       };
     });
     const failedChecks = measurements.filter((m) => m.check !== 'ok');
     const lastOf = (key: WorkloadKey, c: string): Measurement | undefined => of(key, c).pop();
-    const x = (v: number): string => `${v.toFixed(3)}×`;
-    const workloadName = (key: WorkloadKey): string =>
-      key === 'benchMix' ? 'bench mix' : 'catch-up mix';
+    const x = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(3)}×` : 'n/a');
+    const sinkStatus = (key: WorkloadKey): string =>
+      sinkUnavailable !== undefined
+        ? 'not run'
+        : of(key, SINK).length === 0
+          ? 'not run (no feed)'
+          : 'did not converge';
 
     const workloadTables: Table[] = backlogs.map((w) => ({
       title: `${workloadName(w.key)}: catch-up on ${formatInt(w.rows)} row changes (${formatInt(w.transactions)} transactions, ${formatInt(w.reference.rows)} final rows) from region a, median of ${rounds} round(s) (native: ${load.repeats.native} runs per round, raw upsert: ${load.repeats.rawUpsert})`,
@@ -564,7 +705,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         'rows/s incl. start',
         'ms incl. start',
         'ours ÷ this',
-        'daemons (a + b) / client CPU µs per row',
+        'daemons (a + b) / client / Connect JVM CPU µs per row',
         'MariaDB CPU µs per row (source + target)',
         'Kafka CPU µs per row',
         'check',
@@ -574,7 +715,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         formatInt(rate(w.key, c)),
         formatInt(med(w.key, c, (m) => m.totalRowsPerSec)),
         formatInt(med(w.key, c, (m) => m.totalMs)),
-        `${(rate(w.key, OURS) / rate(w.key, c)).toFixed(3)}×`,
+        x(rate(w.key, OURS) / rate(w.key, c)),
         c === OURS
           ? `${perRowUs(w.key, c, (cpu) => cpu.client)} (${perRowUs(w.key, c, (cpu) => cpu.daemonA)} + ${perRowUs(w.key, c, (cpu) => cpu.daemonB)})`
           : perRowUs(w.key, c, (cpu) => cpu.client),
@@ -586,7 +727,8 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         `Workload: ${w.label}. Ours = a's daemon (capture) and b's daemon (apply) as processes, started on the backlog; ` +
         `native = a replica server replicating from a with GTID (CHANGE MASTER TO ... MASTER_USE_GTID = slave_pos) from the same position, after START SLAVE; ` +
         `${RAW} = a's ${formatInt(w.reference.rows)} final rows written by the bench process into the log_slave_updates replica's empty copy of the table (binlog on), its rows/s counts final rows. ` +
-        `CPU per row = CPU time over the contender's run ÷ the rows it wrote (ours: without the daemons' start-up, see below).`,
+        `${SINK} = the same change events, put into Kafka beforehand by the Debezium MariaDB source connector (untimed), applied by the Debezium JDBC sink in Kafka Connect standalone into an empty plain copy of the table on the log_slave_updates replica (binlog on); its client CPU is the Connect JVM's. ` +
+        `CPU per row = CPU time over the contender's run ÷ the rows it wrote (ours and the sink: without start-up, see below).`,
     }));
     const ratioTable: Table = {
       title: 'Ratios (all measured in this run)',
@@ -596,6 +738,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         'ours ÷ raw upsert ceiling',
         'ours ÷ best native without log_slave_updates',
         `raw upsert ÷ ${REFERENCE}`,
+        'ours ÷ Debezium JDBC sink',
       ],
       rows: ratios.map((q) => [
         workloadName(q.workload),
@@ -603,8 +746,11 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         `**${x(q.vsRaw)}** (vs ${formatInt(q.raw)} rows/s)`,
         `${x(q.vsBestPlain)} (${q.bestPlain}, ${formatInt(q.bestPlainRate)} rows/s)`,
         x(q.rawVsReference),
+        Number.isFinite(q.vsSink)
+          ? `**${x(q.vsSink)}** (vs ${formatInt(q.sink)} rows/s)`
+          : `n/a (sink ${sinkStatus(q.workload)})`,
       ]),
-      note: 'Headline: ours ÷ native replication to a replica that binlogs what it applies (log_slave_updates=ON, slave_parallel_threads=4, optimistic), as our target region must. The raw upsert ceiling is what a plain Node writer gets from the same server for the same final rows.',
+      note: 'Headline: ours ÷ native replication to a replica that binlogs what it applies (log_slave_updates=ON, slave_parallel_threads=4, optimistic), as our target region must. The raw upsert ceiling is what a plain Node writer gets from the same server for the same final rows. The Debezium JDBC sink applies the same change events with upserts and deletes, without any conflict resolution.',
     };
     const catchUpRatio = ratios.find((q) => q.workload === 'catchUp');
     const t = load.targets;
@@ -628,6 +774,17 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
                 catchUpRatio.vsRaw >= t.vsRawUpsert &&
                 of('catchUp', OURS).every((m) => m.check === 'ok'),
             },
+            {
+              name: `catch-up mix: apply (resolving conflicts) ≥ ${t.vsDebeziumJdbcSink}× the Debezium JDBC sink (upsert, deletes)`,
+              target: `≥ ${t.vsDebeziumJdbcSink}×`,
+              actual: Number.isFinite(catchUpRatio.vsSink)
+                ? `${x(catchUpRatio.vsSink)} (${formatInt(catchUpRatio.ours)} vs ${formatInt(catchUpRatio.sink)} rows/s)`
+                : `n/a: the sink ${sinkStatus('catchUp')}`,
+              pass:
+                Number.isFinite(catchUpRatio.vsSink) &&
+                catchUpRatio.vsSink >= t.vsDebeziumJdbcSink &&
+                of('catchUp', OURS).every((m) => m.check === 'ok'),
+            },
           ];
     return {
       configuration: {
@@ -638,6 +795,17 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         reference: load.reference,
         rawUpsert: load.rawUpsert,
         repeats: load.repeats,
+        debeziumJdbcSink: {
+          version: DEBEZIUM_VERSION,
+          ...sinkSettings,
+          connectRuntime: 'Kafka Connect standalone, same Kafka release as the broker',
+          connector: readFileSync(
+            join(context.scenarioDir, 'debezium-jdbc-sink.properties'),
+            'utf8',
+          ),
+          source:
+            'capture-vs-debezium/connector.properties and worker.properties, JSON with schemas',
+        },
         ours: base.yaml,
         mariadb: info.version,
       },
@@ -645,6 +813,8 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         backlogs: backlogs.map(({ finalRows: _rows, ...rest }) => rest),
         measurements,
         ratios,
+        debeziumFeeds: feeds,
+        debeziumUnavailable: sinkUnavailable,
       },
       tables: [ratioTable, ...workloadTables],
       plots: [
@@ -664,7 +834,9 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
           svg: barChart({
             title: `${workloadName(w.key)}: apply catch-up, rows/s (median)`,
             unit: 'rows/s',
-            bars: contenders.map((c) => ({ label: c, value: rate(w.key, c) })),
+            bars: contenders
+              .map((c) => ({ label: c, value: rate(w.key, c) }))
+              .filter((b) => Number.isFinite(b.value)),
           }),
         })),
       ],
@@ -674,7 +846,11 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
         'Our path does more work per row by design: capture to Kafka, then a conflict-checking apply (version join against the current row, version columns and apply marker written in the same transaction). MariaDB replication replays row events without any of that.',
         `CPU: /proc utime+stime of each process, read when the contender's work begins and when its last row is applied. Ours: daemon a, Kafka and MariaDB a (source) from a's first captured row, daemon b and MariaDB b (target; it also serves b's own binlog to b's daemon) from b's first applied row (Kafka: the whole broker process, its background work included); each daemon's start-up before that (node, modules, connections, topics) is left out: median ${formatInt(median(measurements.filter((m) => m.contender === OURS).map((m) => m.cpuMs.startupA ?? 0)))} / ${formatInt(median(measurements.filter((m) => m.contender === OURS).map((m) => m.cpuMs.startupB ?? 0)))} ms for a / b. Native: MariaDB a (binlog dump) and the replica, from START SLAVE. Raw upsert: the bench process (formatting the statements included) and the target server.`,
         "The observer polls b's metrics (ours) or the replica's gtid_slave_pos (native) every elapsed/100 ms, at least every 50 / 20 ms and at most every 250 ms: the end is seen within about 1 % of the run.",
-        'Pending: the Debezium JDBC sink contender (io.debezium:debezium-connector-jdbc, upsert mode, fed the same changes) is not measured yet.',
+        `Debezium JDBC sink: io.debezium:debezium-connector-jdbc ${DEBEZIUM_VERSION} (the release of capture-vs-debezium's source connector) in Kafka Connect standalone, insert.mode=upsert, delete.enabled=true, primary.key.mode=record_key, batch.size ${sinkSettings.batchSize} with max.poll.records raised to match, ${sinkSettings.tasks} tasks (one per partition), a new consumer group per run. Its input, the workload's change events as JSON with schemas (one per row change), is written once per workload by the Debezium MariaDB source connector from a's binlog (untimed: ${feeds.map((f) => `${workloadName(f.workload)} ${formatInt(f.messages)} events in ${formatInt(f.ms)} ms`).join(', ')}). Time: Connect spawned (incl. start) or its first row in the target table (rows/s) → the target table equal to a's; the end is seen from the sink's committed consumer offsets (committed every 100 ms, polled like the others), then confirmed by count + CRC. CPU: the Connect JVM and the target server from the first row; the JVM's start-up is left out: median ${formatInt(median(measurements.filter((m) => m.contender === SINK).map((m) => m.cpuMs.startupConnect ?? 0)))} ms. A run that does not converge is reported as failed and left out of the figures.`,
+        ...(sinkUnavailable === undefined
+          ? []
+          : [`Debezium JDBC sink not run: ${sinkUnavailable}`]),
+        ...failedFeeds.map((f) => `Debezium source feed failed (no sink runs): ${f}`),
         ...failedChecks.map(
           (m) => `check failed (${m.workload} ${m.contender} #${m.round}): ${m.check}`,
         ),
@@ -682,6 +858,8 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
     };
   } finally {
     await Promise.allSettled(daemons.map((d) => d.stop()));
+    await sink?.stop();
+    await admin?.disconnect().catch(() => undefined);
     await Promise.allSettled(connections.map((c) => c.end()));
     await lsuServer?.stop().catch(() => undefined);
     await sandbox?.stop();
