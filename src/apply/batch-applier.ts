@@ -1,4 +1,5 @@
 import mysql from 'mysql2/promise';
+import { createHash } from 'node:crypto';
 import type { JsonScalar, RowImage } from '../bus/envelope.js';
 import { encodeRow } from '../capture/row-codec.js';
 import { isBinaryDataType } from '../mysql/column-types.js';
@@ -23,6 +24,10 @@ export interface ConflictRecord {
   winner: 'incoming' | 'local';
   localVersion: RowVersion | null;
   incomingVersion: RowVersion;
+  /**
+   * The local side's row. When that is the row as stored (not an earlier event
+   * of the chunk) it is read only for a recorded conflict; null otherwise.
+   */
   localRow: RowImage | null;
   incomingRow: RowImage | null;
 }
@@ -42,6 +47,8 @@ export interface ChunkContext {
   table: TableInfo & Partial<Pick<ApplyTable, 'generated' | 'implicitDefaults'>>;
   strategy: ConflictStrategy;
   strategyName: string;
+  /** List the chunk's keys as a table value constructor (`SqlDialect.tableValueConstructor`), else as `UNION ALL`. */
+  valuesList?: boolean;
   /** Whether to record this conflict in `_cdc_conflicts` (sampling). */
   recordConflict: () => boolean;
   /**
@@ -87,8 +94,6 @@ interface KeyState {
   existed: boolean;
   /** Whether the key had a tombstone when read (asked only of keys with no row). */
   tombstoned: boolean;
-  /** The local row as read (visible columns), encoded only if a conflict record shows it. */
-  localRow: Record<string, unknown> | null;
   version: RowVersion | null;
   live: boolean;
   image: RowImage | null;
@@ -98,11 +103,6 @@ interface KeyState {
 }
 
 const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
-
-/** Stable identity of a key inside one chunk (values as the envelope encodes them). */
-function localImageOf(state: KeyState): RowImage | null {
-  return state.localRow === null ? null : encodeRow(state.localRow, VERSION_COLUMN_SET);
-}
 
 function keyId(pk: RowImage, primaryKey: readonly string[]): string {
   return JSON.stringify(primaryKey.map((c) => pk[c] ?? null));
@@ -123,9 +123,16 @@ export function toParam(column: ColumnInfo, value: JsonScalar | undefined): unkn
 
 /**
  * Applies one chunk of events of one table in one MySQL transaction
- * (DESIGN.md §2–§4): marker first, then the keys' rows and tombstones locked
- * and read, each event joined into the key's state in order, and only the
- * final state of each key written, with multi-row statements.
+ * (DESIGN.md §2–§4): marker first, then the keys' versions and tombstones
+ * locked and read, each event joined into the key's state in order, and only
+ * the final state of each key written, with multi-row statements.
+ *
+ * Round trips are few: the statements of each step go to the server as one
+ * multi-statement query when the connection allows it (`multipleStatements`;
+ * see {@link runStatements}). A chunk is then three or four round trips:
+ * begin + marker + locked read; the tombstones of absent keys (only when some
+ * key has no row); the writes + the re-check of absent keys (+ the commit
+ * when there is nothing to re-check); the commit.
  */
 export async function applyChunk(
   connection: mysql.PoolConnection,
@@ -148,7 +155,6 @@ export async function applyChunk(
         pk: event.pk,
         existed: false,
         tombstoned: false,
-        localRow: null,
         version: null,
         live: false,
         image: null,
@@ -159,46 +165,36 @@ export async function applyChunk(
   }
   const keyList = [...keys.values()];
 
-  await connection.beginTransaction();
+  let open = false;
   try {
-    // 1. The marker: capture drops this whole transaction from the binlog.
-    await connection.query(
-      `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
-       VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
-      [context.applierId, context.sourceRegion],
-    );
-
-    // 2. Lock and read the rows and tombstones of the chunk's keys.
+    // 1. Begin; the marker (capture drops this whole transaction from the
+    // binlog); the table's columns (`*` never lists INVISIBLE ones, so a
+    // column added since the description was read shows); the keys' version
+    // columns, locked. Only the version columns: the full local row is read
+    // only for a conflict that is recorded (`readLocalImages`).
     // Statements are built with the values as SQL literals (mysql2's escaping):
     // placeholder formatting of thousands of `?` cost more than the escaping.
-    const keyRows = keyList
-      .map(
-        (state, i) =>
-          `SELECT ${i} AS k, ${pkColumns.map((c) => `${keyLiteral(c, state)} AS ${quoteId(c.name)}`).join(', ')}`,
-      )
-      .join(' UNION ALL ');
-    const visible = table.columns.filter((c) => !VERSION_COLUMN_SET.has(c.name));
-    // `t.*` (never INVISIBLE columns) shows a column added since the description was read.
-    const [rows, fields] = await connection.query<mysql.RowDataPacket[]>(
-      `SELECT keys_.k AS _cdc_k, t.*,
+    open = true;
+    const [, , columnsProbe, versionRows] = (await runStatements(connection, [
+      'START TRANSACTION',
+      `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
+       VALUES (${sqlLiteral(context.applierId)}, ${sqlLiteral(context.sourceRegion)}, 1)
+       ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
+      `SELECT * FROM ${target} LIMIT 0`,
+      `${keysCte(pkColumns, keyList, context.valuesList === true)}
+       SELECT keys_.k AS _cdc_k,
               CAST(UNIX_TIMESTAMP(t.${quoteId(VERSION_COLUMNS.ts)}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
               CAST(t.${quoteId(VERSION_COLUMNS.ver)} AS CHAR) AS _cdc_ver_text
-         FROM (${keyRows}) AS keys_
-         JOIN ${target} AS t ON ${pkColumns.map((c) => `t.${quoteId(c.name)} = keys_.${quoteId(c.name)}`).join(' AND ')}
+         FROM keys_ JOIN ${target} AS t ON ${keyJoin(pkColumns)}
         FOR UPDATE`,
-    );
-    const unknown = fields
-      .map((f) => f.name)
-      .filter((n) => !columns.has(n) && !['_cdc_k', '_cdc_ts_us', '_cdc_ver_text'].includes(n));
+    ])) as [unknown, unknown, StatementResult, StatementResult];
+    const unknown = columnsProbe.fields.map((f) => f.name).filter((n) => !columns.has(n));
     if (unknown.length > 0) throw new LocalTableChanged(tableText, unknown);
-    for (const row of rows) {
+    for (const row of versionRows.rows) {
       const state = keyList[Number(row._cdc_k)];
       if (state === undefined) continue;
-      const image: Record<string, unknown> = {};
-      for (const c of visible) image[c.name] = row[c.name];
       state.existed = true;
       state.live = true;
-      state.localRow = image;
       const verText = row._cdc_ver_text as string | null;
       state.version = effectiveVersion({
         tsMicros: Number(row._cdc_ts_us),
@@ -225,9 +221,11 @@ export async function applyChunk(
       }
     }
 
-    // 3. Join every event into its key's state, in delivery order.
+    // 2. Join every event into its key's state, in delivery order.
     const outcomes = new Map<ApplyOutcome, number>();
     const conflicts: ConflictRecord[] = [];
+    // Conflicts whose local side is the row as read (not an earlier event of this chunk).
+    const localSides = new Map<ConflictRecord, KeyState>();
     for (const event of events) {
       const state = keys.get(keyId(event.pk, primaryKey)) as KeyState;
       const before = { version: state.version, dataFromIncoming: state.dataFromIncoming };
@@ -240,15 +238,17 @@ export async function applyChunk(
       });
       outcomes.set(decision.outcome, (outcomes.get(decision.outcome) ?? 0) + 1);
       if (decision.outcome === 'conflict_won' || decision.outcome === 'conflict_lost') {
-        conflicts.push({
+        const fromTable = !before.dataFromIncoming && beforeLive;
+        const conflict: ConflictRecord = {
           pk: event.pk,
           winner: decision.winner,
           localVersion: before.version,
           incomingVersion: event.version,
-          // Until an incoming event wins, the key's image is the local row's (encoded only here).
-          localRow: before.dataFromIncoming || !beforeLive ? beforeImage : localImageOf(state),
+          localRow: fromTable ? null : beforeImage,
           incomingRow: event.image,
-        });
+        };
+        conflicts.push(conflict);
+        if (fromTable) localSides.set(conflict, state);
       }
       if (decision.winner === 'incoming') {
         state.live = event.op === 'upsert';
@@ -258,26 +258,36 @@ export async function applyChunk(
       if (decision.versionChanged || decision.winner === 'incoming') state.versionChanged = true;
       state.version = decision.resulting;
     }
-
-    // 4. Write each key's final state.
-    const changed = keyList.filter((s) => s.versionChanged && s.version !== null);
-    await writeUpserts(
-      connection,
-      target,
-      table,
-      columns,
-      changed.filter((s) => s.live && s.dataFromIncoming),
-    );
-    await writeVersionOnly(
-      connection,
+    const recorded = conflicts.filter(() => context.recordConflict());
+    await readLocalImages(connection, {
       target,
       pkColumns,
-      changed.filter((s) => s.live && !s.dataFromIncoming),
-    );
+      visible: table.columns.filter((c) => !VERSION_COLUMN_SET.has(c.name)),
+      conflicts: recorded.flatMap((c) => {
+        const state = localSides.get(c);
+        return state === undefined ? [] : [{ conflict: c, state }];
+      }),
+    });
+
+    // 3. Write each key's final state, and re-check the keys read as absent.
+    const changed = keyList.filter((s) => s.versionChanged && s.version !== null);
     const dead = changed.filter((s) => !s.live);
     const toDelete = dead.filter((s) => s.existed);
+    const writes = [
+      ...upsertStatements(
+        target,
+        table,
+        columns,
+        changed.filter((s) => s.live && s.dataFromIncoming),
+      ),
+      ...versionOnlyStatements(
+        target,
+        pkColumns,
+        changed.filter((s) => s.live && !s.dataFromIncoming),
+      ),
+    ];
     if (toDelete.length > 0) {
-      await connection.query(
+      writes.push(
         `DELETE FROM ${target} WHERE (${pkColumns.map((c) => quoteId(c.name)).join(', ')}) IN (${toDelete
           .map((s) => keyTuple(pkColumns, s))
           .join(', ')})`,
@@ -291,12 +301,12 @@ export async function applyChunk(
       [dead.filter((s) => !s.existed && !s.tombstoned), false],
     ] as const) {
       if (states.length === 0) continue;
-      await connection.query(
+      writes.push(
         `INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc) VALUES ${states
           .map((s) => {
             const version = s.version as RowVersion;
             const keyJson = keyJsonOf(pkColumns, s);
-            return `(${sqlLiteral(tableText)}, UNHEX(SHA2(${keyJson}, 256)), ${keyJson}, ${sqlLiteral(encodeStoredVersion(version))}, ${sqlLiteral(version.hlc)})`;
+            return `(${sqlLiteral(tableText)}, ${keyHashOf(pkColumns, s)}, ${keyJson}, ${sqlLiteral(encodeStoredVersion(version))}, ${sqlLiteral(version.hlc)})`;
           })
           .join(', ')}` +
           (upsert
@@ -304,7 +314,8 @@ export async function applyChunk(
             : ''),
       );
     }
-    await recheckAbsentKeys(connection, {
+    if (recorded.length > 0) writes.push(conflictInsert(context, tableText, recorded));
+    const rechecks = recheckStatements({
       target,
       tombstones,
       tableText,
@@ -316,32 +327,141 @@ export async function applyChunk(
         (s) => s.live && s.dataFromIncoming && !s.existed && !s.tombstoned,
       ),
     });
-    const recorded = conflicts.filter(() => context.recordConflict());
-    if (recorded.length > 0) {
-      await connection.query(
-        `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.conflicts)}
-           (tbl, pk, source_region, strategy, winner, local_ver, incoming_ver, local_row, incoming_row)
-         VALUES ${recorded.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-        recorded.flatMap((c) => [
-          tableText,
-          JSON.stringify(c.pk),
-          context.sourceRegion,
-          context.strategyName,
-          c.winner,
-          c.localVersion === null ? null : encodeStoredVersion(c.localVersion),
-          encodeStoredVersion(c.incomingVersion),
-          c.localRow === null ? null : JSON.stringify(c.localRow),
-          c.incomingRow === null ? null : JSON.stringify(c.incomingRow),
-        ]),
-      );
-    }
-    if (context.rollback === true) await connection.rollback();
-    else await connection.commit();
+    const end = context.rollback === true ? 'ROLLBACK' : 'COMMIT';
+    const results = await runStatements(connection, [
+      ...writes,
+      ...rechecks.map((r) => r.sql),
+      ...(rechecks.length === 0 ? [end] : []),
+    ]);
+    rechecks.forEach((recheck, i) => {
+      const found = (results[writes.length + i] as StatementResult).rows.length;
+      if (found > 0) throw new ApplyRaced(tableText, recheck.raced(found));
+    });
+    if (rechecks.length > 0) await connection.query(end);
+    open = false;
     return { outcomes, conflicts };
   } catch (err) {
-    await connection.rollback().catch(() => undefined); // the statement error is the one to report
+    if (open) await connection.query('ROLLBACK').catch(() => undefined); // the statement error is the one to report
     throw err;
   }
+}
+
+/** What one statement returned: its rows (none for a write) and its columns. */
+interface StatementResult {
+  rows: mysql.RowDataPacket[];
+  fields: mysql.FieldPacket[];
+}
+
+/**
+ * Runs `statements` in order, as one multi-statement query when the
+ * connection was opened with `multipleStatements` (the apply stage's pool
+ * is), otherwise one query each. The first failing statement rejects, and
+ * the ones after it do not run, either way.
+ */
+async function runStatements(
+  connection: mysql.PoolConnection,
+  statements: readonly string[],
+): Promise<StatementResult[]> {
+  const config = (
+    connection as unknown as { connection?: { config?: { multipleStatements?: boolean } } }
+  ).connection?.config;
+  const one = (result: unknown, fields: unknown): StatementResult => ({
+    rows: Array.isArray(result) ? (result as mysql.RowDataPacket[]) : [],
+    fields: Array.isArray(fields) ? (fields as mysql.FieldPacket[]) : [],
+  });
+  if (config?.multipleStatements === true && statements.length > 1) {
+    const [results, fields] = await connection.query(statements.join(';\n'));
+    return statements.map((_, i) =>
+      one((results as unknown[])[i], (fields as unknown as unknown[] | undefined)?.[i]),
+    );
+  }
+  const results: StatementResult[] = [];
+  for (const statement of statements) {
+    const [result, fields] = await connection.query(statement);
+    results.push(one(result, fields));
+  }
+  return results;
+}
+
+/**
+ * `WITH keys_(k, pk1, …) AS (…)`: the keys of `states` with their index, as
+ * a table value constructor (`values`) or as `SELECT … UNION ALL SELECT …`.
+ */
+function keysCte(
+  pkColumns: readonly ColumnInfo[],
+  states: readonly KeyState[],
+  values: boolean,
+): string {
+  const names = ['k', ...pkColumns.map((c) => quoteId(c.name))].join(', ');
+  const rows = states.map(
+    (state, i) => `${i}, ${pkColumns.map((c) => keyLiteral(c, state)).join(', ')}`,
+  );
+  return values
+    ? `WITH keys_(${names}) AS (VALUES (${rows.join('), (')}))`
+    : `WITH keys_(${names}) AS (SELECT ${rows.join(' UNION ALL SELECT ')})`;
+}
+
+function keyJoin(pkColumns: readonly ColumnInfo[]): string {
+  return pkColumns.map((c) => `t.${quoteId(c.name)} = keys_.${quoteId(c.name)}`).join(' AND ');
+}
+
+/**
+ * The local rows of conflicts about to be recorded, whose local side is the
+ * row as read (already locked by this transaction, and not written yet): read
+ * here, on the conflict path only, so that the chunk's locked read carries
+ * the version columns alone.
+ */
+async function readLocalImages(
+  connection: mysql.PoolConnection,
+  chunk: {
+    target: string;
+    pkColumns: readonly ColumnInfo[];
+    visible: readonly ColumnInfo[];
+    conflicts: readonly { conflict: ConflictRecord; state: KeyState }[];
+  },
+): Promise<void> {
+  if (chunk.conflicts.length === 0) return;
+  const states = [...new Set(chunk.conflicts.map((c) => c.state))];
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(
+    `${keysCte(chunk.pkColumns, states, false)}
+     SELECT keys_.k AS _cdc_k, ${chunk.visible.map((c) => `t.${quoteId(c.name)}`).join(', ')}
+       FROM keys_ JOIN ${chunk.target} AS t ON ${keyJoin(chunk.pkColumns)}`,
+  );
+  const images = new Map<KeyState, RowImage>();
+  for (const row of rows) {
+    const state = states[Number(row._cdc_k)];
+    if (state === undefined) continue;
+    const image: Record<string, unknown> = {};
+    for (const c of chunk.visible) image[c.name] = row[c.name];
+    images.set(state, encodeRow(image, VERSION_COLUMN_SET));
+  }
+  for (const { conflict, state } of chunk.conflicts) conflict.localRow = images.get(state) ?? null;
+}
+
+function conflictInsert(
+  context: ChunkContext,
+  tableText: string,
+  recorded: readonly ConflictRecord[],
+): string {
+  const json = (value: unknown): string => sqlLiteral(JSON.stringify(value));
+  return `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.conflicts)}
+           (tbl, pk, source_region, strategy, winner, local_ver, incoming_ver, local_row, incoming_row)
+         VALUES ${recorded
+           .map((c) =>
+             [
+               sqlLiteral(tableText),
+               json(c.pk),
+               sqlLiteral(context.sourceRegion),
+               sqlLiteral(context.strategyName),
+               sqlLiteral(c.winner),
+               c.localVersion === null ? 'NULL' : sqlLiteral(encodeStoredVersion(c.localVersion)),
+               sqlLiteral(encodeStoredVersion(c.incomingVersion)),
+               c.localRow === null ? 'NULL' : json(c.localRow),
+               c.incomingRow === null ? 'NULL' : json(c.incomingRow),
+             ].join(', '),
+           )
+           .map((row) => `(${row})`)
+           .join(', ')}`;
 }
 
 /**
@@ -354,41 +474,35 @@ export async function applyChunk(
  * the other's write (or waits for its commit, as a locking read waits on an
  * uncommitted insert), so at least one of them retries and joins the other's
  * result. Both waiting on each other is a deadlock InnoDB breaks by rolling
- * one back: also a retry.
+ * one back: also a retry. Each statement finding a row means a race.
  */
-async function recheckAbsentKeys(
-  connection: mysql.PoolConnection,
-  chunk: {
-    target: string;
-    tombstones: string;
-    tableText: string;
-    pkColumns: readonly ColumnInfo[];
-    deletedAbsent: readonly KeyState[];
-    insertedUntombstoned: readonly KeyState[];
-  },
-): Promise<void> {
+function recheckStatements(chunk: {
+  target: string;
+  tombstones: string;
+  tableText: string;
+  pkColumns: readonly ColumnInfo[];
+  deletedAbsent: readonly KeyState[];
+  insertedUntombstoned: readonly KeyState[];
+}): { sql: string; raced: (found: number) => string }[] {
   const { pkColumns } = chunk;
+  const rechecks: { sql: string; raced: (found: number) => string }[] = [];
   if (chunk.deletedAbsent.length > 0) {
-    const [rows] = await connection.query<mysql.RowDataPacket[]>(
-      `SELECT 1 FROM ${chunk.target} WHERE (${pkColumns.map((c) => quoteId(c.name)).join(', ')}) IN (${chunk.deletedAbsent
+    rechecks.push({
+      sql: `SELECT 1 FROM ${chunk.target} WHERE (${pkColumns.map((c) => quoteId(c.name)).join(', ')}) IN (${chunk.deletedAbsent
         .map((s) => keyTuple(pkColumns, s))
         .join(', ')}) FOR UPDATE`,
-    );
-    if (rows.length > 0)
-      throw new ApplyRaced(chunk.tableText, `${rows.length} row(s) read as absent were inserted`);
+      raced: (found) => `${found} row(s) read as absent were inserted`,
+    });
   }
   if (chunk.insertedUntombstoned.length > 0) {
-    const [rows] = await connection.query<mysql.RowDataPacket[]>(
-      `SELECT 1 FROM ${chunk.tombstones}
+    rechecks.push({
+      sql: `SELECT 1 FROM ${chunk.tombstones}
         WHERE tbl = ${sqlLiteral(chunk.tableText)} AND pk_hash IN (${chunk.insertedUntombstoned.map((s) => keyHashOf(pkColumns, s)).join(', ')})
           FOR UPDATE`,
-    );
-    if (rows.length > 0)
-      throw new ApplyRaced(
-        chunk.tableText,
-        `${rows.length} key(s) inserted without a tombstone got one`,
-      );
+      raced: (found) => `${found} key(s) inserted without a tombstone got one`,
+    });
   }
+  return rechecks;
 }
 
 /** A key column's value in `state`, as an SQL literal. */
@@ -412,8 +526,51 @@ function keyJsonOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
     .join(', ')})`;
 }
 
+/**
+ * The tombstone key of `state` as SQL: `UNHEX(SHA2(JSON_ARRAY(…), 256))`,
+ * the expression the triggers compute over OLD. For a key of integer columns
+ * the hash is computed here and sent as a literal: its canonical text is
+ * plain decimal on both servers, and the server then does a lookup instead
+ * of two JSON and one SHA-256 evaluation per key (twice for an insert: read
+ * and re-check). test/integration/apply/key-hash.test.ts pins the two
+ * computations to each other on MariaDB and MySQL 8.
+ */
 function keyHashOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
-  return `UNHEX(SHA2(${keyJsonOf(pkColumns, state)}, 256))`;
+  const hash = integerKeyHash(pkColumns, state.pk);
+  return hash === undefined ? `UNHEX(SHA2(${keyJsonOf(pkColumns, state)}, 256))` : `X'${hash}'`;
+}
+
+const INTEGER_DATA_TYPES: ReadonlySet<string> = new Set([
+  'tinyint',
+  'smallint',
+  'mediumint',
+  'int',
+  'bigint',
+]);
+const INTEGER_TEXT = /^-?(0|[1-9][0-9]*)$/;
+
+/**
+ * Hex SHA-256 of the key's canonical text `["v1", "v2"]` when every key
+ * column is an integer column holding a canonical integer (as capture
+ * encodes it: a number, or a decimal string beyond 2^53), else undefined.
+ */
+export function integerKeyHash(pkColumns: readonly ColumnInfo[], pk: RowImage): string | undefined {
+  const parts: string[] = [];
+  for (const column of pkColumns) {
+    if (!INTEGER_DATA_TYPES.has(column.dataType)) return undefined;
+    const value = pk[column.name];
+    const text =
+      typeof value === 'number' && Number.isSafeInteger(value)
+        ? String(value)
+        : typeof value === 'string'
+          ? value
+          : undefined;
+    if (text === undefined || !INTEGER_TEXT.test(text)) return undefined;
+    parts.push(`"${text}"`);
+  }
+  return createHash('sha256')
+    .update(`[${parts.join(', ')}]`)
+    .digest('hex');
 }
 
 function versionParams(version: RowVersion): [string, string] {
@@ -432,13 +589,12 @@ function versionParams(version: RowVersion): [string, string] {
  * did not have the column yet, and every region must end with the same row.
  * Generated columns are never written.
  */
-async function writeUpserts(
-  connection: mysql.PoolConnection,
+function upsertStatements(
   target: string,
   table: ChunkContext['table'],
   columns: ReadonlyMap<string, ColumnInfo>,
   states: readonly KeyState[],
-): Promise<void> {
+): string[] {
   const pk = new Set(table.primaryKey);
   const generated = table.generated ?? new Set<string>();
   const implicitDefaults = table.implicitDefaults ?? new Map<string, string | number>();
@@ -457,7 +613,7 @@ async function writeUpserts(
     if (group === undefined) groups.set(id, { names, existed: state.existed, states: [state] });
     else group.states.push(state);
   }
-  for (const group of groups.values()) {
+  return [...groups.values()].map((group) => {
     const listed = new Set(group.names);
     const all = [...group.names, VERSION_COLUMNS.ts, VERSION_COLUMNS.ver];
     const infos = group.names.map((n) => columns.get(n) as ColumnInfo);
@@ -483,11 +639,11 @@ async function writeUpserts(
         .filter((c) => !listed.has(c.name) && !pk.has(c.name))
         .map((c) => `${quoteId(c.name)} = DEFAULT(${quoteId(c.name)})`),
     ];
-    await connection.query(
+    return (
       `INSERT INTO ${target} (${all.map(quoteId).join(', ')}) VALUES ${rows.join(', ')}` +
-        (group.existed ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : ''),
+      (group.existed ? ` ON DUPLICATE KEY UPDATE ${updates.join(', ')}` : '')
     );
-  }
+  });
 }
 
 /**
@@ -495,13 +651,12 @@ async function writeUpserts(
  * (LWW conflict lost): one UPDATE joined to the new versions of every such
  * key, not one round trip per key.
  */
-async function writeVersionOnly(
-  connection: mysql.PoolConnection,
+function versionOnlyStatements(
   target: string,
   pkColumns: readonly ColumnInfo[],
   states: readonly KeyState[],
-): Promise<void> {
-  if (states.length === 0) return;
+): string[] {
+  if (states.length === 0) return [];
   const ts = quoteId(VERSION_COLUMNS.ts);
   const ver = quoteId(VERSION_COLUMNS.ver);
   const rows = states
@@ -510,9 +665,9 @@ async function writeVersionOnly(
       return `SELECT ${pkColumns.map((c) => `${keyLiteral(c, state)} AS ${quoteId(c.name)}`).join(', ')}, ${sqlLiteral(newTs)} AS _cdc_new_ts, ${sqlLiteral(newVer)} AS _cdc_new_ver`;
     })
     .join(' UNION ALL ');
-  await connection.query(
+  return [
     `UPDATE ${target} AS t JOIN (${rows}) AS v
         ON ${pkColumns.map((c) => `t.${quoteId(c.name)} = v.${quoteId(c.name)}`).join(' AND ')}
         SET t.${ts} = v._cdc_new_ts, t.${ver} = v._cdc_new_ver`,
-  );
+  ];
 }

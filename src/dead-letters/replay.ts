@@ -105,7 +105,12 @@ async function replayCandidates(
   replay: ReplayOptions,
   verdicts: Map<DeadLetter, ReplayVerdict>,
 ): Promise<void> {
-  const pool = mysql.createPool({ ...clientOptions(options.mysql), connectionLimit: 1 });
+  const pool = mysql.createPool({
+    ...clientOptions(options.mysql),
+    connectionLimit: 1,
+    // applyChunk sends a chunk's statements as a few multi-statement queries.
+    multipleStatements: true,
+  });
   try {
     let connection;
     try {

@@ -33,6 +33,14 @@ export interface SqlDialect {
    * fails with error 1236 then), so there is no query for it.
    */
   readonly purgedGtidsQuery: string | undefined;
+  /**
+   * Table value constructors (`WITH keys_(k, id) AS (VALUES (0, 7), (1, 9))`):
+   * MariaDB 10.3.3+. The applier lists a chunk's keys this way, which the
+   * server parses and joins faster than a derived table of `UNION ALL`
+   * branches. MySQL's are `VALUES ROW(…)` (8.0.19+); not used, since only
+   * 8.0.12 is tested here.
+   */
+  readonly tableValueConstructor: boolean;
   /** `SHOW MASTER STATUS`, renamed `SHOW BINARY LOG STATUS` in MySQL 8.2 (the old name is gone in 8.4). */
   readonly binlogStatusStatement: string;
 }
@@ -54,6 +62,7 @@ export function dialectOf(server: ServerInfo): SqlDialect {
     purgedGtidsQuery: mariadb
       ? undefined
       : 'SELECT GTID_SUBTRACT(@@GLOBAL.gtid_purged, ?) AS missing',
+    tableValueConstructor: mariadb && atLeast(server, 10, 3, 3),
     binlogStatusStatement:
       !mariadb && atLeast(server, 8, 2, 0) ? 'SHOW BINARY LOG STATUS' : 'SHOW MASTER STATUS',
   };

@@ -4,6 +4,8 @@ import { APPLIER_SESSION_STATEMENTS, describeApplyTable } from '../../src/apply/
 import type { ApplyEvent } from '../../src/apply/apply-event.js';
 import { applyChunk, type ChunkResult } from '../../src/apply/batch-applier.js';
 import { classifyError } from '../../src/core/retriable.js';
+import { dialectOf } from '../../src/mysql/dialect.js';
+import { serverInfo } from '../../src/mysql/introspect.js';
 import type { RowVersion } from '../../src/versioning/version.js';
 
 /**
@@ -70,6 +72,8 @@ export function chunkApplier(
             table: table!,
             strategy: { kind: 'lww' },
             strategyName: 'lww',
+            // As the apply stage lists keys on this server.
+            valuesList: dialectOf(await serverInfo(connection)).tableValueConstructor,
             recordConflict: () => false,
           });
         } catch (err) {

@@ -57,6 +57,7 @@ export async function startChunkRegion(settings: {
   const pool = mysql.createPool({
     ...clientOptions(options.mysql),
     connectionLimit: settings.connectionLimit,
+    multipleStatements: true, // as the apply stage's pool
   });
   const applier = chunkApplier(pool, {
     region,
