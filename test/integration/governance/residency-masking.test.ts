@@ -61,6 +61,9 @@ const GOVERNANCE_YAML = `governance:
         phone: nullify
         note: { redact: '***' }
         name: { truncate: 1 }
+    - name: vault-nowhere
+      tables: [app.vault]
+      residency: { default: none }
 `;
 
 const DDL = [
@@ -73,6 +76,7 @@ const DDL = [
      note TEXT,
      name VARCHAR(100)
    ) DEFAULT CHARSET = utf8mb4`,
+  'CREATE TABLE app.vault (id INT PRIMARY KEY, secret VARCHAR(64))',
 ];
 
 const DE = {
@@ -130,7 +134,7 @@ describe.each([2, 1])(
     beforeAll(async () => {
       cluster = await startCluster({
         regions: REGIONS,
-        tables: ['app.people'],
+        tables: ['app.people', 'app.vault'],
         ddl: DDL,
         extraYaml: `capture: { envelope: ${envelope} }\n${GOVERNANCE_YAML}`,
         env: { CDC_MASK_KEY: MASK_KEY },
@@ -170,8 +174,8 @@ describe.each([2, 1])(
       return rows;
     }
 
-    async function usEastMetrics(): Promise<string> {
-      const line = daemonOutput(daemons.get('us-east') as DaemonProcess)
+    async function metricsOf(region: string): Promise<string> {
+      const line = daemonOutput(daemons.get(region) as DaemonProcess)
         .split('\n')
         .find((l) => l.includes('"msg":"daemon running"'));
       const port = (JSON.parse(line ?? '{}') as { metricsPort?: number }).metricsPort;
@@ -228,6 +232,47 @@ describe.each([2, 1])(
           },
           US,
         ]);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    });
+
+    it('publishes a row no region may hold nowhere: counted, logged without its value', async () => {
+      try {
+        const secret = 'vault-secret-5521-never-published';
+        const euWest = await cluster.db('eu-west');
+        await euWest.query('INSERT INTO app.vault SET ?', [{ id: 1, secret }]);
+        const withheld =
+          /cdc_capture_governance_withheld_total\{region="eu-west",table="app.vault",policy="vault-nowhere"\} 1\b/;
+        await waitFor(
+          async () => withheld.test(await metricsOf('eu-west')),
+          30_000,
+          async () =>
+            (await metricsOf('eu-west'))
+              .split('\n')
+              .filter((l) => l.includes('withheld'))
+              .join('\n'),
+        );
+        const log = daemonOutput(daemons.get('eu-west') as DaemonProcess);
+        expect(log).toContain(
+          'a row change of app.vault that no region may hold (policy vault-nowhere) was not published',
+        );
+        expect(log).not.toContain(secret);
+        const brokers = cluster.sandbox.kafka?.brokers ?? [];
+        const admin = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING }).admin();
+        await admin.connect();
+        const topics = (await admin.listTopics()).filter((t) => t.endsWith('.eu-west.app.vault'));
+        await admin.disconnect();
+        const published = topics.length === 0 ? [] : await readTopicsToEnd(brokers, topics);
+        expect(published).toEqual([]);
+        await sleep(2_000);
+        for (const region of ['eu-central', 'us-east']) {
+          const [rows] = await (
+            await cluster.db(region)
+          ).query<mysql.RowDataPacket[]>('SELECT id FROM app.vault');
+          expect(rows).toEqual([]);
+        }
       } catch (err) {
         failed = true;
         throw err;
@@ -344,7 +389,7 @@ describe.each([2, 1])(
         );
         expect(refused[0]?.value).toBeNull();
         expect(refused[0]?.source.key).toBeNull();
-        const metrics = await usEastMetrics();
+        const metrics = await metricsOf('us-east');
         expect(metrics).toMatch(
           /cdc_dead_letter_total\{stage="apply",reason="governance_refused"\} 1\b/,
         );
