@@ -79,7 +79,7 @@ export const NOT_ENFORCED_YET: readonly string[] = [
   'masked-region writes: a write in a region that holds a row masked is published with its masked values and can overwrite the original in the plain regions',
   'audit records and cdc_governance_decisions_total',
   'erasure (cdc-replicator erase)',
-  'checks of masked and residency columns against the live tables (checkMaskableColumns, checkResidencyColumn) in prepare and validate',
+  'checks of masked and residency columns against the live tables in validate (prepare runs them)',
   'snapshot, bootstrap and verify (they refuse to start under policies)',
 ];
 

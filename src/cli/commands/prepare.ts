@@ -4,7 +4,10 @@
  */
 import type { Command } from 'commander';
 import { CdcError } from '../../core/errors.js';
-import { connectMysql, describeMysql } from '../../mysql/connection.js';
+import type { RuntimeOptions } from '../../config/compile.js';
+import { checkPolicyTable } from '../../governance/table-check.js';
+import { connectMysql, describeMysql, type MysqlConnection } from '../../mysql/connection.js';
+import { describeTable } from '../../mysql/introspect.js';
 import { applyPrepare, planPrepare } from '../../prepare/prepare.js';
 import { ExitCode, type CommandContext } from '../context.js';
 import { loadRegionOptions, type RegionFlags } from '../region-options.js';
@@ -45,6 +48,15 @@ async function prepare(flags: PrepareFlags, context: CommandContext): Promise<Ex
   try {
     const connection = await connectMysql(options.mysql);
     try {
+      // Masked and residency columns a policy cannot work with (docs/GOVERNANCE.md, "Configuration").
+      const problems = await governedTableProblems(connection, options);
+      if (problems.length > 0) {
+        context.io.stderr.write(
+          `cdc-replicator prepare: region ${options.region}: the governed tables do not fit their policies (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n`,
+        );
+        for (const problem of problems) context.io.stderr.write(`  ${problem}\n`);
+        return ExitCode.failure;
+      }
       const plan = await planPrepare(connection, options, config.internalSchema, {
         visibleVersionColumns: flags.visibleVersionColumns === true,
       });
@@ -77,4 +89,25 @@ async function prepare(flags: PrepareFlags, context: CommandContext): Promise<Ex
     }
     throw error;
   }
+}
+
+/**
+ * `checkPolicyTable` for every governed table that exists in this region
+ * (a missing configured table is refused by the plan itself): masked
+ * columns that are missing, in the key, NOT NULL under `nullify`, of a type
+ * the mask cannot take or too narrow for it, and residency columns of the
+ * wrong type. Messages name tables, columns and types, never values.
+ */
+async function governedTableProblems(
+  connection: MysqlConnection,
+  options: RuntimeOptions,
+): Promise<string[]> {
+  const problems: string[] = [];
+  for (const policy of options.governance?.policies ?? []) {
+    for (const { schema, table } of policy.tables) {
+      const info = await describeTable(connection, schema, table);
+      if (info !== undefined) problems.push(...checkPolicyTable(policy, info));
+    }
+  }
+  return problems;
 }
