@@ -273,9 +273,19 @@ export function governedRoutes(
     'region' | 'kafka' | 'peers' | 'pipelines' | 'internalSchema' | 'governance'
   >,
 ): Map<string, TopicRoute> {
-  const routes = new Map<string, TopicRoute>();
   const governance = options.governance;
-  if (governance === undefined || governance.policies.length === 0) return routes;
+  if (governance === undefined || governance.policies.length === 0) return new Map();
+  // Discovery asks for every topic of the cluster: compute the layout once per configuration.
+  const cacheKey = `${options.region}\u0000${options.kafka.topicPrefix}`;
+  let cached = governedRouteCache.get(governance);
+  if (cached === undefined)
+    governedRouteCache.set(
+      governance,
+      (cached = new Map<string, ReadonlyMap<string, TopicRoute>>()),
+    );
+  const known = cached.get(cacheKey);
+  if (known !== undefined) return new Map(known);
+  const routes = new Map<string, TopicRoute>();
   const own = options.region;
   const readable = topicsReadableBy(
     {
@@ -299,8 +309,11 @@ export function governedRoutes(
       form: entry.audience.kind === 'masked' ? 'masked' : 'plain',
     });
   }
-  return routes;
+  cached.set(cacheKey, routes);
+  return new Map(routes);
 }
+
+const governedRouteCache = new WeakMap<object, Map<string, ReadonlyMap<string, TopicRoute>>>();
 
 /** The pipeline's conflict strategy and its name in conflict records. */
 export function strategyOf(pipeline: PipelineOptions): {
