@@ -130,6 +130,19 @@ describe('sourceOfTopic', () => {
     });
   });
 
+  it('reads the governed topics of a table too', () => {
+    expect(sourceOfTopic('cdc', ['east', 'west'], 'cdc-zone-eu.east.app.people')).toEqual({
+      region: 'east',
+      table: 'app.people',
+    });
+    expect(sourceOfTopic('cdc', ['east', 'west'], 'cdc-masked-west.east.app.people')).toEqual({
+      region: 'east',
+      table: 'app.people',
+    });
+    expect(sourceOfTopic('cdc', ['east'], 'cdc-other.east.app.people')).toBeUndefined();
+    expect(sourceOfTopic('cdc', ['east'], 'cdcx.east.app.people')).toBeUndefined();
+  });
+
   it('prefers the longest region name that fits', () => {
     expect(sourceOfTopic('p.x', ['eu', 'eu.w'], 'p.x.eu.w.app.t')).toEqual({
       region: 'eu.w',

@@ -85,14 +85,25 @@ export type DeadLetter = ApplyDeadLetter | CaptureDeadLetter | UndecodableDeadLe
 const EXCERPT_CHARS = 200;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** `<prefix>.<region>.<schema>.<table>` → its region and `schema.table`, for the configured regions. */
+/**
+ * `<prefix>.<region>.<schema>.<table>` → its region and `schema.table`, for
+ * the configured regions; also the governed topics
+ * `<prefix>-zone-<zone>.…` and `<prefix>-masked-<region>.…`
+ * (docs/GOVERNANCE.md, "Topic layout").
+ */
 export function sourceOfTopic(
   topicPrefix: string,
   regions: readonly string[],
   topic: string,
 ): { region: string; table: string } | undefined {
-  if (!topic.startsWith(`${topicPrefix}.`)) return undefined;
-  const rest = topic.slice(topicPrefix.length + 1);
+  let head = `${topicPrefix}.`;
+  if (!topic.startsWith(head)) {
+    // Zone and region names have no dots: the audience ends at the first one.
+    const governed = /^-(?:zone|masked)-[^.]+\./.exec(topic.slice(topicPrefix.length));
+    if (!topic.startsWith(topicPrefix) || governed === null) return undefined;
+    head = `${topicPrefix}${governed[0]}`;
+  }
+  const rest = topic.slice(head.length);
   // Longest first, so a region named `eu` never claims a topic of `eu.west`.
   const region = [...regions]
     .sort((a, b) => b.length - a.length)
