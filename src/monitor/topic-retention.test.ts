@@ -97,4 +97,19 @@ describe('changeTopicsOf', () => {
       ),
     ).toEqual(['cdc.us.app.users', 'cdc.eu._cdc._cdc_heartbeat']);
   });
+
+  it('keeps the governed topics of the regions too', () => {
+    expect(
+      changeTopicsOf(
+        [
+          'cdc-zone-eu.us.app.people',
+          'cdc-masked-us.eu.app.people',
+          'cdc-zone-eu.xx.app.people',
+          'cdc-other.us.app.people',
+        ],
+        'cdc',
+        ['us', 'eu'],
+      ),
+    ).toEqual(['cdc-zone-eu.us.app.people', 'cdc-masked-us.eu.app.people']);
+  });
 });

@@ -139,13 +139,23 @@ function numberSetting(value: string | undefined, fallback: number): number {
   return Number(value);
 }
 
-/** The change topics of every region (`<prefix>.<region>.…`), not dead letters or internal topics. */
+/**
+ * The change topics of every region (`<prefix>.<region>.…`, and the governed
+ * `<prefix>-zone-<zone>.<region>.…` and `<prefix>-masked-<r>.<region>.…`),
+ * not dead letters or internal topics.
+ */
 export function changeTopicsOf(
   topics: readonly string[],
   topicPrefix: string,
   regions: readonly string[],
 ): string[] {
-  return topics.filter((t) => regions.some((r) => t.startsWith(`${topicPrefix}.${r}.`)));
+  return topics.filter((t) => {
+    if (!t.startsWith(topicPrefix)) return false;
+    // Zone and region names have no dots: a governed audience ends at the first one.
+    const audience = /^-(?:zone|masked)-[^.]+/.exec(t.slice(topicPrefix.length))?.[0] ?? '';
+    const head = `${topicPrefix}${audience}.`;
+    return regions.some((r) => t.startsWith(`${head}${r}.`));
+  });
 }
 
 async function readTopics(admin: Admin, names: readonly string[]): Promise<TopicRetention[]> {
