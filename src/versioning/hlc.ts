@@ -109,13 +109,18 @@ export function microsToMysqlTimestamp(micros: number): string {
   // the fraction never does, since Date would truncate it to milliseconds.
   const seconds = Math.floor(micros / MICROS_PER_SECOND);
   const fraction = micros - seconds * MICROS_PER_SECOND;
-  const date = new Date(seconds * 1000);
-  return (
-    `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1, 2)}-${pad(date.getUTCDate(), 2)} ` +
-    `${pad(date.getUTCHours(), 2)}:${pad(date.getUTCMinutes(), 2)}:${pad(date.getUTCSeconds(), 2)}` +
-    `.${pad(fraction, 6)}`
-  );
+  // The applier formats one per written row, and rows of a chunk mostly share their second.
+  if (seconds !== lastSecond.seconds) {
+    const date = new Date(seconds * 1000);
+    lastSecond.seconds = seconds;
+    lastSecond.text =
+      `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1, 2)}-${pad(date.getUTCDate(), 2)} ` +
+      `${pad(date.getUTCHours(), 2)}:${pad(date.getUTCMinutes(), 2)}:${pad(date.getUTCSeconds(), 2)}`;
+  }
+  return `${lastSecond.text}.${pad(fraction, 6)}`;
 }
+
+const lastSecond = { seconds: Number.NaN, text: '' };
 
 const MYSQL_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$/;
 
