@@ -1,10 +1,11 @@
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { CAPTURE_CHECKPOINT_KEY } from '../../src/capture/capture-stage.js';
+import { positionTopic } from '../../src/capture/position-log.js';
 import type { RuntimeOptions } from '../../src/config/compile.js';
 import type { Logger } from '../../src/core/logger.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { createCheckpointStore } from '../../src/state/index.js';
-import { highWatermark } from '../support/kafka.js';
+import { partitionHighs, rowsBetween } from '../support/kafka.js';
 import type { CpuMeter } from '../support/machine.js';
 
 export interface CaptureRunOptions {
@@ -17,6 +18,8 @@ export interface CaptureRunOptions {
   topic: string;
   rows: number;
   admin: Admin;
+  /** Reads the topic back to count the rows in it. */
+  kafka: Kafka;
   meter: () => CpuMeter;
   /** Give up when no row was acknowledged for this long. */
   stallTimeoutMs: number;
@@ -30,8 +33,10 @@ export interface CaptureRunResult {
   elapsedMs: number;
   /** The part of it spent in `start()` (server checks, topic check, producer connect). */
   startMs: number;
-  /** Messages that arrived in the topic, from its high watermarks: `rows`, or more if a send was retried. */
+  /** Messages that arrived in the topic, from its high watermarks (envelope v2: several rows each). */
   kafkaMessages: number;
+  /** Rows those messages hold, read back: `rows`, or more if a send was retried. */
+  kafkaRows: number;
   cpuMs: Record<string, number>;
 }
 
@@ -62,7 +67,12 @@ export async function captureRun(run: CaptureRunOptions): Promise<CaptureRunResu
   } finally {
     await store.close();
   }
-  const before = await highWatermark(run.admin, run.topic);
+  // Capture resumes from the newer of the store and the position kept in Kafka
+  // (never from an older one): rewinding for the next run means dropping the latter.
+  const positions = positionTopic(options.kafka.topicPrefix, options.region);
+  if ((await run.admin.listTopics()).includes(positions))
+    await run.admin.deleteTopics({ topics: [positions] });
+  const before = await partitionHighs(run.admin, run.topic);
 
   const daemon = new Daemon({ options, logger: run.logger, drainTimeoutMs: 120_000 });
   let failure: Error | undefined;
@@ -99,13 +109,17 @@ export async function captureRun(run: CaptureRunOptions): Promise<CaptureRunResu
     await daemon.stop();
   }
   const rows = await capturedRows(daemon, run.tableLabel);
-  const kafkaMessages = (await highWatermark(run.admin, run.topic)) - before;
-  // More messages than rows would be duplicates from retried sends (allowed: delivery is
+  const after = await partitionHighs(run.admin, run.topic);
+  const kafkaMessages = Number(
+    [...after].reduce((total, [p, high]) => total + high - (before.get(p) ?? 0n), 0n),
+  );
+  const kafkaRows = await rowsBetween(run.kafka, run.topic, before, after);
+  // More rows than acknowledged would be duplicates from retried sends (allowed: delivery is
   // at-least-once) and is reported; fewer means the counter lied, which must stop the bench.
-  if (rows !== run.rows || kafkaMessages < run.rows) {
+  if (rows !== run.rows || kafkaRows < run.rows) {
     throw new Error(
-      `capture run did not publish the backlog: ${rows} acknowledged, ${kafkaMessages} in Kafka, expected ${run.rows}`,
+      `capture run did not publish the backlog: ${rows} acknowledged, ${kafkaRows} rows in ${kafkaMessages} messages in Kafka, expected ${run.rows}`,
     );
   }
-  return { rows, elapsedMs, startMs, kafkaMessages, cpuMs };
+  return { rows, elapsedMs, startMs, kafkaMessages, kafkaRows, cpuMs };
 }

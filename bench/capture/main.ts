@@ -163,6 +163,7 @@ async function main(): Promise<void> {
           topic,
           rows: config.rows,
           admin,
+          kafka,
           meter,
           stallTimeoutMs: 60_000,
           ...(profiler !== undefined && profileFile !== undefined
