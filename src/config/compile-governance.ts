@@ -64,7 +64,7 @@ export function compileGovernance(config: ValidatedConfig): GovernanceOptions | 
 }
 
 /** The commands that move or print table data, and so must not run unprotected. */
-export type GovernedCommand = 'run' | 'prepare' | 'snapshot' | 'bootstrap' | 'verify';
+export type GovernedCommand = 'run' | 'prepare' | 'snapshot' | 'bootstrap';
 
 /** Commands `governance.preview: true` lets start while policies exist. */
 const PREVIEW_COMMANDS: ReadonlySet<GovernedCommand> = new Set(['run', 'prepare']);
@@ -80,16 +80,18 @@ export const NOT_ENFORCED_YET: readonly string[] = [
   'audit records and cdc_governance_decisions_total',
   'erasure (cdc-replicator erase)',
   'checks of masked and residency columns against the live tables in validate (prepare runs them)',
-  'snapshot, bootstrap and verify (they refuse to start under policies)',
+  'snapshot and bootstrap (they refuse to start under policies), and verify --repair of governed tables (refused)',
 ];
 
 /**
- * Refuses a command that moves or prints table data (run, snapshot,
- * bootstrap, prepare, verify) while the file has governance policies that
+ * Refuses a command that moves table data (run, snapshot, bootstrap,
+ * prepare) while the file has governance policies that
  * this version cannot fully enforce (docs/GOVERNANCE.md, "Status"): capture
  * routes and masks governed rows and the appliers re-check them, but
  * eviction, masked-region writes, audit and erasure are not built, and
- * snapshot, bootstrap and verify do not go through the governed path.
+ * snapshot and bootstrap do not go through the governed path. (verify
+ * compares governed tables under their policies without printing values,
+ * and refuses --repair of them: src/verify/verify.ts.)
  * Failing closed is the only safe reading of a policy that cannot be
  * applied. `governance.preview: true` lets `run` and `prepare` start (run
  * then logs what is not enforced); the others refuse regardless.

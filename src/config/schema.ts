@@ -861,7 +861,7 @@ export const governanceSchema = z
   .strictObject({
     preview: z.boolean().default(false).meta({
       description:
-        'Lets run and prepare start while policies exist although this version enforces only part of them (capture routing and masking, the apply re-check; docs/GOVERNANCE.md, "Status"). Without it those commands refuse. snapshot, bootstrap and verify refuse either way.',
+        'Lets run and prepare start while policies exist although this version enforces only part of them (capture routing and masking, the apply re-check; docs/GOVERNANCE.md, "Status"). Without it those commands refuse. snapshot and bootstrap refuse either way (verify compares governed tables under their policies).',
     }),
     zones: z
       .record(
