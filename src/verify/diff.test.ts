@@ -154,6 +154,8 @@ describe('verify report', () => {
         resolvedOnRecheck: 1,
         divergent: 0,
         seconds: 1.25,
+        governedTables: 0,
+        violations: 0,
       }),
     ).toBe(
       'verify a,b: regions match; 1 table, 2500 rows in 3 chunks (1 differed at first sight, 1 row difference was a change in flight) in 1.3 s',

@@ -3,7 +3,8 @@ import type { Kafka, Producer } from 'kafkajs';
 import type mysql from 'mysql2/promise';
 import type { RuntimeOptions } from '../config/compile.js';
 import { encodeRow } from '../capture/row-codec.js';
-import { CdcError } from '../core/errors.js';
+import { CdcError, ConfigError } from '../core/errors.js';
+import { policyForTable } from '../governance/policy.js';
 import type { Logger } from '../core/logger.js';
 import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
 import { describeTable } from '../mysql/introspect.js';
@@ -22,6 +23,12 @@ import {
   type Divergence,
   type RegionState,
 } from './diff.js';
+import {
+  assessGovernedKey,
+  judgeKey,
+  type GovernedDivergence,
+  type GovernedTableContext,
+} from './governed.js';
 import { repairDivergence, type RepairOutcome } from './repair.js';
 import type { VerifySummary } from './report.js';
 import type { RowVersion } from '../versioning/version.js';
@@ -38,7 +45,25 @@ import type { RowVersion } from '../versioning/version.js';
  *    reported only if it still differs at the end, and a key still changing
  *    during the last recheck gets more rechecks (up to three times as many).
  *    The versions tell which region is behind (see {@link assessKey}).
+ *
+ * Tables under a governance policy (docs/GOVERNANCE.md, "Verify") skip the
+ * checksum, which cannot apply residency or masks: each chunk's rows are
+ * read from every region (paced alike) and judged in Node by `judgeKey`
+ * (src/verify/governed.ts): each pair of regions only on what both may
+ * hold, masked columns through their masks, and every row held where it
+ * may not be (or in the wrong form) is a violation. Their results carry no
+ * value and no key, only a hash of the key; `--repair` refuses them.
  */
+
+/**
+ * Why `--repair` refuses governed tables: a repair publishes rows directly
+ * (src/verify/repair.ts), not through capture's routing and masking.
+ */
+export function governedRepairRefusal(tables: readonly string[]): ConfigError {
+  return new ConfigError([
+    `--repair: refusing to repair governed table(s) ${tables.join(', ')}: a repair publishes rows directly, outside the governed path (routing and masking by residency), so it could carry a row or a plaintext value to a region that may not hold it. Verify them without --repair, or pass --tables with ungoverned tables only (docs/GOVERNANCE.md, "Verify")`,
+  ]);
+}
 
 export interface VerifyRunOptions {
   /** The regions to compare; the first one's key index sets the chunk boundaries. */
@@ -57,7 +82,10 @@ export interface VerifyRunOptions {
 
 export interface VerifyResult {
   summary: VerifySummary;
+  /** Divergent rows of tables without a policy. */
   divergences: Divergence[];
+  /** Divergent rows and violations of governed tables (no values, no keys). */
+  governed: GovernedDivergence[];
   repairs: RepairOutcome[];
   interrupted: boolean;
 }
@@ -65,6 +93,7 @@ export interface VerifyResult {
 interface TableWork {
   shape: TableShape;
   candidates: Map<string, Candidate>;
+  governed: GovernedTableContext | undefined;
 }
 
 export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
@@ -86,8 +115,16 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
     resolvedOnRecheck: 0,
     divergent: 0,
     seconds: 0,
+    governedTables: 0,
+    violations: 0,
   };
-  const result: VerifyResult = { summary, divergences: [], repairs: [], interrupted: false };
+  const result: VerifyResult = {
+    summary,
+    divergences: [],
+    governed: [],
+    repairs: [],
+    interrupted: false,
+  };
   try {
     for (const options of run.regions)
       connections.set(options.region, await connectMysql(options.mysql));
@@ -96,22 +133,40 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
     const shapes = await selectTables(refConnection, reference, run.tables, where);
     for (const shape of shapes) await checkSameColumns(shape, run.regions, connections);
     summary.tables = shapes.length;
+    const contexts = new Map(
+      shapes.map((shape) => [shape.name, governedContext(reference, shape)] as const),
+    );
+    const governedNames = shapes
+      .filter((s) => contexts.get(s.name) !== undefined)
+      .map((s) => s.name);
+    summary.governedTables = governedNames.length;
+    if (run.repair && governedNames.length > 0) {
+      throw governedRepairRefusal(governedNames);
+    }
 
     const pacer = new Pacer(run.chunksPerSecond);
     const work: TableWork[] = [];
     for (const shape of shapes) {
       if (run.signal?.aborted === true) break;
       run.progress.add(shape.name, shape.name, await estimateRows(refConnection, shape));
-      const candidates = await scanTable(run, shape, connections, pacer, summary);
-      work.push({ shape, candidates });
+      const governed = contexts.get(shape.name);
+      const candidates =
+        governed === undefined
+          ? await scanTable(run, shape, connections, pacer, summary)
+          : await scanGovernedTable(run, shape, governed, connections, pacer, summary);
+      work.push({ shape, candidates, governed });
     }
     result.interrupted = run.signal?.aborted === true;
     const total = work.reduce((n, w) => n + w.candidates.size, 0);
     if (total > 0 && !result.interrupted) {
       logger.info({ keys: total }, 'rechecking rows that differed (changes may be in flight)');
-      result.divergences = await recheck(run, work, connections, summary);
+      const found = await recheck(run, work, connections, summary);
+      result.divergences = found.divergences;
+      result.governed = found.governed;
     }
-    summary.divergent = result.divergences.length;
+    summary.divergent =
+      result.divergences.length + result.governed.filter((g) => g.pairsDiffer).length;
+    summary.violations = result.governed.filter((g) => g.violations.length > 0).length;
     if (run.repair && result.divergences.length > 0) {
       const byRegion = new Map(run.regions.map((r) => [r.region, r]));
       const producerOf = async (region: string): Promise<Producer> => {
@@ -297,6 +352,144 @@ async function compareRange(
   return referenceRows;
 }
 
+/** The policy and types a governed table is judged with; undefined for an ungoverned table. */
+function governedContext(
+  options: RuntimeOptions,
+  shape: TableShape,
+): GovernedTableContext | undefined {
+  const governance = options.governance;
+  if (governance === undefined) return undefined;
+  const policy = policyForTable(governance, shape.schema, shape.table);
+  if (policy === undefined) return undefined;
+  return {
+    table: shape.name,
+    policy,
+    zones: governance.zones,
+    regions: governance.regions,
+    columns: new Map(shape.dataColumns.map((c) => [c.name, c])),
+    keyColumns: shape.keyColumns,
+  };
+}
+
+/**
+ * Pass 1 over a governed table: the same chunks and pacing as
+ * {@link scanTable}, but each chunk's rows are read from every region and
+ * judged in Node ({@link judgeKey}), since a checksum cannot apply residency
+ * or masks.
+ */
+async function scanGovernedTable(
+  run: VerifyRunOptions,
+  shape: TableShape,
+  context: GovernedTableContext,
+  connections: ReadonlyMap<string, MysqlConnection>,
+  pacer: Pacer,
+  summary: VerifySummary,
+): Promise<Map<string, Candidate>> {
+  const reference = connections.get(run.regions[0]?.region ?? '') as MysqlConnection;
+  const candidates = new Map<string, Candidate>();
+  let after: KeyValues | null = null;
+  let rows = 0;
+  for (;;) {
+    if (run.signal?.aborted === true) return candidates;
+    await pacer.take();
+    const atMost = await chunkEnd(reference, shape, after, run.chunkSize);
+    rows += await compareGovernedRange(
+      run,
+      shape,
+      context,
+      connections,
+      after,
+      atMost,
+      candidates,
+      summary,
+    );
+    run.progress.update(shape.name, rows);
+    if (atMost === null) break;
+    after = atMost;
+  }
+  run.progress.finish(shape.name, rows);
+  return candidates;
+}
+
+/**
+ * Reads `(after, atMost]` in every region (at most a chunk and one row
+ * each) and adds the keys {@link judgeKey} finds wrong. A region holding
+ * more than a chunk there splits the range along its keys first, as
+ * {@link compareRange} does. Returns the first region's row count.
+ */
+async function compareGovernedRange(
+  run: VerifyRunOptions,
+  shape: TableShape,
+  context: GovernedTableContext,
+  connections: ReadonlyMap<string, MysqlConnection>,
+  after: KeyValues | null,
+  atMost: KeyValues | null,
+  candidates: Map<string, Candidate>,
+  summary: VerifySummary,
+): Promise<number> {
+  const connectionOf = (region: string): MysqlConnection =>
+    connections.get(region) as MysqlConnection;
+  const read = await Promise.all(
+    run.regions.map((r) =>
+      readRange(connectionOf(r.region), shape, r.region, after, atMost, run.chunkSize + 1),
+    ),
+  );
+  let largest = 0;
+  read.forEach((rows, i) => {
+    if (rows.length > (read[largest]?.length ?? 0)) largest = i;
+  });
+  if ((read[largest]?.length ?? 0) > run.chunkSize) {
+    const source = connectionOf(run.regions[largest]?.region ?? '');
+    let lo = after;
+    let total = 0;
+    for (;;) {
+      const hi = (await chunkEnd(source, shape, lo, run.chunkSize, atMost)) ?? atMost;
+      total += await compareGovernedRange(
+        run,
+        shape,
+        context,
+        connections,
+        lo,
+        hi,
+        candidates,
+        summary,
+      );
+      if (hi === atMost) return total;
+      lo = hi;
+    }
+  }
+  summary.chunks += 1;
+  const referenceRows = read[0]?.length ?? 0;
+  summary.rows += referenceRows;
+  const byKey = new Map<string, { key: KeyValues; states: RegionState[] }>();
+  run.regions.forEach((options, index) => {
+    for (const row of read[index] ?? []) {
+      let entry = byKey.get(row.id);
+      if (entry === undefined) {
+        entry = {
+          key: row.key,
+          states: run.regions.map((r) => ({ region: r.region, image: null, version: null })),
+        };
+        byKey.set(row.id, entry);
+      }
+      entry.states[index] = {
+        region: options.region,
+        image: row.image,
+        version: row.version,
+        ...(row.versionError === undefined ? {} : { versionError: row.versionError }),
+      };
+    }
+  });
+  let differed = false;
+  for (const [id, { key, states }] of byKey) {
+    if (judgeKey(context, states) === null) continue;
+    candidates.set(id, { id, key });
+    differed = true;
+  }
+  if (differed) summary.chunksDiffering += 1;
+  return referenceRows;
+}
+
 /** Reads the keys' current state in every region. */
 async function readStates(
   run: VerifyRunOptions,
@@ -348,12 +541,13 @@ async function recheck(
   work: readonly TableWork[],
   connections: ReadonlyMap<string, MysqlConnection>,
   summary: VerifySummary,
-): Promise<Divergence[]> {
+): Promise<{ divergences: Divergence[]; governed: GovernedDivergence[] }> {
   const pending = new Map<string, { table: TableWork; key: Candidate; last?: RegionState[] }>();
   for (const table of work)
     for (const key of table.candidates.values())
       pending.set(`${table.shape.name}\u0000${key.id}`, { table, key });
   const divergent = new Map<string, Divergence>();
+  const governed = new Map<string, GovernedDivergence>();
   const maxRounds = run.rechecks * 3;
   for (let round = 1; round <= maxRounds && pending.size > 0; round += 1) {
     if (run.signal?.aborted === true) break;
@@ -367,16 +561,25 @@ async function recheck(
         const entry = pending.get(id);
         const state = states.get(key.id) as RegionState[];
         if (entry === undefined) continue;
-        const pk: Record<string, KeyValues[number]> = {};
-        table.shape.keyColumns.forEach((c, i) => (pk[c.name] = key.key[i] ?? null));
-        const divergence = assessKey(table.shape.name, key.key, pk, state);
-        if (divergence === null) {
+        let found: boolean;
+        if (table.governed === undefined) {
+          const pk: Record<string, KeyValues[number]> = {};
+          table.shape.keyColumns.forEach((c, i) => (pk[c.name] = key.key[i] ?? null));
+          const divergence = assessKey(table.shape.name, key.key, pk, state);
+          if (divergence !== null) divergent.set(id, divergence);
+          found = divergence !== null;
+        } else {
+          const divergence = assessGovernedKey(table.governed, key.key, state);
+          if (divergence !== null) governed.set(id, divergence);
+          found = divergence !== null;
+        }
+        if (!found) {
           pending.delete(id);
           divergent.delete(id);
+          governed.delete(id);
           summary.resolvedOnRecheck += 1;
           continue;
         }
-        divergent.set(id, divergence);
         const settled = entry.last !== undefined && sameStates(entry.last, state);
         entry.last = state;
         // Judged after `rechecks` rounds, unless it is still changing.
@@ -384,5 +587,5 @@ async function recheck(
       }
     }
   }
-  return [...divergent.values()];
+  return { divergences: [...divergent.values()], governed: [...governed.values()] };
 }

@@ -141,16 +141,38 @@ describe('commands that move or print data, while governance is enforced only in
     [['snapshot', '-c', 'governed.yaml', '-r', 'eu-west']],
     [['snapshot', '-c', 'preview.yaml', '-r', 'eu-west']],
     [['bootstrap', '-c', 'preview.yaml', '-r', 'eu-west']],
-    [['verify', '-c', 'governed.yaml']],
-    [['verify', '-c', 'preview.yaml']],
   ])('%j refuses to start, preview or not', async (argv) => {
     const { code, stderr } = await run(argv, { CDC_MASK_KEY: KEY });
     expect(code).toBe(2);
     expect(stderr).toMatch(
-      /governance\.policies: refusing to start: (snapshot|bootstrap|verify) does not go through the governed publishing path yet/,
+      /governance\.policies: refusing to start: (snapshot|bootstrap) does not go through the governed publishing path yet/,
     );
     expect(stderr).not.toContain(KEY);
   });
+
+  it.each([
+    [['verify', '-c', 'governed.yaml', '--repair']],
+    [['verify', '-c', 'preview.yaml', '--repair', '--tables', 'app.orders,app.people']],
+  ])('%j refuses --repair of a governed table before connecting', async (argv) => {
+    const { code, stderr } = await run(argv, { CDC_MASK_KEY: KEY });
+    expect(code).toBe(2);
+    expect(stderr).toContain(
+      '--repair: refusing to repair governed table(s) app.people: a repair publishes rows directly, outside the governed path',
+    );
+    expect(stderr).not.toContain(KEY);
+  });
+
+  it('lets verify past the governance check, with --repair of ungoverned tables too (it then fails on the unreachable database)', async () => {
+    for (const argv of [
+      ['verify', '-c', 'governed.yaml'],
+      ['verify', '-c', 'governed.yaml', '--repair', '--tables', 'app.orders'],
+    ]) {
+      const { code, stderr } = await run(argv, { CDC_MASK_KEY: KEY });
+      expect(stderr).not.toContain('refusing');
+      expect(code).toBe(1);
+      expect(stderr).not.toContain(KEY);
+    }
+  }, 60_000);
 
   it('lets prepare past the governance check under preview (it then fails on the unreachable database)', async () => {
     const { code, stderr } = await run(['prepare', '-c', 'preview.yaml', '-r', 'eu-west'], {

@@ -4,19 +4,25 @@
  * docs/BOOTSTRAP.md). Exit 0 when they match, 1 when rows diverge (each is
  * listed with both versions and the differing columns) or on failure, 2 for
  * a wrong command line or configuration.
+ *
+ * Tables under a governance policy are compared on what each pair of
+ * regions may hold, through the masks, and every row held where it may not
+ * be is reported too (exit 1); their lines show a hash of the key, never a
+ * value or the key (docs/GOVERNANCE.md, "Verify"). `--repair` refuses them
+ * (exit 2): a repair would publish outside the governed path.
  */
 import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { createKafka } from '../../bus/kafka.js';
 import { compileRegion } from '../../config/compile.js';
-import { refuseUnenforcedGovernance } from '../../config/compile-governance.js';
 import { loadConfigFile } from '../../config/load.js';
+import type { GovernanceOptions } from '../../governance/policy.js';
 import { CdcError, ConfigError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { list, nonNegativeNumber, positiveInt } from '../../snapshot/cli-flags.js';
 import { createProgressView } from '../../snapshot/progress.js';
-import { formatDivergence, formatSummary } from '../../verify/report.js';
-import { runVerify } from '../../verify/verify.js';
+import { formatDivergence, formatGovernedDivergence, formatSummary } from '../../verify/report.js';
+import { governedRepairRefusal, runVerify } from '../../verify/verify.js';
 import { ExitCode, type CommandContext } from '../context.js';
 import { reportConfigError } from '../report.js';
 
@@ -51,7 +57,10 @@ export function registerVerifyCommand(program: Command, context: CommandContext)
     .option('--chunks-per-second <n>', 'at most this many chunks per second (0: no limit)', '20')
     .option('--recheck-delay <ms>', 'wait before reading a differing row again', '5000')
     .option('--rechecks <n>', 'times a differing row is read again before it is reported', '3')
-    .option('--repair', 'publish the winning version of each divergent row so the regions converge')
+    .option(
+      '--repair',
+      'publish the winning version of each divergent row so the regions converge (refused for governed tables)',
+    )
     .option(
       '--progress-interval <ms>',
       'how often progress is logged when not on a terminal',
@@ -60,6 +69,23 @@ export function registerVerifyCommand(program: Command, context: CommandContext)
     .action(async (flags: VerifyFlags) => {
       context.setExitCode(await verify(flags, context));
     });
+}
+
+/**
+ * `--repair` of governed tables is refused before anything connects: a
+ * repair publishes rows directly, not through capture's routing and masking.
+ * A policy names its tables exactly, as `--tables` does, so this is exact;
+ * runVerify checks again on the tables it resolved.
+ */
+function refuseGovernedRepair(
+  governance: GovernanceOptions | undefined,
+  tables: readonly string[],
+): void {
+  const governed = (governance?.policies ?? [])
+    .flatMap((p) => p.tables.map((t) => `${t.schema}.${t.table}`))
+    .filter((name) => tables.length === 0 || tables.includes(name));
+  if (governed.length === 0) return;
+  throw governedRepairRefusal(governed);
 }
 
 async function verify(flags: VerifyFlags, context: CommandContext): Promise<ExitCode> {
@@ -75,12 +101,12 @@ async function verify(flags: VerifyFlags, context: CommandContext): Promise<Exit
     };
     const path = resolve(context.cwd, flags.config);
     const config = await loadConfigFile(path, { env: context.env });
-    refuseUnenforcedGovernance(config, 'verify');
     const names = list(flags.regions);
     const chosen = names.length > 0 ? names : Object.keys(config.regions);
     if (new Set(chosen).size < 2)
       throw new ConfigError(['--regions: name at least two different regions to compare']);
     regions = chosen.map((name) => compileRegion(config, name, { baseDir: dirname(path) }));
+    if (flags.repair === true) refuseGovernedRepair(regions[0]?.governance, list(flags.tables));
   } catch (error: unknown) {
     return reportConfigError(context.io, flags.config, error);
   }
@@ -110,6 +136,7 @@ async function verify(flags: VerifyFlags, context: CommandContext): Promise<Exit
       signal: abort.signal,
     }).finally(() => progress.stop());
     for (const d of result.divergences) out.write(`${formatDivergence(d)}\n`);
+    for (const d of result.governed) out.write(`${formatGovernedDivergence(d)}\n`);
     for (const r of result.repairs) {
       const pk = JSON.stringify(r.pk);
       out.write(
@@ -126,7 +153,9 @@ async function verify(flags: VerifyFlags, context: CommandContext): Promise<Exit
       out.write('verify interrupted: the result covers only what was compared\n');
       return ExitCode.failure;
     }
-    return result.divergences.length === 0 ? ExitCode.ok : ExitCode.failure;
+    return result.divergences.length === 0 && result.governed.length === 0
+      ? ExitCode.ok
+      : ExitCode.failure;
   } catch (error: unknown) {
     if (error instanceof ConfigError) return reportConfigError(context.io, flags.config, error);
     if (error instanceof CdcError) {
