@@ -2,6 +2,8 @@ import { CompressionTypes, type Producer, type ProducerBatch } from 'kafkajs';
 import { silentLogger } from '../core/logger.js';
 import type { Checkpoint, CheckpointStore } from '../state/store.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { messageKey, packRow } from '../bus/envelope.js';
+import { murmur2 } from '../bus/partitioner.js';
 import {
   CapturePublisher,
   DEFAULT_BATCH_MAX_BYTES,
@@ -165,5 +167,55 @@ describe('CapturePublisher', () => {
     expect(sent.map((m) => m.value === null)).toEqual([false, false, true]);
     // Each change counted once, not per output.
     expect(acknowledged).toEqual([{ table: 'db.t', op: 'd', n: 1 }]);
+  });
+
+  it("counts a governed change's v2 copies once, and puts each copy on its key's partition in its topic", async () => {
+    const { producer, requests } = recordingProducer();
+    const acknowledged: { table: string; op: string; n: number }[] = [];
+    const publisher = publisherWith(producer, memoryStore(), {
+      onAcknowledged: (counts) => acknowledged.push(...counts.values()),
+      partitionCounts: (topics) => Promise.resolve(new Map(topics.map((t) => [t, 3]))),
+    });
+    const event = {
+      v: 1 as const,
+      op: 'c' as const,
+      region: 'eu-west',
+      db: 'app',
+      table: 'people',
+      pk: { id: 7 },
+      before: null,
+      after: { id: 7, email: 'x' },
+      hlc: 1,
+      origin: 'eu-west',
+      vv: { 'eu-west': 1 },
+      gtid: null,
+      commitTs: 0,
+    };
+    const key = messageKey('app', 'people', { id: 7 });
+    for (const [topic, counted] of [
+      ['cdc-zone-eu.eu-west.app.people', true],
+      ['cdc-masked-us-east.eu-west.app.people', false],
+    ] as const)
+      publisher.enqueue({
+        kind: 'row',
+        topic,
+        key,
+        row: packRow(event),
+        table: 'app.people',
+        op: 'c',
+        commitTs: 0,
+        ...(counted ? {} : { counted: false }),
+      });
+    publisher.enqueue({ kind: 'commit', position: '0-1-1' });
+    await publisher.drain();
+    expect(acknowledged).toEqual([{ table: 'app.people', op: 'c', n: 1 }]);
+    const placed = requests.flatMap((r) =>
+      (r.topicMessages ?? []).flatMap((t) => t.messages.map((m) => [t.topic, m.partition])),
+    );
+    const partition = (murmur2(Buffer.from(key)) & 0x7fffffff) % 3;
+    expect(placed).toEqual([
+      ['cdc-zone-eu.eu-west.app.people', partition],
+      ['cdc-masked-us-east.eu-west.app.people', partition],
+    ]);
   });
 });
