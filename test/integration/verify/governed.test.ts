@@ -1,0 +1,214 @@
+/**
+ * `verify` under governance policies (issue 16, docs/GOVERNANCE.md
+ * "Verify"): three regions, two of them in zone eu, the governance tests'
+ * policy (test/support/governance.ts), daemons in this process, verify run
+ * as `cdc-replicator verify` in its own process (its stdout and its log).
+ *
+ * - Once replication converged, verify exits 0 although us-east holds the
+ *   DE row masked: masked columns are compared through their masks.
+ * - A masked column corrupted in us-east (plaintext in one, another hash in
+ *   another) and a CH row written straight into us-east (outside capture)
+ *   are reported, exit 1, and nothing verify prints holds a governed value
+ *   or the key.
+ * - `--repair` refuses the governed table.
+ */
+import { jest } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type mysql from 'mysql2/promise';
+import { startCluster, tableContent, waitFor, type Cluster } from '../../support/cluster.js';
+import { CLI, writeConfigFile } from '../../support/daemon-process.js';
+import {
+  CH,
+  DE,
+  DE_MASKED,
+  GOVERNANCE_YAML,
+  GOVERNED_DDL,
+  GOVERNED_REGIONS,
+  MASK_KEY,
+  US,
+  hmacHex,
+} from '../../support/governance.js';
+
+jest.setTimeout(300_000);
+
+/** A CH row written in us-east outside capture: it may live only in zone eu. */
+const SMUGGLED = {
+  id: 20,
+  country: 'CH',
+  email: 'smuggled.person.6612@example.ch',
+  phone: '+41 31 5550 4410',
+  note: 'smuggled note Marktgasse 5',
+  name: 'Smuggled Personname',
+};
+
+/** Every governed value verify must never print (plaintexts and masked values alike). */
+const GOVERNED_VALUES = [
+  DE.email,
+  DE.phone,
+  DE.note,
+  DE.name,
+  CH.email,
+  CH.phone,
+  CH.note,
+  CH.name,
+  SMUGGLED.email,
+  SMUGGLED.phone,
+  SMUGGLED.note,
+  SMUGGLED.name,
+  DE_MASKED.email,
+  hmacHex('a value that is no one’s email'),
+  MASK_KEY,
+];
+
+describe('verify under governance policies (3 regions, two in zone eu)', () => {
+  let cluster: Cluster;
+  let dir: string;
+  let configFile: string;
+  let failed = false;
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      regions: GOVERNED_REGIONS,
+      tables: ['app.people', 'app.vault'],
+      ddl: GOVERNED_DDL,
+      extraYaml: GOVERNANCE_YAML,
+      env: { CDC_MASK_KEY: MASK_KEY },
+      keepDir: () => failed,
+    });
+    dir = mkdtempSync(join(tmpdir(), 'cdc-governed-verify-'));
+    configFile = writeConfigFile(dir, cluster.yaml);
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `cdc-replicator verify` in its own process, its log at debug level. */
+  function verify(args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [
+          CLI,
+          'verify',
+          '--config',
+          configFile,
+          '--recheck-delay',
+          '500',
+          '--rechecks',
+          '2',
+          ...args,
+        ],
+        {
+          env: { ...process.env, CDC_MASK_KEY: MASK_KEY, CDC_LOG_LEVEL: 'debug' },
+          maxBuffer: 64 * 1024 * 1024,
+        },
+        (error, stdout, stderr) => {
+          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  async function rowsOf(region: string): Promise<mysql.RowDataPacket[]> {
+    const db = await cluster.db(region);
+    const [rows] = await db.query<mysql.RowDataPacket[]>(
+      'SELECT id, country, email, phone, note, name FROM app.people ORDER BY id',
+    );
+    return rows;
+  }
+
+  it('exits 0 once replication converged, with the DE row masked in us-east', async () => {
+    try {
+      const euWest = await cluster.db('eu-west');
+      for (const row of [DE, CH, US]) await euWest.query('INSERT INTO app.people SET ?', [row]);
+      const source = await tableContent(euWest, 'app.people');
+      const euCentral = await cluster.db('eu-central');
+      await waitFor(
+        async () => (await tableContent(euCentral, 'app.people')) === source,
+        60_000,
+        async () => `eu-central holds ${await tableContent(euCentral, 'app.people')}`,
+      );
+      await waitFor(
+        async () => (await rowsOf('us-east')).map((r) => Number(r.id)).join(',') === '1,3',
+        60_000,
+        async () => `us-east holds ${JSON.stringify(await rowsOf('us-east'))}`,
+      );
+      expect({ ...(await rowsOf('us-east'))[0] }).toEqual(DE_MASKED);
+
+      const result = await verify();
+      expect(result.stdout).toContain(
+        'verify eu-west,eu-central,us-east: regions match; 2 tables (2 governed: compared row by row through the masks), 3 rows in 2 chunks',
+      );
+      expect(result.code).toBe(0);
+      for (const value of GOVERNED_VALUES) {
+        expect(result.stdout).not.toContain(value);
+        expect(result.stderr).not.toContain(value);
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  it('reports a corrupted masked column and a row held where it may not be, printing no value', async () => {
+    try {
+      const usEast = await cluster.db('us-east');
+      // Outside capture (no binlog): plaintext in one masked column, another hash in another.
+      await usEast.query('SET SESSION sql_log_bin = 0');
+      await usEast.query('UPDATE app.people SET name = ?, email = ? WHERE id = 1', [
+        DE.name,
+        hmacHex('a value that is no one’s email'),
+      ]);
+      await usEast.query('INSERT INTO app.people SET ?', [SMUGGLED]);
+      await usEast.query('SET SESSION sql_log_bin = 1');
+
+      const result = await verify();
+      const out = `${result.stdout}\n${result.stderr}`;
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(
+        'verify eu-west,eu-central,us-east: 1 divergent row, 2 rows held where not allowed; 2 tables',
+      );
+      const lines = result.stdout.split('\n');
+      const corrupted = lines.findIndex((l) =>
+        /^NOT ALLOWED app\.people key hmac:[0-9a-f]{64} \(policy people-eu\): us-east may hold this row only masked, but name holds what no mask produces \(plain values\); /.test(
+          l,
+        ),
+      );
+      expect(corrupted).toBeGreaterThanOrEqual(0);
+      expect(lines.slice(corrupted + 1, corrupted + 6).join('\n')).toMatch(
+        /eu-west {5}may hold plain {3}row {5}version eu-west@\d+[^\n]*\n {2}eu-central {2}may hold plain {3}row[^\n]*\n {2}us-east {5}may hold masked {2}row {5}version us-east@\d+[^\n]*\n {2}eu-west \/ us-east: columns email, name differ \(through the masks\)\n {2}eu-central \/ us-east: columns email, name differ \(through the masks\)/,
+      );
+      const smuggled = lines.findIndex((l) =>
+        /^NOT ALLOWED app\.people key hmac:[0-9a-f]{64} \(policy people-eu\): us-east holds a row it may not hold/.test(
+          l,
+        ),
+      );
+      expect(smuggled).toBeGreaterThanOrEqual(0);
+      expect(lines.slice(smuggled + 1, smuggled + 6).join('\n')).toContain(
+        '  us-east     may not hold     row     version us-east@',
+      );
+      // Nothing else to say of it: the zone regions agree, us-east's copy is compared with nobody.
+      expect(lines[smuggled]?.endsWith('us-east holds a row it may not hold')).toBe(true);
+      // Never a value, never the key.
+      for (const value of GOVERNED_VALUES) expect(out).not.toContain(value);
+      expect(result.stdout).not.toMatch(/"id"|pk \{/);
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  it('refuses --repair of the governed tables (exit 2)', async () => {
+    const result = await verify(['--repair']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      '--repair: refusing to repair governed table(s) app.people, app.vault: a repair publishes rows directly, outside the governed path',
+    );
+  });
+});
