@@ -15,7 +15,6 @@
  * Run once per capture envelope (2, the default, and 1): both route alike.
  */
 import { jest } from '@jest/globals';
-import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -36,73 +35,23 @@ import {
   writeConfigFile,
   type DaemonProcess,
 } from '../../support/daemon-process.js';
+import {
+  CH,
+  DE,
+  GOVERNANCE_YAML,
+  GOVERNED_DDL as DDL,
+  GOVERNED_REGIONS,
+  MASK_KEY,
+  US,
+  hmacHex,
+} from '../../support/governance.js';
 import { readTopicsToEnd } from '../../support/kafka.js';
 
 jest.setTimeout(300_000);
 
-const REGIONS = ['eu-west', 'eu-central', 'us-east'];
-const MASK_KEY = 'governance-test-key-0123456789-abcdef';
+const REGIONS = GOVERNED_REGIONS;
 const PREFIX = 'cdc';
 
-const GOVERNANCE_YAML = `governance:
-  preview: true
-  zones: { eu: [eu-west, eu-central] }
-  policies:
-    - name: people-eu
-      tables: [app.people]
-      residency:
-        column: country
-        rules:
-          - { in: [DE, FR], zone: eu, masked: [us-east] }
-          - { in: [CH], zone: eu }
-        default: all
-      masking:
-        email: { hmac: { key: '\${CDC_MASK_KEY}' } }
-        phone: nullify
-        note: { redact: '***' }
-        name: { truncate: 1 }
-    - name: vault-nowhere
-      tables: [app.vault]
-      residency: { default: none }
-`;
-
-const DDL = [
-  'CREATE DATABASE app',
-  `CREATE TABLE app.people (
-     id INT PRIMARY KEY,
-     country CHAR(2) NOT NULL,
-     email VARCHAR(255),
-     phone VARCHAR(32),
-     note TEXT,
-     name VARCHAR(100)
-   ) DEFAULT CHARSET = utf8mb4`,
-  'CREATE TABLE app.vault (id INT PRIMARY KEY, secret VARCHAR(64))',
-];
-
-const DE = {
-  id: 1,
-  country: 'DE',
-  email: 'anna.schmidt.7731@example.de',
-  phone: '+49 30 5550 1937',
-  note: 'Prefers contact by letter, Schlossallee 12',
-  name: 'Anna Schmidtbauer',
-};
-const CH = {
-  id: 2,
-  country: 'CH',
-  email: 'urs.meierhans.4410@example.ch',
-  phone: '+41 44 5550 2846',
-  note: 'Account under review, Bahnhofstrasse 8',
-  name: 'Urs Meierhans',
-};
-const US = {
-  id: 3,
-  country: 'US',
-  email: 'jo.public@example.com',
-  phone: '+1 212 555 0100',
-  note: 'plain everywhere',
-  name: 'Jo Public',
-};
 const FORGED = {
   id: 10,
   country: 'DE',
@@ -111,12 +60,6 @@ const FORGED = {
   note: 'forged note Leopoldstrasse 3',
   name: 'Forged Personname',
 };
-
-/** The hmac mask, computed here from its definition: HMAC-SHA256 over the UTF-8 text, lowercase hex. */
-const hmacHex = (text: string): string =>
-  createHmac('sha256', Buffer.from(MASK_KEY, 'utf8'))
-    .update(Buffer.from(text, 'utf8'))
-    .digest('hex');
 
 /** What us-east must never see: every masked column's plaintext of DE and CH, and everything of CH. */
 const SECRETS = [DE.email, DE.phone, DE.note, DE.name, CH.email, CH.phone, CH.note, CH.name];
