@@ -17,17 +17,26 @@ export interface ChunkRegion {
   stop: () => Promise<void>;
 }
 
+/** `app.t`, the table the race tests use. */
+const RACE_TABLE = {
+  name: 't',
+  ddl: 'CREATE TABLE app.t (id INT PRIMARY KEY, val BIGINT NOT NULL DEFAULT 0, note VARCHAR(40))',
+};
+
 /**
  * Starts one region of `engine` with `app.t (id INT PRIMARY KEY, val BIGINT,
- * note VARCHAR(40))` prepared (visible version columns on MySQL 8.0.12),
- * for tests that race applier chunks and local transactions on it.
+ * note VARCHAR(40))` (or the given tables of schema `app`) prepared (visible
+ * version columns on MySQL 8.0.12), for tests that race applier chunks and
+ * local transactions on it. The chunk applier writes the first table.
  */
 export async function startChunkRegion(settings: {
   engine: DatabaseEngine;
   region: string;
   dirPrefix: string;
   connectionLimit: number;
+  tables?: readonly { name: string; ddl: string }[];
 }): Promise<ChunkRegion> {
+  const tables = settings.tables ?? [RACE_TABLE];
   const { engine, region } = settings;
   const dir = mkdtempSync(join(tmpdir(), settings.dirPrefix));
   const sandbox = await startSandbox({
@@ -36,15 +45,13 @@ export async function startChunkRegion(settings: {
     redis: false,
   });
   const options = sandboxRegionOptions(sandbox, region, {
-    tables: ['app.t'],
+    tables: tables.map((t) => `app.${t.name}`),
     stateDir: dir,
   }).options;
   const admin = await mysql.createConnection(clientOptions(options.mysql));
   try {
     await admin.query('CREATE DATABASE app');
-    await admin.query(
-      'CREATE TABLE app.t (id INT PRIMARY KEY, val BIGINT NOT NULL DEFAULT 0, note VARCHAR(40))',
-    );
+    for (const table of tables) await admin.query(table.ddl);
     await applyPrepare(
       admin,
       await planPrepare(admin, options, options.internalSchema, {
@@ -63,7 +70,7 @@ export async function startChunkRegion(settings: {
     region,
     internalSchema: options.internalSchema,
     schema: 'app',
-    table: 't',
+    table: (tables[0] as { name: string }).name,
   });
   return {
     options,

@@ -1,14 +1,9 @@
 import { jest } from '@jest/globals';
-import mysql from 'mysql2/promise';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type mysql from 'mysql2/promise';
 import { integerKeyHash } from '../../../src/apply/batch-applier.js';
-import { clientOptions } from '../../../src/mysql/connection.js';
 import { describeTable } from '../../../src/mysql/introspect.js';
-import { applyPrepare, planPrepare } from '../../../src/prepare/prepare.js';
-import { startSandbox, type DatabaseEngine, type Sandbox } from '../../../src/sandbox/index.js';
-import { sandboxRegionOptions } from '../../support/config.js';
+import type { DatabaseEngine } from '../../../src/sandbox/index.js';
+import { startChunkRegion, type ChunkRegion } from '../../support/chunk-region.js';
 import { seededRandom } from '../../support/random.js';
 
 /**
@@ -32,37 +27,32 @@ const EDGES = [
 ];
 
 describe.each<DatabaseEngine>(['mariadb', 'mysql8'])('integer key hashes (%s)', (engine) => {
-  let sandbox: Sandbox;
-  let connection: mysql.Connection;
-  let dir: string;
+  let region: ChunkRegion;
+  let connection: mysql.PoolConnection;
   let tombstones: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'key-hash-'));
-    sandbox = await startSandbox({ regions: [{ name: 'ra', engine }], kafka: false, redis: false });
-    const options = sandboxRegionOptions(sandbox, 'ra', {
-      tables: ['app.single', 'app.pair'],
-      stateDir: dir,
-    }).options;
-    tombstones = `\`${options.internalSchema}\`._cdc_tombstones`;
-    connection = await mysql.createConnection(clientOptions(options.mysql));
-    await connection.query('CREATE DATABASE app');
-    await connection.query('CREATE TABLE app.single (id BIGINT PRIMARY KEY, v INT)');
-    await connection.query(
-      'CREATE TABLE app.pair (a TINYINT, b BIGINT UNSIGNED, v INT, PRIMARY KEY (a, b))',
-    );
-    await applyPrepare(
-      connection,
-      await planPrepare(connection, options, options.internalSchema, {
-        visibleVersionColumns: engine === 'mysql8',
-      }),
-    );
+    region = await startChunkRegion({
+      engine,
+      region: 'ra',
+      dirPrefix: 'key-hash-',
+      connectionLimit: 2,
+      tables: [
+        { name: 'single', ddl: 'CREATE TABLE app.single (id BIGINT PRIMARY KEY, v INT)' },
+        {
+          name: 'pair',
+          ddl: 'CREATE TABLE app.pair (a TINYINT, b BIGINT UNSIGNED, v INT, PRIMARY KEY (a, b))',
+        },
+      ],
+    });
+    tombstones = `\`${region.options.internalSchema}\`._cdc_tombstones`;
+    // A plain session: the triggers run for its writes.
+    connection = await region.pool.getConnection();
   });
 
   afterAll(async () => {
-    await connection?.end();
-    await sandbox?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    connection?.release();
+    await region?.stop();
   });
 
   /** Inserts and deletes `keys` locally (the trigger writes their tombstones) and returns the stored hashes in order. */
