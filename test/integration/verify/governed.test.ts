@@ -166,13 +166,14 @@ describe('verify under governance policies (3 regions, two in zone eu)', () => {
         hmacHex('a value that is no one’s email'),
       ]);
       await usEast.query('INSERT INTO app.people SET ?', [SMUGGLED]);
+      await usEast.query('INSERT INTO app.people SET ?', [{ ...SMUGGLED, id: 21 }]);
       await usEast.query('SET SESSION sql_log_bin = 1');
 
       const result = await verify();
       const out = `${result.stdout}\n${result.stderr}`;
       expect(result.code).toBe(1);
       expect(result.stdout).toContain(
-        'verify eu-west,eu-central,us-east: 1 divergent row, 2 rows held where not allowed; 2 tables',
+        'verify eu-west,eu-central,us-east: 1 divergent row, 3 rows held where not allowed; 2 tables',
       );
       const lines = result.stdout.split('\n');
       const corrupted = lines.findIndex((l) =>
@@ -198,6 +199,18 @@ describe('verify under governance policies (3 regions, two in zone eu)', () => {
       // Never a value, never the key.
       for (const value of GOVERNED_VALUES) expect(out).not.toContain(value);
       expect(result.stdout).not.toMatch(/"id"|pk \{/);
+
+      // One-row chunks: the last chunk (after id 3) holds two rows in us-east, so it is
+      // split along us-east's keys; the verdicts are the same.
+      const small = await verify(['--chunk-size', '1']);
+      expect(small.code).toBe(1);
+      expect(small.stdout).toContain(
+        'verify eu-west,eu-central,us-east: 1 divergent row, 3 rows held where not allowed; 2 tables (2 governed: compared row by row through the masks), 3 rows in 7 chunks',
+      );
+      const keys = (text: string) => text.match(/key hmac:[0-9a-f]{64}/g)?.sort();
+      expect(keys(small.stdout)).toEqual(keys(result.stdout));
+      for (const value of GOVERNED_VALUES)
+        expect(`${small.stdout}${small.stderr}`).not.toContain(value);
     } catch (err) {
       failed = true;
       throw err;
