@@ -5,10 +5,12 @@
  * as `cdc-replicator verify` in its own process (its stdout and its log).
  *
  * - Once replication converged, verify exits 0 although us-east holds the
- *   DE row masked: masked columns are compared through their masks.
+ *   DE row masked: masked columns are compared through their masks; and so
+ *   it does while eu-west and us-east keep writing governed rows (changes
+ *   in flight, masked copies catching up, are rechecked, not reported).
  * - A masked column corrupted in us-east (plaintext in one, another hash in
- *   another) and a CH row written straight into us-east (outside capture)
- *   are reported, exit 1, and nothing verify prints holds a governed value
+ *   another) and CH rows written straight into us-east (outside capture)
+ *   are reported, with one-row chunks too, exit 1, and nothing verify prints holds a governed value
  *   or the key.
  * - `--repair` refuses the governed table.
  */
