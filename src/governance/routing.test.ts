@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto';
 
-import { Secret } from '../core/secret.js';
 import type { GovernancePolicy, RowValues, Zones } from './policy.js';
 import {
   columnTypeInfo,
@@ -10,6 +9,7 @@ import {
   routeRow,
   type GovernanceLayout,
 } from './routing.js';
+import { issueMasks, peoplePolicy } from './people-policy.fixture.js';
 
 const KEY = 'test-key-0123456789abcdef';
 const REGIONS = ['us-east', 'eu-west', 'eu-central'];
@@ -17,24 +17,7 @@ const ZONES: Zones = { eu: ['eu-west', 'eu-central'] };
 const LAYOUT: GovernanceLayout = { topicPrefix: 'cdc', zones: ZONES, regions: REGIONS };
 const FROM_EU_WEST = { sourceRegion: 'eu-west', db: 'app', table: 'people' };
 
-const PEOPLE: GovernancePolicy = {
-  name: 'people-eu',
-  tables: [{ schema: 'app', table: 'people' }],
-  residency: {
-    column: 'country',
-    rules: [
-      { values: ['DE', 'FR'], zone: 'eu', masked: ['us-east'] },
-      { values: ['CH'], zone: 'eu', masked: [] },
-    ],
-    default: { kind: 'all' },
-  },
-  masking: new Map([
-    ['email', { kind: 'hmac', key: new Secret(KEY) }],
-    ['phone', { kind: 'nullify' }],
-    ['note', { kind: 'redact', text: '***' }],
-    ['name', { kind: 'truncate', length: 1 }],
-  ]),
-};
+const PEOPLE = peoplePolicy(issueMasks(KEY));
 
 const TYPES = {
   id: 'int(11)',

@@ -9,23 +9,12 @@ import {
   rowTopics,
   topicsReadableBy,
 } from './topics.js';
+import { peoplePolicy } from './people-policy.fixture.js';
 
 const REGIONS = ['us-east', 'eu-west', 'eu-central'];
 const ZONES: Zones = { eu: ['eu-west', 'eu-central'] };
 
-const PEOPLE: GovernancePolicy = {
-  name: 'people-eu',
-  tables: [{ schema: 'app', table: 'people' }],
-  residency: {
-    column: 'country',
-    rules: [
-      { values: ['DE', 'FR'], zone: 'eu', masked: ['us-east'] },
-      { values: ['CH'], zone: 'eu', masked: [] },
-    ],
-    default: { kind: 'all' },
-  },
-  masking: new Map([['email', { kind: 'nullify' }]]),
-};
+const PEOPLE = peoplePolicy();
 
 describe('governed topics', () => {
   it("keeps today's topic for unrestricted rows and puts the audience in the prefix", () => {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createHash, createHmac } from 'node:crypto';
 import type { RowImage } from '../bus/envelope.js';
-import { Secret } from '../core/secret.js';
 import { columnTypeInfo } from '../governance/routing.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { RowVersion } from '../versioning/version.js';
@@ -15,28 +14,12 @@ import {
   type GovernedTableContext,
 } from './governed.js';
 import { formatGovernedDivergence, formatVersion } from './report.js';
+import { issueMasks, peoplePolicy } from '../governance/people-policy.fixture.js';
 
 const KEY = 'test-key-0123456789abcdef';
 const REGIONS = ['eu-west', 'eu-central', 'us-east'];
 
-const POLICY: GovernancePolicy = {
-  name: 'people-eu',
-  tables: [{ schema: 'app', table: 'people' }],
-  residency: {
-    column: 'country',
-    rules: [
-      { values: ['DE', 'FR'], zone: 'eu', masked: ['us-east'] },
-      { values: ['CH'], zone: 'eu', masked: [] },
-    ],
-    default: { kind: 'all' },
-  },
-  masking: new Map([
-    ['email', { kind: 'hmac', key: new Secret(KEY) }],
-    ['phone', { kind: 'nullify' }],
-    ['note', { kind: 'redact', text: '***' }],
-    ['name', { kind: 'truncate', length: 1 }],
-  ]),
-};
+const POLICY = peoplePolicy(issueMasks(KEY));
 
 const TYPES: Record<string, string> = {
   id: 'int(11)',
