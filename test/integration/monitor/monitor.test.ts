@@ -114,7 +114,7 @@ describe('lag monitor', () => {
     expect(strict.code).toBe(1);
   });
 
-  it('reports the lag of a paused applier: it peaks at 3-4.5 s and returns under 1 s', async () => {
+  it('reports the lag of a paused applier: it peaks at 2.7-4.5 s and returns under 1 s', async () => {
     const apply = cluster.daemons.get('west')?.apply;
     if (apply === undefined) throw new Error('west has no apply stage');
     const samples: { atMs: number; lag: number }[] = [];
@@ -140,8 +140,12 @@ describe('lag monitor', () => {
     const tail = samples.filter((s) => s.atMs >= resumedAt + 5000).map((s) => s.lag);
     const trace = samples.map((s) => `${s.atMs - pausedAt}:${s.lag.toFixed(2)}`).join(' ');
     // The sample trace makes a failure readable: "ms since pause:lag" pairs.
-    if (peak < 3 || peak > 4.5) throw new Error(`peak lag ${peak} s outside 3-4.5 s: ${trace}`);
-    expect(peak).toBeGreaterThanOrEqual(3);
+    // The lag grows by 1 s/s for the 3 s pause from its baseline (tens of ms), and
+    // a resumed applier may catch up before the next sample: samples are at least
+    // 100 ms apart, so the highest one can be read up to ~150 ms before the resume
+    // (CI once saw 2.95 s).
+    if (peak < 2.7 || peak > 4.5) throw new Error(`peak lag ${peak} s outside 2.7-4.5 s: ${trace}`);
+    expect(peak).toBeGreaterThanOrEqual(2.7);
     expect(peak).toBeLessThanOrEqual(4.5);
     expect(tail.length).toBeGreaterThan(10);
     const worstTail = Math.max(...tail);
