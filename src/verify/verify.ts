@@ -150,10 +150,13 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
       if (run.signal?.aborted === true) break;
       run.progress.add(shape.name, shape.name, await estimateRows(refConnection, shape));
       const governed = contexts.get(shape.name);
-      const candidates =
+      // Governed tables: each chunk's rows are read from every region and judged in
+      // Node (judgeKey), since a checksum cannot apply residency or masks.
+      const candidates = await scanTable(run, shape, connections, pacer, (after, atMost, found) =>
         governed === undefined
-          ? await scanTable(run, shape, connections, pacer, summary)
-          : await scanGovernedTable(run, shape, governed, connections, pacer, summary);
+          ? compareRange(run, shape, connections, after, atMost, found, summary)
+          : compareGovernedRange(run, shape, governed, connections, after, atMost, found, summary),
+      );
       work.push({ shape, candidates, governed });
     }
     result.interrupted = run.signal?.aborted === true;
@@ -269,13 +272,22 @@ async function chunkEnd(
   return shape.keyColumns.map((c) => image[c.name] ?? null);
 }
 
-/** Pass 1 and 2 over one table: the keys that differ at first sight. */
+/**
+ * Pass 1 and 2 over one table, chunk by chunk along the first region's keys,
+ * paced: the keys that differ at first sight. `compare` checks one chunk
+ * `(after, atMost]`, adds what differs to `found` and returns the first
+ * region's row count there.
+ */
 async function scanTable(
   run: VerifyRunOptions,
   shape: TableShape,
   connections: ReadonlyMap<string, MysqlConnection>,
   pacer: Pacer,
-  summary: VerifySummary,
+  compare: (
+    after: KeyValues | null,
+    atMost: KeyValues | null,
+    found: Map<string, Candidate>,
+  ) => Promise<number>,
 ): Promise<Map<string, Candidate>> {
   const reference = connections.get(run.regions[0]?.region ?? '') as MysqlConnection;
   const candidates = new Map<string, Candidate>();
@@ -285,7 +297,7 @@ async function scanTable(
     if (run.signal?.aborted === true) return candidates;
     await pacer.take();
     const atMost = await chunkEnd(reference, shape, after, run.chunkSize);
-    rows += await compareRange(run, shape, connections, after, atMost, candidates, summary);
+    rows += await compare(after, atMost, candidates);
     run.progress.update(shape.name, rows);
     if (atMost === null) break;
     after = atMost;
@@ -369,46 +381,6 @@ function governedContext(
     columns: new Map(shape.dataColumns.map((c) => [c.name, c])),
     keyColumns: shape.keyColumns,
   };
-}
-
-/**
- * Pass 1 over a governed table: the same chunks and pacing as
- * {@link scanTable}, but each chunk's rows are read from every region and
- * judged in Node ({@link judgeKey}), since a checksum cannot apply residency
- * or masks.
- */
-async function scanGovernedTable(
-  run: VerifyRunOptions,
-  shape: TableShape,
-  context: GovernedTableContext,
-  connections: ReadonlyMap<string, MysqlConnection>,
-  pacer: Pacer,
-  summary: VerifySummary,
-): Promise<Map<string, Candidate>> {
-  const reference = connections.get(run.regions[0]?.region ?? '') as MysqlConnection;
-  const candidates = new Map<string, Candidate>();
-  let after: KeyValues | null = null;
-  let rows = 0;
-  for (;;) {
-    if (run.signal?.aborted === true) return candidates;
-    await pacer.take();
-    const atMost = await chunkEnd(reference, shape, after, run.chunkSize);
-    rows += await compareGovernedRange(
-      run,
-      shape,
-      context,
-      connections,
-      after,
-      atMost,
-      candidates,
-      summary,
-    );
-    run.progress.update(shape.name, rows);
-    if (atMost === null) break;
-    after = atMost;
-  }
-  run.progress.finish(shape.name, rows);
-  return candidates;
 }
 
 /**
