@@ -1,15 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { RowImage } from '../bus/envelope.js';
 import { columnTypeInfo } from '../governance/routing.js';
-import type { GovernancePolicy } from '../governance/policy.js';
+import { keyHash } from '../governance/key-hash.js';
 import type { RowVersion } from '../versioning/version.js';
 import type { RegionState } from './diff.js';
 import {
   assessGovernedKey,
   comparePair,
   judgeKey,
-  keyHash,
   unmaskedColumns,
   type GovernedTableContext,
 } from './governed.js';
@@ -304,26 +303,5 @@ describe('assessGovernedKey and its report', () => {
     );
     expect(text).toContain('  eu-west / eu-central: only eu-west holds the row');
     expect(text).toContain('  us-east     may not hold     no row ');
-  });
-});
-
-describe('keyHash', () => {
-  it('is HMAC-SHA256 under the policy hmac key over length-prefixed canonical texts', () => {
-    const expected = createHmac('sha256', Buffer.from(KEY, 'utf8')).update('2:42').digest('hex');
-    expect(keyHash(POLICY, CONTEXT.keyColumns, [42])).toBe(`hmac:${expected}`);
-    expect(keyHash(POLICY, CONTEXT.keyColumns, ['42'])).toBe(`hmac:${expected}`);
-    const composite = [columnTypeInfo('a', 'int(11)'), columnTypeInfo('b', 'varchar(10)')];
-    const two = createHmac('sha256', Buffer.from(KEY, 'utf8')).update('1:72:ab').digest('hex');
-    expect(keyHash(POLICY, composite, [7, 'ab'])).toBe(`hmac:${two}`);
-  });
-
-  it('is SHA-256 when the policy has no hmac key', () => {
-    const policy: GovernancePolicy = {
-      ...POLICY,
-      masking: new Map([['phone', { kind: 'nullify' }]]),
-    };
-    expect(keyHash(policy, CONTEXT.keyColumns, [42])).toBe(
-      `sha256:${createHash('sha256').update('2:42').digest('hex')}`,
-    );
   });
 });

@@ -18,14 +18,9 @@
  *
  * Nothing here returns a value: verdicts name regions, columns and versions.
  */
-import { createHash, createHmac } from 'node:crypto';
 import type { JsonScalar, RowImage } from '../bus/envelope.js';
-import {
-  canonicalText,
-  decodeBase64,
-  typeArguments,
-  valueClassOf,
-} from '../governance/canonical.js';
+import { decodeBase64, typeArguments, valueClassOf } from '../governance/canonical.js';
+import { keyHash } from '../governance/key-hash.js';
 import { applyMask } from '../governance/masks.js';
 import type {
   ColumnTypeInfo,
@@ -330,37 +325,6 @@ export function differingColumnsOf(judgement: GovernedJudgement): string[] {
   for (const p of judgement.pairs)
     if (p.verdict.kind === 'differs') for (const c of p.verdict.columns) out.add(c);
   return [...out];
-}
-
-/**
- * The hash of a key that governed output shows instead of the key:
- * `hmac:` + lowercase hex of HMAC-SHA256 keyed with the policy's first `hmac`
- * mask key (in file order), or `sha256:` + lowercase hex of SHA-256 when the
- * policy has no hmac key. The message is each key column's canonical text
- * (docs/GOVERNANCE.md, "Canonical text") preceded by its byte length in
- * decimal and `:`, in key order; NULL (never in a primary key) as `N`.
- */
-export function keyHash(
-  policy: GovernancePolicy,
-  keyColumns: readonly ColumnTypeInfo[],
-  key: readonly (EncodedValue | JsonScalar)[],
-): string {
-  const parts: Buffer[] = [];
-  keyColumns.forEach((column, i) => {
-    const text = canonicalText(column, key[i] ?? null);
-    parts.push(
-      text === null ? Buffer.from('N') : Buffer.concat([Buffer.from(`${text.length}:`), text]),
-    );
-  });
-  const message = Buffer.concat(parts);
-  const hmac = [...policy.masking.values()].find((m) => m.kind === 'hmac');
-  if (hmac?.kind === 'hmac') {
-    const digest = createHmac('sha256', Buffer.from(hmac.key.reveal(), 'utf8'))
-      .update(message)
-      .digest('hex');
-    return `hmac:${digest}`;
-  }
-  return `sha256:${createHash('sha256').update(message).digest('hex')}`;
 }
 
 /** What one region holds of a governed key, without its values. */
