@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 
 import type { EnvSource } from '../config/env.js';
+import { registerAuditCommand } from './commands/audit.js';
 import { registerBootstrapCommand } from './commands/bootstrap.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo.js';
@@ -86,5 +87,6 @@ function buildProgram(context: CommandContext): Command {
   registerBootstrapCommand(program, context);
   registerVerifyCommand(program, context);
   registerDeadLettersCommand(program, context);
+  registerAuditCommand(program, context);
   return program;
 }

@@ -13,6 +13,8 @@ export interface ReadToEndOptions {
   readonly timeoutMs: number;
   /** Told when the throwaway group could not be deleted (it expires by itself). */
   readonly onGroupLeft: (groupId: string, error: Error) => void;
+  /** What the throwaway group is named after, under the prefix: `_dlq-reader` unless told. */
+  readonly groupName?: string;
 }
 
 export interface ReadToEndResult {
@@ -23,8 +25,8 @@ export interface ReadToEndResult {
 }
 
 /** A consumer group of its own per run, so reading never moves any daemon's offsets. */
-export function readerGroupId(topicPrefix: string): string {
-  return `${topicPrefix}._dlq-reader.${randomBytes(6).toString('hex')}`;
+export function readerGroupId(topicPrefix: string, name = '_dlq-reader'): string {
+  return `${topicPrefix}.${name}.${randomBytes(6).toString('hex')}`;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function readTopicsToEnd(
 ): Promise<ReadToEndResult> {
   const admin = kafka.admin();
   await admin.connect();
-  const groupId = readerGroupId(options.topicPrefix);
+  const groupId = readerGroupId(options.topicPrefix, options.groupName);
   let consumer: Consumer | undefined;
   try {
     const existing = new Set(await admin.listTopics());
