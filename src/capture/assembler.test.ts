@@ -132,6 +132,34 @@ describe('TransactionAssembler: column types (schema.autoAddColumns)', () => {
     }
   });
 
+  it("leaves a governed table's key hash out of images and types (both servers binlog it)", () => {
+    const a = assembler();
+    a.push({ kind: 'begin', gtid: '1-1-13' });
+    const hash = Buffer.alloc(32, 7);
+    const row = { id: 1, tier: 'a', _cdc_ts: '2023-11-14 22:13:20.500000', _cdc_ver: null };
+    const withHash = { ...row, _cdc_key_hash: hash };
+    const types = { ...columnTypes, _cdc_key_hash: 'binary(32)' };
+    const push = (op: 'insert' | 'update' | 'delete', rows: unknown[]): CaptureOutput[] =>
+      a.push({
+        kind: 'rows',
+        op,
+        schema: 'app',
+        table: 't',
+        primaryKey: ['id'],
+        rows: rows as never,
+        timestampMs: 1_700_000_000_000,
+        columnTypes: types,
+      });
+    const inserted = push('insert', [withHash]);
+    const updated = push('update', [{ before: withHash, after: { ...withHash, tier: 'b' } }]);
+    for (const out of [inserted, updated]) {
+      const event = out[0]?.kind === 'change' ? out[0].event : undefined;
+      expect(event?.types).toEqual({ id: 'int(11)', tier: "enum('a','b''c')" });
+      expect(Object.keys(event?.after ?? {})).toEqual(['id', 'tier']);
+      expect(Object.keys(event?.before ?? { id: 1, tier: 'a' })).toEqual(['id', 'tier']);
+    }
+  });
+
   it('sends no types when the reader was not asked for them', () => {
     const a = assembler();
     a.push({ kind: 'begin', gtid: '1-1-12' });

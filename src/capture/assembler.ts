@@ -1,7 +1,7 @@
 import type { ChangeEvent, RowImage } from '../bus/envelope.js';
 import { ENVELOPE_VERSION } from '../bus/envelope.js';
 import { CdcError } from '../core/errors.js';
-import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { INTERNAL_COLUMNS, INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
 import { mysqlTimestampToMicros } from '../versioning/hlc.js';
 import {
   decodeStoredVersion,
@@ -31,8 +31,6 @@ export interface AssemblerOptions {
 
 /** Row-changing SQL (after any leading comments): in a ROW-format binlog it should never appear as a statement. */
 const STATEMENT_DML = /^\s*(?:\/\*[\s\S]*?\*\/\s*)*(?:INSERT|REPLACE|UPDATE|DELETE|LOAD\s+DATA)\b/i;
-
-const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
 
 interface PendingDelete {
   schema: string;
@@ -168,11 +166,14 @@ export class TransactionAssembler {
     afterRaw: RowValues,
   ): ChangeEvent {
     const where = `${event.schema}.${event.table}`;
-    const after = encodeRow(afterRaw, VERSION_COLUMN_SET);
+    // Images leave out INTERNAL_COLUMNS: the version columns (they travel as the
+    // event's version) and the key hash of governed tables, a virtual column
+    // that both servers still write into FULL row images.
+    const after = encodeRow(afterRaw, INTERNAL_COLUMNS);
     const version = this.#rowVersion(afterRaw, where, event.timestampMs);
     const change = this.#envelope(event.op === 'insert' ? 'c' : 'u', event.schema, event.table, {
       pk: primaryKeyOf(after, event.primaryKey, where),
-      before: beforeRaw === null ? null : encodeRow(beforeRaw, VERSION_COLUMN_SET),
+      before: beforeRaw === null ? null : encodeRow(beforeRaw, INTERNAL_COLUMNS),
       after,
       version,
       timestampMs: event.timestampMs,
@@ -181,12 +182,12 @@ export class TransactionAssembler {
     return change;
   }
 
-  /** The column types an event carries: the row image's columns, never the version columns. */
+  /** The column types an event carries: the row image's columns, never the internal ones. */
   #typesOf(all: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
     let types = this.#publishedTypes.get(all);
     if (types === undefined) {
       types = Object.fromEntries(
-        Object.entries(all).filter(([name]) => !VERSION_COLUMN_SET.has(name)),
+        Object.entries(all).filter(([name]) => !INTERNAL_COLUMNS.has(name)),
       );
       this.#publishedTypes.set(all, types);
     }
@@ -242,7 +243,7 @@ export class TransactionAssembler {
 
   #queueDelete(event: Extract<SourceEvent, { kind: 'rows' }>, raw: RowValues): void {
     const where = `${event.schema}.${event.table}`;
-    const before = encodeRow(raw, VERSION_COLUMN_SET);
+    const before = encodeRow(raw, INTERNAL_COLUMNS);
     const pending: PendingDelete = {
       schema: event.schema,
       table: event.table,
@@ -346,7 +347,7 @@ export class TransactionAssembler {
     const out: CaptureOutput[] = [];
     for (const row of event.rows) {
       const raw = event.op === 'update' ? (row as { after: RowValues }).after : (row as RowValues);
-      const image = encodeRow(raw, VERSION_COLUMN_SET);
+      const image = encodeRow(raw, INTERNAL_COLUMNS);
       // Only this region's own beat: other regions' rows arrive through the applier.
       if (image.region !== this.options.region) continue;
       const hlc = Number(image.hlc);

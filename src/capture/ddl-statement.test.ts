@@ -67,6 +67,9 @@ describe('ddlTouches', () => {
       ),
     ).toEqual([]);
     expect(columns('ALTER TABLE t DROP COLUMN `index`')).toEqual(['app.t:index->(dropped)']);
+    // The key hash prepare replaces, and the version columns, are no data columns.
+    expect(columns('ALTER TABLE `app`.`t` DROP COLUMN `_cdc_key_hash`')).toEqual([]);
+    expect(columns('ALTER TABLE t DROP `_cdc_ts`, DROP COLUMN b')).toEqual(['app.t:b->(dropped)']);
     expect(columns('CREATE TABLE t (id INT, DROP INT)')).toEqual([]);
   });
 });

@@ -6,6 +6,8 @@
  * does not recognise touches nothing (the periodic drift check covers it).
  */
 
+import { isInternalColumn } from '../mysql/internal-tables.js';
+
 /** A table named by a statement, with the session's default schema filled in. */
 export interface DdlTable {
   schema: string;
@@ -164,6 +166,8 @@ function columnChanges(specifications: string, table: DdlTable): DdlColumnChange
       const name = match[2] ?? '';
       // `DROP INDEX i` and kin: without COLUMN, an unquoted keyword is not a column.
       if (match[1] === undefined && DROP_NOT_COLUMN.test(name)) continue;
+      // The replicator's own columns are never data (prepare replaces the key hash by drop and add).
+      if (isInternalColumn(unquote(name))) continue;
       changes.push({ ...table, oldName: unquote(name), newName: null });
     } else if ((match = RENAME_COLUMN.exec(spec) ?? CHANGE_COLUMN.exec(spec)) !== null) {
       const oldName = unquote(match[1] ?? '');

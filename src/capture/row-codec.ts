@@ -1,5 +1,6 @@
 import type { JsonScalar, RowImage } from '../bus/envelope.js';
 import { CdcError } from '../core/errors.js';
+import { KEY_HASH_COLUMN } from '../mysql/internal-tables.js';
 
 /**
  * A value the binlog reader could not decode (a malformed MySQL binary JSON
@@ -50,7 +51,11 @@ export function encodeValue(value: unknown, column: string): JsonScalar {
 
 /**
  * Encodes a row image, leaving out the columns `skip` names (the replicator's
- * own `_cdc_*` version columns, which travel as the event's version instead).
+ * own `_cdc_*` version columns, which travel as the event's version instead)
+ * and, whatever `skip` says, the key-hash column of governed tables, which is
+ * never data (`KEY_HASH_COLUMN`): rows read by the table's described columns
+ * (the applier's conflict records) or by `SELECT *` where the column is
+ * visible (MySQL before 8.0.23) carry it.
  */
 export function encodeRow(row: Record<string, unknown>, skip: ReadonlySet<string>): RowImage {
   const image: RowImage = {};
@@ -58,7 +63,7 @@ export function encodeRow(row: Record<string, unknown>, skip: ReadonlySet<string
   const columns = Object.keys(row);
   for (let i = 0; i < columns.length; i += 1) {
     const column = columns[i] as string;
-    if (skip.has(column)) continue;
+    if (skip.has(column) || column === KEY_HASH_COLUMN) continue;
     image[column] = encodeValue(row[column], column);
   }
   return image;

@@ -5,6 +5,8 @@ import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
 import {
   APPLIER_SESSION_FLAG,
   INTERNAL_TABLES,
+  KEY_HASH_COLUMN,
+  KEY_HASH_INDEX,
   VERSION_COLUMNS,
 } from '../mysql/internal-tables.js';
 
@@ -123,6 +125,82 @@ export function keyJsonSql(table: TableInfo, rowAlias: 'OLD' | 'NEW'): string {
     return canonicalKeyPart(column, `${rowAlias}.${quoteId(name)}`);
   });
   return `JSON_ARRAY(${parts.join(', ')})`;
+}
+
+/**
+ * One key column's canonical text in the generated key-hash column: the
+ * triggers' {@link canonicalKeyPart}, except for CHAR columns, where it is
+ * `CAST(RTRIM(col) AS CHAR)`. MariaDB refuses to index a virtual column whose
+ * expression reads a CHAR column as text ("Function or expression ... cannot
+ * be used in the GENERATED ALWAYS AS clause"): its value would depend on
+ * `sql_mode` PAD_CHAR_TO_FULL_LENGTH. RTRIM removes that dependency and gives
+ * the same text, since a CHAR value reads back without its trailing spaces
+ * (the triggers and the applier run without PAD_CHAR_TO_FULL_LENGTH, which
+ * MySQL 8 deprecated and neither server sets by default). MySQL accepts both
+ * forms; RTRIM is used on both servers so that a table's definition is the
+ * same everywhere.
+ */
+export function generatedKeyPart(column: ColumnInfo): string {
+  const ref = quoteId(column.name);
+  return column.dataType === 'char' ? `CAST(RTRIM(${ref}) AS CHAR)` : canonicalKeyPart(column, ref);
+}
+
+/**
+ * The key-hash column's expression: `UNHEX(SHA2(JSON_ARRAY(...), 256))` over
+ * the table's own key columns, byte for byte the tombstone key the delete
+ * trigger stores in `_cdc_tombstones.pk_hash` (see {@link generatedKeyPart}).
+ * For a TIMESTAMP key column the text, like the trigger's, is in the writing
+ * session's time zone (the replicator's sessions use UTC).
+ */
+export function keyHashSql(table: TableInfo): string {
+  const byName = new Map(table.columns.map((c) => [c.name, c]));
+  const parts = table.primaryKey.map((name) => {
+    const column = byName.get(name);
+    if (column === undefined)
+      throw new Error(`primary-key column ${name} missing from ${table.table}`);
+    return generatedKeyPart(column);
+  });
+  return `UNHEX(SHA2(JSON_ARRAY(${parts.join(', ')}), 256))`;
+}
+
+/**
+ * The key-hash column's COMMENT: it names the expression by a digest, so
+ * `prepare` sees whether the column still computes the current key's hash
+ * (the server rewrites the expression's text, differently by server and
+ * version; a comment stays as written).
+ */
+export function keyHashComment(table: TableInfo): string {
+  const digest = createHash('sha256').update(keyHashSql(table)).digest('hex').slice(0, 16);
+  return `cdc-replicator tombstone key hash ${digest}`;
+}
+
+/**
+ * `ALTER TABLE` adding the key-hash column (VIRTUAL, INVISIBLE when
+ * `invisible`). Its index is added by a separate statement
+ * ({@link addKeyHashIndex}): each alone runs online (LOCK=NONE) on both
+ * servers, together they would block writes for the index build.
+ */
+export function addKeyHashColumn(table: TableInfo, invisible: boolean): string {
+  return (
+    `ALTER TABLE ${qualifiedName(table.schema, table.table)} ADD COLUMN ${quoteId(KEY_HASH_COLUMN)} ` +
+    `BINARY(32) AS (${keyHashSql(table)}) VIRTUAL${invisible ? ' INVISIBLE' : ''} ` +
+    `COMMENT ${sqlString(keyHashComment(table))}`
+  );
+}
+
+/** `ALTER TABLE` adding the secondary index on the key-hash column. */
+export function addKeyHashIndex(table: { schema: string; table: string }): string {
+  return `ALTER TABLE ${qualifiedName(table.schema, table.table)} ADD INDEX ${quoteId(KEY_HASH_INDEX)} (${quoteId(KEY_HASH_COLUMN)})`;
+}
+
+/** `ALTER TABLE` dropping the key-hash column (its index goes with it). */
+export function dropKeyHashColumn(table: { schema: string; table: string }): string {
+  return `ALTER TABLE ${qualifiedName(table.schema, table.table)} DROP COLUMN ${quoteId(KEY_HASH_COLUMN)}`;
+}
+
+/** `ALTER TABLE` dropping the key-hash index. */
+export function dropKeyHashIndex(table: { schema: string; table: string }): string {
+  return `ALTER TABLE ${qualifiedName(table.schema, table.table)} DROP INDEX ${quoteId(KEY_HASH_INDEX)}`;
 }
 
 /** Trigger names stay within MySQL's 64 characters and unique per table. */

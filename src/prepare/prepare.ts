@@ -6,13 +6,19 @@ import { tableMatches } from '../config/compile.js';
 import { isInternalTable } from '../mysql/internal-tables.js';
 import { dialectOf, type SqlDialect } from '../mysql/dialect.js';
 import { describeTable, resolveTables, serverInfo, type TableInfo } from '../mysql/introspect.js';
-import { VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { KEY_HASH_COLUMN, KEY_HASH_INDEX, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { policyForTable } from '../governance/policy.js';
 import {
+  addKeyHashColumn,
+  addKeyHashIndex,
   addVersionColumns,
   createInternalSchema,
   deleteTrigger,
+  dropKeyHashColumn,
+  dropKeyHashIndex,
   dropTrigger,
   insertTrigger,
+  keyHashComment,
   triggerName,
   updateTrigger,
   internalTableDdl,
@@ -25,9 +31,12 @@ import {
  * the internal schema and tables (set up by `prepare` only, never by the
  * daemon), a table's version columns, its triggers (which also carry the
  * table's tombstone key definition), or triggers of ours that sit on the
- * wrong table after a rename (a table swap moves triggers with the table).
+ * wrong table after a rename (a table swap moves triggers with the table),
+ * or a governed table's key-hash column and its index (added, replaced when
+ * the key changed, dropped from a table no policy governs any more).
  */
-export type PrepareStepKind = 'internal' | 'version_columns' | 'triggers' | 'misplaced_triggers';
+export type PrepareStepKind =
+  'internal' | 'version_columns' | 'key_hash' | 'triggers' | 'misplaced_triggers';
 
 /** One change `prepare` makes: what it is, for people, and the SQL that does it. */
 export interface PrepareStep {
@@ -137,6 +146,116 @@ async function existingInternalTables(
   return new Set(rows.map((r) => String(r.t)));
 }
 
+/** The key-hash column of a table as the server describes it, and its index. */
+interface ExistingKeyHash {
+  /** `VIRTUAL GENERATED` (a virtual generated column). */
+  virtual: boolean;
+  invisible: boolean;
+  columnType: string;
+  comment: string;
+  /** The index `_cdc_key_hash` exists on exactly the column `_cdc_key_hash`. */
+  indexed: boolean;
+  /** Some index named `_cdc_key_hash` exists (possibly over other columns). */
+  indexNamed: boolean;
+}
+
+/** The key-hash columns of the schemas' tables, keyed by `schema.table`. */
+async function existingKeyHashes(
+  connection: MysqlConnection,
+  schemas: string[],
+): Promise<Map<string, ExistingKeyHash>> {
+  if (schemas.length === 0) return new Map();
+  const [columns] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, EXTRA AS extra, COLUMN_TYPE AS type,
+            COLUMN_COMMENT AS comment
+       FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN (?) AND COLUMN_NAME = ?`,
+    [schemas, KEY_HASH_COLUMN],
+  );
+  const [indexes] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t,
+            GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR ',') AS cols
+       FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN (?) AND INDEX_NAME = ?
+      GROUP BY TABLE_SCHEMA, TABLE_NAME`,
+    [schemas, KEY_HASH_INDEX],
+  );
+  const indexed = new Map(indexes.map((r) => [`${String(r.s)}.${String(r.t)}`, String(r.cols)]));
+  return new Map(
+    columns.map((r) => {
+      const key = `${String(r.s)}.${String(r.t)}`;
+      const extra = String(r.extra);
+      return [
+        key,
+        {
+          virtual: /\bVIRTUAL GENERATED\b/i.test(extra),
+          invisible: /\bINVISIBLE\b/i.test(extra),
+          columnType: String(r.type).toLowerCase(),
+          comment: String(r.comment),
+          indexed: indexed.get(key) === KEY_HASH_COLUMN,
+          indexNamed: indexed.has(key),
+        },
+      ];
+    }),
+  );
+}
+
+/**
+ * The key-hash column (docs/GOVERNANCE.md, "Eviction support"): added with
+ * its index to a governed table that lacks it, replaced when it computes
+ * something else than the current key's hash (the primary key changed) or
+ * is not the virtual column `prepare` declares, its index added when
+ * missing; dropped from a table no policy governs. Each statement runs
+ * online; a replacement drops and adds rather than MODIFY, which both
+ * servers can only do by copying the table.
+ */
+function planKeyHash(
+  table: TableInfo,
+  existing: ExistingKeyHash | undefined,
+  governed: boolean,
+  invisible: boolean,
+): PrepareStep[] {
+  const where = `${table.schema}.${table.table}`;
+  const step = (description: string, sql: string[]): PrepareStep => ({
+    description,
+    sql,
+    kind: 'key_hash',
+    table: where,
+  });
+  if (!governed) {
+    return existing === undefined
+      ? []
+      : [
+          step(`drop key-hash column ${KEY_HASH_COLUMN} from ungoverned ${where}`, [
+            dropKeyHashColumn(table),
+          ]),
+        ];
+  }
+  const add = [addKeyHashColumn(table, invisible), addKeyHashIndex(table)];
+  if (existing === undefined)
+    return [step(`add key-hash column ${KEY_HASH_COLUMN} and its index to ${where}`, add)];
+  const current =
+    existing.virtual &&
+    existing.invisible === invisible &&
+    existing.columnType === 'binary(32)' &&
+    existing.comment === keyHashComment(table);
+  if (!current) {
+    return [
+      step(
+        `replace key-hash column ${KEY_HASH_COLUMN} of ${where} (it does not compute the hash of the key (${table.primaryKey.join(', ')}) as prepare declares it)`,
+        [dropKeyHashColumn(table), ...add],
+      ),
+    ];
+  }
+  if (existing.indexed) return [];
+  return [
+    step(
+      `add index ${KEY_HASH_INDEX} on ${KEY_HASH_COLUMN} to ${where}`,
+      existing.indexNamed
+        ? [dropKeyHashIndex(table), addKeyHashIndex(table)]
+        : [addKeyHashIndex(table)],
+    ),
+  ];
+}
+
 /** The internal schema and tables that are missing. */
 async function planInternal(
   connection: MysqlConnection,
@@ -178,6 +297,7 @@ function planTable(
   internalSchema: string,
   server: { dialect: SqlDialect; layout: VersionColumnLayout },
   claimed: ReadonlySet<string>,
+  keyHash: ExistingKeyHash | undefined,
 ): PrepareStep[] {
   const where = `${table.schema}.${table.table}`;
   const steps: PrepareStep[] = [];
@@ -190,6 +310,10 @@ function planTable(
       table: where,
     });
   }
+  const governed =
+    options.governance !== undefined &&
+    policyForTable(options.governance, table.schema, table.table) !== undefined;
+  steps.push(...planKeyHash(table, keyHash, governed, server.dialect.invisibleColumns));
   const wanted: TriggerDefinition[] = [
     deleteTrigger(table, internalSchema, options.region),
     insertTrigger(table, internalSchema, options.region),
@@ -247,6 +371,11 @@ const VISIBLE_WARNING =
   'the version columns _cdc_ts and _cdc_ver are ordinary trailing columns on this server ' +
   '(no INVISIBLE columns before MySQL 8.0.23): SELECT * now shows them, INSERTs without a ' +
   'column list break, and applications must never write them (docs/OPERATIONS.md, MySQL 8)';
+
+const VISIBLE_KEY_HASH_WARNING =
+  `the key-hash column ${KEY_HASH_COLUMN} of governed tables is an ordinary (visible) virtual column ` +
+  'on this server (no INVISIBLE columns before MySQL 8.0.23): SELECT * shows it, INSERTs without a ' +
+  'column list break (docs/GOVERNANCE.md, "Eviction support")';
 
 /**
  * Whether some replicated table of the region already has visible version
@@ -325,14 +454,24 @@ export async function planTables(
       tables.push(table);
     }
   }
-  const triggers = await existingTriggers(connection, [...new Set(tables.map((t) => t.schema))]);
+  const schemas = [...new Set(tables.map((t) => t.schema))];
+  const triggers = await existingTriggers(connection, schemas);
+  const keyHashes = await existingKeyHashes(connection, schemas);
   const claimed = new Set(
     tables.flatMap((t) =>
       (['ad', 'bi', 'bu'] as const).map((k) => `${t.schema}.${triggerName(k, t.table)}`),
     ),
   );
   const steps = tables.flatMap((table) =>
-    planTable(table, triggers, options, internalSchema, server, claimed),
+    planTable(
+      table,
+      triggers,
+      options,
+      internalSchema,
+      server,
+      claimed,
+      keyHashes.get(`${table.schema}.${table.table}`),
+    ),
   );
   return { steps, tables, unpreparable, layout: server.layout };
 }
@@ -349,7 +488,7 @@ export async function planPrepare(
   internalSchema: string,
   choices: PrepareChoices = {},
 ): Promise<PreparePlan> {
-  await checkServer(connection, options, choices);
+  const server = await checkServer(connection, options, choices);
   const { names, missing } = await pipelineTableNames(connection, options);
   if (missing.length > 0) {
     throw new CdcError(
@@ -368,11 +507,17 @@ export async function planPrepare(
   const steps = [...(await planInternal(connection, internalSchema)), ...planned.steps];
   const addsVisible =
     planned.layout === 'visible' && steps.some((s) => s.kind === 'version_columns');
+  const addsVisibleKeyHash =
+    !server.dialect.invisibleColumns &&
+    steps.some((s) => s.kind === 'key_hash' && s.sql.some((sql) => sql.includes(' ADD COLUMN ')));
   return {
     steps,
     tables: planned.tables,
     layout: planned.layout,
-    warnings: addsVisible ? [VISIBLE_WARNING] : [],
+    warnings: [
+      ...(addsVisible ? [VISIBLE_WARNING] : []),
+      ...(addsVisibleKeyHash ? [VISIBLE_KEY_HASH_WARNING] : []),
+    ],
   };
 }
 

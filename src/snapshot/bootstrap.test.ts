@@ -23,6 +23,27 @@ describe('portableCreateTable', () => {
     );
   });
 
+  it("leaves out a governed table's key-hash column and its index", () => {
+    const shown = [
+      'CREATE TABLE `people` (',
+      '  `id` int(11) NOT NULL,',
+      '  `_cdc_ts` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),',
+      '  `_cdc_ver` json DEFAULT NULL,',
+      "  `_cdc_key_hash` binary(32) GENERATED ALWAYS AS (unhex(sha2(json_array(cast(`id` as char charset utf8mb4)),256))) VIRTUAL COMMENT 'cdc-replicator tombstone key hash 0123456789abcdef',",
+      '  PRIMARY KEY (`id`),',
+      '  KEY `_cdc_key_hash` (`_cdc_key_hash`)',
+      ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+    ].join('\n');
+    expect(portableCreateTable('app', 'people', shown)).toBe(
+      [
+        'CREATE TABLE `app`.`people` (',
+        '  `id` int(11) NOT NULL,',
+        '  PRIMARY KEY (`id`)',
+        ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4',
+      ].join('\n'),
+    );
+  });
+
   it('refuses text that is not a CREATE TABLE', () => {
     expect(() => portableCreateTable('app', 't', 'CREATE VIEW `t` AS SELECT 1')).toThrow(
       'cannot read the definition of app.t',

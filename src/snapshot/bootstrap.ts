@@ -4,7 +4,7 @@ import { CdcError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
-import { VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { INTERNAL_COLUMNS, KEY_HASH_INDEX } from '../mysql/internal-tables.js';
 import { describeTable, serverInfo } from '../mysql/introspect.js';
 import { applyPrepare, planPrepare, type PrepareChoices } from '../prepare/prepare.js';
 import { selectTables } from './snapshot.js';
@@ -19,8 +19,9 @@ import { selectTables } from './snapshot.js';
 
 /**
  * The source's `SHOW CREATE TABLE` text made into a statement for another
- * server: qualified with the schema, the INVISIBLE `_cdc_*` columns left out
- * (`prepare` adds them with its own definition).
+ * server: qualified with the schema, the `_cdc_*` columns and the key-hash
+ * index left out (`prepare` adds them with its own definition; the other
+ * server may not even read the source's text of a generated column).
  */
 export function portableCreateTable(schema: string, table: string, createSql: string): string {
   const lines = createSql.split('\n');
@@ -31,10 +32,17 @@ export function portableCreateTable(schema: string, table: string, createSql: st
       code: 'BOOTSTRAP_DDL',
     });
   }
-  const versionColumns = [VERSION_COLUMNS.ts, VERSION_COLUMNS.ver].map((c) => `${quoteId(c)} `);
+  const internal = [
+    ...[...INTERNAL_COLUMNS].map((c) => `${quoteId(c)} `),
+    `KEY ${quoteId(KEY_HASH_INDEX)} `,
+  ];
   const kept = lines
     .slice(1)
-    .filter((line) => !versionColumns.some((prefix) => line.trimStart().startsWith(prefix)));
+    .filter((line) => !internal.some((prefix) => line.trimStart().startsWith(prefix)));
+  // The last definition before `)` takes no comma (the key-hash index is often last).
+  const close = kept.findIndex((line) => line.startsWith(')'));
+  const last = close > 0 ? kept[close - 1] : undefined;
+  if (last !== undefined && last.endsWith(',')) kept[close - 1] = last.slice(0, -1);
   return [
     `CREATE TABLE ${qualifiedName(schema, table)}${header.slice(match[0].length)}`,
     ...kept,

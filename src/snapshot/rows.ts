@@ -6,7 +6,7 @@ import { CdcError } from '../core/errors.js';
 import type { MysqlConnection } from '../mysql/connection.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
 import { canonicalJsonText } from '../mysql/dialect.js';
-import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { INTERNAL_TABLES, isInternalColumn, VERSION_COLUMNS } from '../mysql/internal-tables.js';
 import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
 import { canonicalKeyPart } from '../prepare/ddl.js';
 import { decodeStoredVersion, effectiveVersion, type RowVersion } from '../versioning/version.js';
@@ -19,7 +19,6 @@ import { keyId, keyOrder, keyRange, type KeyValues, type SqlFragment } from './k
  * for it, so application writes never wait on a snapshot or a verify.
  */
 
-const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
 const TS_ALIAS = '_cdc_ts_us';
 const VER_ALIAS = '_cdc_ver_text';
 
@@ -29,7 +28,7 @@ export interface TableShape {
   table: string;
   /** `schema.table`. */
   name: string;
-  /** Every column except the INVISIBLE `_cdc_ts` / `_cdc_ver`, in table order. */
+  /** Every column except the internal `_cdc_ts`, `_cdc_ver` and `_cdc_key_hash`, in table order. */
   dataColumns: ColumnInfo[];
   /** Key columns in key order. */
   keyColumns: ColumnInfo[];
@@ -62,7 +61,7 @@ export function tableShape(info: TableInfo, where: string): TableShape {
     schema: info.schema,
     table: info.table,
     name,
-    dataColumns: info.columns.filter((c) => !VERSION_COLUMN_SET.has(c.name)),
+    dataColumns: info.columns.filter((c) => !isInternalColumn(c.name)),
     keyColumns: info.primaryKey.map((c) => byName.get(c) as ColumnInfo),
   };
 }
