@@ -1,4 +1,10 @@
-import type { ChangeEvent, EnvelopeV2, JsonScalar, RowImage } from '../bus/envelope.js';
+import type {
+  ChangeEvent,
+  EnvelopeV2,
+  EvictionNotice,
+  JsonScalar,
+  RowImage,
+} from '../bus/envelope.js';
 import { ENVELOPE_V2, ENVELOPE_VERSION, rowToEvent } from '../bus/envelope.js';
 import { CdcError } from '../core/errors.js';
 import { validateRowVersion, type RowVersion } from '../versioning/version.js';
@@ -18,6 +24,12 @@ export interface ApplyEvent {
   commitTs: number;
   /** The source's column types, when it sent them (`schema.autoAddColumns`). */
   types?: Readonly<Record<string, string>>;
+  /**
+   * An eviction notice (docs/GOVERNANCE.md, "Eviction"): a delete of the row
+   * whose tombstone key is `keyHash` (lowercase hex), for `regions` only.
+   * Its `pk` is empty: the notice carries no value.
+   */
+  evict?: { readonly keyHash: string; readonly regions: readonly string[] };
 }
 
 /** Why an event cannot be applied; the `reason` label of `cdc_dead_letter_total`. */
@@ -113,6 +125,8 @@ const isNameList = (value: unknown): value is string[] =>
  */
 export function decodeApplyMessage(value: Buffer | null, expected: Expected): DecodedRow[] {
   const raw = parseMessage(value);
+  if (raw.v === ENVELOPE_VERSION && raw.notice !== undefined)
+    return [{ row: 0, events: checkNotice(raw, expected) }];
   if (raw.v === ENVELOPE_VERSION) return [{ row: 0, events: checkEvent(raw, expected) }];
   if (raw.v !== ENVELOPE_V2)
     throw new RejectedEvent('malformed', `unsupported envelope version ${String(raw.v)}`);
@@ -155,6 +169,40 @@ export function decodeApplyEvent(value: Buffer | null, expected: Expected): Appl
     if ('error' in decoded) throw decoded.error;
     return decoded.events;
   });
+}
+
+const KEY_HASH = /^[0-9a-f]{64}$/;
+
+/** Validates an eviction notice (src/bus/envelope.ts, `EvictionNotice`): a delete by tombstone key. */
+function checkNotice(raw: Record<string, unknown>, expected: Expected): ApplyEvent[] {
+  const notice = raw as Partial<Record<keyof EvictionNotice, unknown>>;
+  if (notice.notice !== 'evict')
+    throw new RejectedEvent('malformed', `unknown notice ${String(notice.notice)}`);
+  checkSource(raw, expected);
+  if (typeof notice.keyHash !== 'string' || !KEY_HASH.test(notice.keyHash))
+    throw new RejectedEvent('malformed', 'notice keyHash is not 64 lowercase hex digits');
+  if (!isNameList(notice.regions) || notice.regions.length === 0)
+    throw new RejectedEvent('malformed', 'notice regions is not a non-empty list of region names');
+  let version: RowVersion;
+  try {
+    version = validateRowVersion({ origin: notice.origin, hlc: notice.hlc, vv: notice.vv });
+  } catch (err) {
+    throw new RejectedEvent('version_invalid', (err as Error).message, err);
+  }
+  return [
+    {
+      op: 'delete',
+      sourceRegion: expected.sourceRegion,
+      db: expected.db,
+      table: expected.table,
+      pk: {},
+      after: null,
+      image: null,
+      version,
+      commitTs: typeof notice.commitTs === 'number' ? notice.commitTs : 0,
+      evict: { keyHash: notice.keyHash, regions: notice.regions },
+    },
+  ];
 }
 
 /**

@@ -38,7 +38,8 @@ import {
 } from './apply-target.js';
 import { ColumnAdder } from './auto-add-columns.js';
 import { recheckGovernance, withholdsValue } from './governance-check.js';
-import { applyChunk, LocalTableChanged, type ChunkResult } from './batch-applier.js';
+import { LocalTableChanged, type ChunkContext, type ChunkResult } from './batch-applier.js';
+import { applyEvents } from './eviction.js';
 import {
   isSchemaSkewError,
   SchemaSkew,
@@ -717,19 +718,20 @@ export class ApplyStage {
     // Mapped again with the current description: a retry after a local DROP or
     // RENAME COLUMN (1054) must not resend a column this region no longer has.
     const local = events.map((event) => eventToLocal(table, event));
+    const context: ChunkContext = {
+      region: this.deps.options.region,
+      internalSchema: this.deps.options.internalSchema,
+      applierId: `${this.deps.options.region}/${topic}/${partition}`,
+      sourceRegion: route.sourceRegion,
+      table,
+      strategy,
+      strategyName: name,
+      valuesList: this.#valuesList,
+      recordConflict: () => Math.random() < this.deps.options.apply.conflictSampleRate,
+    };
     const connection = await pool.getConnection();
     try {
-      return await applyChunk(connection, local, {
-        region: this.deps.options.region,
-        internalSchema: this.deps.options.internalSchema,
-        applierId: `${this.deps.options.region}/${topic}/${partition}`,
-        sourceRegion: route.sourceRegion,
-        table,
-        strategy,
-        strategyName: name,
-        valuesList: this.#valuesList,
-        recordConflict: () => Math.random() < this.deps.options.apply.conflictSampleRate,
-      });
+      return await applyEvents(connection, local, context);
     } finally {
       connection.release();
     }

@@ -425,6 +425,8 @@ export function validateEvents(
     );
   const events = incoming.map((event) => eventToLocal(table, event));
   for (const event of events) {
+    // A notice names its row by tombstone key only (no key columns, no image).
+    if (event.evict !== undefined) continue;
     const pkNames = Object.keys(event.pk);
     if (
       pkNames.length !== table.primaryKey.length ||

@@ -347,7 +347,7 @@ export async function applyChunk(
 }
 
 /** What one statement returned: its rows (none for a write) and its columns. */
-interface StatementResult {
+export interface StatementResult {
   rows: mysql.RowDataPacket[];
   fields: mysql.FieldPacket[];
 }
@@ -358,7 +358,7 @@ interface StatementResult {
  * is), otherwise one query each. The first failing statement rejects, and
  * the ones after it do not run, either way.
  */
-async function runStatements(
+export async function runStatements(
   connection: mysql.PoolConnection,
   statements: readonly string[],
 ): Promise<StatementResult[]> {

@@ -162,3 +162,68 @@ describe('recheckGovernance: every row against the form of its topic', () => {
     expect(withholdsValue(usEast, undefined, 'governance_refused')).toBe(true);
   });
 });
+
+describe('eviction notices', () => {
+  const HASH = 'ab'.repeat(32);
+  const notice = (fields: Record<string, unknown> = {}): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        v: 1,
+        notice: 'evict',
+        region: 'eu-west',
+        db: 'app',
+        table: 'people',
+        keyHash: HASH,
+        regions: ['us-east'],
+        hlc: 1_700_000_000_000_000,
+        origin: 'eu-west',
+        vv: { 'eu-west': 1_700_000_000_000_000 },
+        gtid: '0-1-9',
+        commitTs: 1_700_000_000_000,
+        ...fields,
+      }),
+    );
+
+  it('decode to a delete by key hash, for the regions they name only', () => {
+    const { rows } = recheck(usEast, 'cdc.eu-west.app.people', notice());
+    expect(refusals(rows)).toEqual([]);
+    const events = rows.flatMap((r) => ('events' in r ? r.events : []));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      op: 'delete',
+      pk: {},
+      after: null,
+      evict: { keyHash: HASH, regions: ['us-east'] },
+      version: { origin: 'eu-west', hlc: 1_700_000_000_000_000 },
+    });
+    // eu-central is not named: the notice is read and ignored there.
+    const central = recheck(euCentral, 'cdc.eu-west.app.people', notice()).rows;
+    expect(refusals(central)).toEqual([]);
+    expect(central.flatMap((r) => ('events' in r ? r.events : []))).toEqual([]);
+  });
+
+  it('are refused when malformed, and on a table no policy governs', () => {
+    const malformed = (fields: Record<string, unknown>): string => {
+      const route = routeForTopic(usEast, 'cdc.eu-west.app.people');
+      if (route === undefined) throw new Error('no route');
+      try {
+        decodeApplyMessage(notice(fields), route);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(malformed({ keyHash: 'AB'.repeat(32) })).toBe(
+      'notice keyHash is not 64 lowercase hex digits',
+    );
+    expect(malformed({ regions: [] })).toBe(
+      'notice regions is not a non-empty list of region names',
+    );
+    expect(malformed({ notice: 'forget' })).toBe('unknown notice forget');
+    expect(malformed({ hlc: -1 })).toMatch(/hlc/);
+    const orders = recheck(usEast, 'cdc.eu-west.app.orders', notice({ table: 'orders' })).rows;
+    expect(refusals(orders)).toEqual([
+      'governance_refused: an eviction notice for app.orders, which no policy governs here',
+    ]);
+  });
+});

@@ -26,9 +26,30 @@ export function recheckGovernance(
   const governance = options.governance;
   const policy =
     governance === undefined ? undefined : policyForTable(governance, route.db, route.table);
-  if (policy === undefined || governance === undefined) return [...rows];
+  if (policy === undefined || governance === undefined) {
+    // Notices exist only for governed tables: one here is forged or from another policy.
+    if (!rows.some((r) => 'events' in r && r.events.some((e) => e.evict !== undefined)))
+      return [...rows];
+    return rows.map((decoded) =>
+      'events' in decoded && decoded.events.some((e) => e.evict !== undefined)
+        ? {
+            row: decoded.row,
+            error: new RejectedEvent(
+              'governance_refused',
+              `an eviction notice for ${route.db}.${route.table}, which no policy governs here`,
+            ),
+          }
+        : decoded,
+    );
+  }
   return rows.map((decoded): DecodedRow => {
     if ('error' in decoded) return decoded;
+    // A notice carries no value to check; it concerns only the regions it names.
+    if (decoded.events.some((e) => e.evict !== undefined))
+      return {
+        row: decoded.row,
+        events: decoded.events.filter((e) => e.evict?.regions.includes(options.region) === true),
+      };
     const upsert = decoded.events.find((e) => e.op === 'upsert');
     const image = upsert?.after ?? decoded.events[0]?.image ?? undefined;
     const refusal = recheckRow(policy, governance, options.region, route.form ?? 'plain', image);

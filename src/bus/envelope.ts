@@ -56,6 +56,42 @@ export function messageKey(db: string, table: string, pk: RowImage): string {
   return `${db}.${table}:${JSON.stringify(Object.values(pk))}`;
 }
 
+/**
+ * A value-free eviction notice (docs/GOVERNANCE.md, "Eviction"): this
+ * version of a governed row may not be held by `regions`, so each of them
+ * deletes its copy (if older) and keeps a tombstone of the version, without
+ * ever learning a value. The row is named by its tombstone key only: the
+ * lowercase hex SHA-256 the delete trigger stores in `_cdc_tombstones.pk_hash`
+ * (src/mysql/tombstone-key.ts). Always sent in this v1 shape, on the
+ * table's change topic (every region reads it), whatever `capture.envelope`
+ * is.
+ */
+export interface EvictionNotice {
+  v: typeof ENVELOPE_VERSION;
+  notice: 'evict';
+  region: string;
+  db: string;
+  table: string;
+  keyHash: string;
+  /** The regions that may not hold this version of the row, in configuration order. */
+  regions: string[];
+  hlc: number;
+  origin: string;
+  vv: VersionVector;
+  gtid: string | null;
+  commitTs: number;
+}
+
+/** A notice's Kafka key: the table and the key hash (never the key's values). */
+export function noticeKey(db: string, table: string, keyHash: string): string {
+  return `${db}.${table}#${keyHash}`;
+}
+
+/** Serialises a notice for Kafka. */
+export function encodeNotice(notice: EvictionNotice): Buffer {
+  return Buffer.from(JSON.stringify(notice));
+}
+
 /** Serialises an event for Kafka. */
 export function encodeEvent(event: ChangeEvent): Buffer {
   return Buffer.from(JSON.stringify(event));

@@ -7,9 +7,25 @@ import {
   ensureTopicsWith,
   partitionCountsWith,
 } from '../bus/kafka.js';
-import { encodeEvent, messageKey, packRow, topicName, type ChangeEvent } from '../bus/envelope.js';
+import {
+  ENVELOPE_VERSION,
+  encodeEvent,
+  encodeNotice,
+  messageKey,
+  noticeKey,
+  packRow,
+  topicName,
+  type ChangeEvent,
+  type EvictionNotice,
+} from '../bus/envelope.js';
 import { GovernanceError, policyForTable, type GovernancePolicy } from '../governance/policy.js';
-import { routeChange, type GovernanceLayout } from '../governance/routing.js';
+import {
+  columnTypeInfo,
+  evictionTargets,
+  routeChange,
+  type GovernanceLayout,
+} from '../governance/routing.js';
+import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
 import { governedTopicName, policyAudiences } from '../governance/topics.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -809,8 +825,9 @@ export class CaptureStage {
   ): void {
     const { options, metrics } = this.deps;
     let copies;
+    let residency;
     try {
-      ({ copies } = routeChange(
+      ({ copies, residency } = routeChange(
         this.#governanceLayout(),
         policy,
         { sourceRegion: options.region, db: event.db, table: event.table },
@@ -835,11 +852,71 @@ export class CaptureStage {
         policy: policy.name,
       });
       this.#logWithheld(table, policy.name, event);
-      return;
     }
     copies.forEach((copy, index) =>
       this.#enqueueChange(publisher, copy.topic, key, copy.change, index === 0),
     );
+    const evict = evictionTargets(policy, this.#governanceLayout(), options.region, residency);
+    if (evict.length > 0) this.#publishNotice(publisher, policy, event, evict);
+  }
+
+  /**
+   * The eviction notice of one row version for the regions that may not
+   * hold it (docs/GOVERNANCE.md, "Eviction"), on the table's change topic,
+   * named by the row's tombstone key only. A key whose tombstone key cannot
+   * be computed here (a key type src/mysql/tombstone-key.ts does not
+   * reproduce) is parked in the capture dead letters instead, loudly: the
+   * regions would otherwise keep a copy they may not hold.
+   */
+  #publishNotice(
+    publisher: CapturePublisher,
+    policy: GovernancePolicy,
+    event: ChangeEvent,
+    regions: readonly string[],
+  ): void {
+    const { options, metrics } = this.deps;
+    const pkColumns = Object.keys(event.pk).map((name) =>
+      columnTypeInfo(name, event.types?.[name] ?? ''),
+    );
+    const keyHash = tombstoneKeyHash(pkColumns, event.pk);
+    if (keyHash === undefined) {
+      this.#handle({
+        kind: 'dead-letter',
+        reason: 'governance_refused',
+        detail: `policy ${policy.name}: the eviction notice for ${regions.join(', ')} cannot be sent: the tombstone key of ${event.db}.${event.table} (key types ${pkColumns.map((c) => c.columnType || 'unknown').join(', ')}) is not computed outside the server`,
+        source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
+      });
+      return;
+    }
+    const notice: EvictionNotice = {
+      v: ENVELOPE_VERSION,
+      notice: 'evict',
+      region: options.region,
+      db: event.db,
+      table: event.table,
+      keyHash,
+      regions: [...regions],
+      hlc: event.hlc,
+      origin: event.origin,
+      vv: event.vv,
+      gtid: event.gtid,
+      commitTs: event.commitTs,
+    };
+    metrics.captureGovernanceNoticesTotal.inc({
+      region: options.region,
+      table: `${event.db}.${event.table}`,
+      policy: policy.name,
+    });
+    publisher.enqueue({
+      kind: 'message',
+      topic: topicName(options.kafka.topicPrefix, options.region, event.db, event.table),
+      key: noticeKey(event.db, event.table, keyHash),
+      value: encodeNotice(notice),
+      table: `${event.db}.${event.table}`,
+      op: 'notice',
+      commitTs: event.commitTs,
+      counted: false,
+    });
   }
 
   /**

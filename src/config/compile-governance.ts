@@ -75,7 +75,7 @@ const PREVIEW_COMMANDS: ReadonlySet<GovernedCommand> = new Set(['run', 'prepare'
  * value). Keep it in step with docs/GOVERNANCE.md, "Status".
  */
 export const NOT_ENFORCED_YET: readonly string[] = [
-  'eviction: a row whose residency changes stays in the regions it may no longer be in (no tombstone, no notice)',
+  'eviction of rows whose key types capture cannot hash like the tombstone trigger (src/mysql/tombstone-key.ts): their notices are parked in the capture dead letters instead',
   'masked-region writes: a write in a region that holds a row masked is published with its masked values and can overwrite the original in the plain regions',
   'audit records and cdc_governance_decisions_total',
   'erasure (cdc-replicator erase)',
@@ -87,8 +87,9 @@ export const NOT_ENFORCED_YET: readonly string[] = [
  * Refuses a command that moves table data (run, snapshot, bootstrap,
  * prepare) while the file has governance policies that
  * this version cannot fully enforce (docs/GOVERNANCE.md, "Status"): capture
- * routes and masks governed rows and the appliers re-check them, but
- * eviction, masked-region writes, audit and erasure are not built, and
+ * routes and masks governed rows, evicts them where their residency moved
+ * away, and the appliers re-check them, but masked-region writes, audit
+ * and erasure are not built, and
  * snapshot and bootstrap do not go through the governed path. (verify
  * compares governed tables under their policies without printing values,
  * and refuses --repair of them: src/verify/verify.ts.)

@@ -9,7 +9,7 @@ import {
   validateEvents,
   type TopicRoute,
 } from '../apply/apply-target.js';
-import { applyChunk } from '../apply/batch-applier.js';
+import { applyEvents } from '../apply/eviction.js';
 import { recheckGovernance } from '../apply/governance-check.js';
 import type { PipelineOptions, RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -182,7 +182,7 @@ async function replayOne(letter: ApplyDeadLetter, scope: ReplayScope): Promise<R
   let delay = RETRY_INITIAL_MS;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      const result = await applyChunk(scope.connection, events, {
+      const result = await applyEvents(scope.connection, events, {
         region: options.region,
         internalSchema: options.internalSchema,
         applierId: `${options.region}/${REPLAY_APPLIER}`,

@@ -3,12 +3,15 @@ import { createHmac } from 'node:crypto';
 import type { GovernancePolicy, RowValues, Zones } from './policy.js';
 import {
   columnTypeInfo,
+  evictionTargets,
   maskImage,
   recheckRow,
   routeChange,
   routeRow,
+  regionsThatMayHold,
   type GovernanceLayout,
 } from './routing.js';
+import { residencyOf } from './residency.js';
 import { issueMasks, peoplePolicy } from './people-policy.fixture.js';
 
 const KEY = 'test-key-0123456789abcdef';
@@ -221,5 +224,55 @@ describe('recheckRow: the apply re-check against the topic a row came on', () =>
       expect(answer).toBeDefined();
       for (const value of Object.values(DE_ROW)) expect(answer).not.toContain(String(value));
     }
+  });
+});
+
+describe('eviction targets', () => {
+  const residency = (country: string | null): ReturnType<typeof residencyOf> =>
+    residencyOf(PEOPLE, ZONES, REGIONS, { ...DE_ROW, country });
+
+  it('are the regions other than the source that may hold no form of this version', () => {
+    expect(evictionTargets(PEOPLE, LAYOUT, 'eu-west', residency('CH'))).toEqual(['us-east']);
+    // Masked in us-east: it gets the masked copy, no notice.
+    expect(evictionTargets(PEOPLE, LAYOUT, 'eu-west', residency('DE'))).toEqual([]);
+    expect(evictionTargets(PEOPLE, LAYOUT, 'eu-west', residency('US'))).toEqual([]);
+    // The source is never its own target, even when it may not hold the row.
+    expect(evictionTargets(PEOPLE, LAYOUT, 'us-east', residency('CH'))).toEqual([]);
+  });
+
+  it('leave out regions that can never hold a row of the policy', () => {
+    const zoneOnly: GovernancePolicy = {
+      ...PEOPLE,
+      residency: {
+        column: 'country',
+        rules: [{ values: ['DE'], zone: 'eu', masked: ['us-east'] }],
+        default: { kind: 'zone', zone: 'eu' },
+      },
+    };
+    const layout = { zones: ZONES, regions: [...REGIONS, 'ap-south'] };
+    expect(regionsThatMayHold(zoneOnly, layout)).toEqual(['us-east', 'eu-west', 'eu-central']);
+    const ch = residencyOf(zoneOnly, ZONES, layout.regions, { ...DE_ROW, country: 'CH' });
+    // us-east may hold DE rows masked, so a CH version is evicted there; ap-south never holds any.
+    expect(evictionTargets(zoneOnly, layout, 'eu-west', ch)).toEqual(['us-east']);
+    const nowhere: GovernancePolicy = {
+      ...PEOPLE,
+      residency: { column: undefined, rules: [], default: { kind: 'none' } },
+    };
+    expect(regionsThatMayHold(nowhere, layout)).toEqual([]);
+    const none = residencyOf(nowhere, ZONES, layout.regions, DE_ROW);
+    expect(evictionTargets(nowhere, layout, 'eu-west', none)).toEqual([]);
+  });
+
+  it('reach the regions outside the zone of a zone-only rule when the default is all', () => {
+    const closed: GovernancePolicy = {
+      ...PEOPLE,
+      residency: {
+        column: 'country',
+        rules: [{ values: ['XX'], zone: 'eu', masked: [] }],
+        default: { kind: 'all' },
+      },
+    };
+    const xx = residencyOf(closed, ZONES, REGIONS, { ...DE_ROW, country: 'XX' });
+    expect(evictionTargets(closed, LAYOUT, 'eu-central', xx)).toEqual(['us-east']);
   });
 });

@@ -259,3 +259,45 @@ function unmaskedColumnProblem(
   }
   return undefined;
 }
+
+/**
+ * The regions that may hold some row of `policy` in some form: every
+ * region when rows may fall to `default: all`, else the regions of the
+ * zones its rules and default name and the regions rows are masked for.
+ * Only these can ever hold a copy to evict.
+ */
+export function regionsThatMayHold(
+  policy: GovernancePolicy,
+  layout: Pick<GovernanceLayout, 'zones' | 'regions'>,
+): readonly string[] {
+  if (policy.residency.default.kind === 'all') return [...layout.regions];
+  const may = new Set<string>();
+  for (const rule of policy.residency.rules) {
+    for (const region of layout.zones[rule.zone] ?? []) may.add(region);
+    for (const region of rule.masked === 'all' ? layout.regions : rule.masked) may.add(region);
+  }
+  const fallback = policy.residency.default;
+  if (fallback.kind === 'zone')
+    for (const region of layout.zones[fallback.zone] ?? []) may.add(region);
+  return layout.regions.filter((region) => may.has(region));
+}
+
+/**
+ * The regions an eviction notice of a row version goes to
+ * (docs/GOVERNANCE.md, "Eviction"): every region other than the source that
+ * may hold some row of the policy but may hold none of this version. Sent
+ * for every version, not only when the residency changes: a region may
+ * still hold an older version that won there (a concurrent write), or
+ * receive one later (a replay); the notice's version decides, as a
+ * delete's would. Regions that can never hold a row of the policy get none.
+ */
+export function evictionTargets(
+  policy: GovernancePolicy,
+  layout: Pick<GovernanceLayout, 'zones' | 'regions'>,
+  sourceRegion: string,
+  residency: Residency,
+): readonly string[] {
+  return regionsThatMayHold(policy, layout).filter(
+    (region) => region !== sourceRegion && audienceIn(residency, region) === 'none',
+  );
+}

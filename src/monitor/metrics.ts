@@ -138,6 +138,13 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly captureGovernanceNoticesTotal = new Counter({
+    name: 'cdc_capture_governance_notices_total',
+    help: 'Eviction notices published for row versions of governed tables that some region may not hold (docs/GOVERNANCE.md, "Eviction").',
+    labelNames: ['region', 'table', 'policy'] as const,
+    registers: [this.registry],
+  });
+
   readonly captureApplierTransactionsTotal = new Counter({
     name: 'cdc_capture_applier_transactions_total',
     help: "Transactions of this region's own applier that the binlog sent to capture, which dropped them by their apply marker. MariaDB leaves them out of the stream (skip_replication), so there it stays 0; on MySQL it grows with every applied chunk.",

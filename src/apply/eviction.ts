@@ -1,0 +1,260 @@
+/**
+ * Applying eviction notices (docs/GOVERNANCE.md, "Eviction"): a row version
+ * this region may not hold arrives as a value-free notice naming the row by
+ * its tombstone key only. It is joined like a delete of that version: the
+ * local row, found through the key hash, is deleted if its version is older,
+ * and the key keeps a tombstone of the notice's version, so an older
+ * version arriving later (another topic, a replay from the earliest offset)
+ * stays out, and a later version that this region may hold again comes in.
+ *
+ * A notice chunk is its own transaction: its keys are hashes, not key
+ * values, so it cannot share the key join of ordinary events (and an
+ * ordinary event of the same row in the same chunk would be joined twice).
+ */
+import mysql from 'mysql2/promise';
+import { canonicalKeyPart } from '../prepare/ddl.js';
+import { qualifiedName, quoteId } from '../mysql/identifiers.js';
+import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { microsToMysqlTimestamp } from '../versioning/hlc.js';
+import { resolve, type ApplyOutcome } from '../versioning/resolve.js';
+import {
+  decodeStoredVersion,
+  effectiveVersion,
+  encodeStoredVersion,
+  type RowVersion,
+} from '../versioning/version.js';
+import type { ApplyEvent } from './apply-event.js';
+import {
+  ApplyRaced,
+  applyChunk,
+  runStatements,
+  type ChunkContext,
+  type ChunkResult,
+  type StatementResult,
+} from './batch-applier.js';
+
+/** The generated, indexed key-hash column `prepare` adds to governed tables. */
+export const KEY_HASH_COLUMN = '_cdc_key_hash';
+
+/**
+ * The SQL expression of a row's tombstone key over `alias`'s columns: the
+ * indexed `_cdc_key_hash` column when the table has it, else the trigger's
+ * expression itself (correct, but a scan of the table).
+ */
+export function keyHashExpression(table: ChunkContext['table'], alias?: string): string {
+  const column = (name: string): string =>
+    alias === undefined ? quoteId(name) : `${alias}.${quoteId(name)}`;
+  if (table.columns.some((c) => c.name === KEY_HASH_COLUMN)) return column(KEY_HASH_COLUMN);
+  const byName = new Map(table.columns.map((c) => [c.name, c]));
+  const parts = table.primaryKey.map((name) => {
+    const info = byName.get(name);
+    if (info === undefined)
+      throw new Error(`primary-key column ${name} missing from ${table.table}`);
+    return canonicalKeyPart(info, column(name));
+  });
+  return `UNHEX(SHA2(JSON_ARRAY(${parts.join(', ')}), 256))`;
+}
+
+interface HashState {
+  existed: boolean;
+  tombstoned: boolean;
+  version: RowVersion | null;
+  live: boolean;
+  versionChanged: boolean;
+}
+
+const literal = (value: unknown): string =>
+  mysql.escape(value as Parameters<typeof mysql.escape>[0]);
+
+/**
+ * Applies `notices` (events with `evict`, all of one table) in one
+ * transaction, in order. Conflicts are counted in the outcomes but never
+ * recorded in `_cdc_conflicts`: the record would keep the values of a row
+ * this region may no longer hold.
+ */
+export async function applyNoticeChunk(
+  connection: mysql.PoolConnection,
+  notices: readonly ApplyEvent[],
+  context: ChunkContext,
+): Promise<ChunkResult> {
+  const { table } = context;
+  const target = qualifiedName(table.schema, table.table);
+  const tombstones = qualifiedName(context.internalSchema, INTERNAL_TABLES.tombstones);
+  const tableText = literal(`${table.schema}.${table.table}`);
+  const states = new Map<string, HashState>();
+  for (const notice of notices) {
+    const keyHash = notice.evict?.keyHash;
+    if (keyHash === undefined) throw new Error('applyNoticeChunk: an event without a notice');
+    states.set(keyHash, {
+      existed: false,
+      tombstoned: false,
+      version: null,
+      live: false,
+      versionChanged: false,
+    });
+  }
+  const hashList = (hashes: Iterable<string>): string =>
+    [...hashes].map((h) => `X'${h}'`).join(', ');
+  const rowHash = keyHashExpression(table, 't');
+  const ts = quoteId(VERSION_COLUMNS.ts);
+  const ver = quoteId(VERSION_COLUMNS.ver);
+
+  let open = false;
+  try {
+    open = true;
+    // The marker keeps this transaction out of capture's stream, as for every chunk.
+    const [, , rows, tombRows] = (await runStatements(connection, [
+      'START TRANSACTION',
+      `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
+       VALUES (${literal(context.applierId)}, ${literal(context.sourceRegion)}, 1)
+       ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
+      `SELECT LOWER(HEX(${rowHash})) AS h,
+              CAST(UNIX_TIMESTAMP(t.${ts}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
+              CAST(t.${ver} AS CHAR) AS _cdc_ver_text
+         FROM ${target} AS t WHERE ${rowHash} IN (${hashList(states.keys())}) FOR UPDATE`,
+      `SELECT LOWER(HEX(pk_hash)) AS h, CAST(ver AS CHAR) AS ver FROM ${tombstones}
+        WHERE tbl = ${tableText} AND pk_hash IN (${hashList(states.keys())}) FOR UPDATE`,
+    ])) as [unknown, unknown, StatementResult, StatementResult];
+    for (const row of rows.rows) {
+      const state = states.get(String(row.h));
+      if (state === undefined) continue;
+      const verText = row._cdc_ver_text as string | null;
+      state.existed = true;
+      state.live = true;
+      state.version = effectiveVersion({
+        tsMicros: Number(row._cdc_ts_us),
+        stored: verText === null ? null : decodeStoredVersion(verText),
+        self: context.region,
+      });
+    }
+    for (const row of tombRows.rows) {
+      const state = states.get(String(row.h));
+      if (state === undefined || state.existed) continue;
+      state.tombstoned = true;
+      state.version = decodeStoredVersion(String(row.ver));
+    }
+
+    // Each notice joined like a delete of its version, in delivery order.
+    const outcomes = new Map<ApplyOutcome, number>();
+    for (const notice of notices) {
+      const state = states.get(notice.evict?.keyHash ?? '') as HashState;
+      const decision = resolve({
+        local: state.version,
+        incoming: notice.version,
+        strategy: context.strategy,
+      });
+      outcomes.set(decision.outcome, (outcomes.get(decision.outcome) ?? 0) + 1);
+      if (decision.winner === 'incoming') state.live = false;
+      if (decision.versionChanged || decision.winner === 'incoming') state.versionChanged = true;
+      state.version = decision.resulting;
+    }
+
+    const changed = [...states].filter(([, s]) => s.versionChanged && s.version !== null);
+    const kept = changed.filter(([, s]) => s.live);
+    const dead = changed.filter(([, s]) => !s.live);
+    const writes: string[] = [];
+    // A local row that outranks the notice keeps its data; its version may still learn (vectors).
+    for (const [keyHash, state] of kept) {
+      const version = state.version as RowVersion;
+      writes.push(
+        `UPDATE ${target} AS t SET t.${ts} = ${literal(microsToMysqlTimestamp(version.hlc))}, t.${ver} = ${literal(encodeStoredVersion(version))}
+          WHERE ${rowHash} = X'${keyHash}'`,
+      );
+    }
+    const deleted = dead.filter(([, s]) => s.existed).map(([h]) => h);
+    // No alias: MariaDB resolves one in a DELETE list against the current database.
+    if (deleted.length > 0)
+      writes.push(
+        `DELETE FROM ${target} WHERE ${keyHashExpression(table)} IN (${hashList(deleted)})`,
+      );
+    // The tombstone keeps no key values (`[]`): the region may not know them.
+    // One that did not exist when read is INSERTed, so a concurrent one fails
+    // it with a duplicate key (retried) instead of being overwritten.
+    for (const [group, upsert] of [
+      [dead.filter(([, s]) => s.existed || s.tombstoned), true],
+      [dead.filter(([, s]) => !s.existed && !s.tombstoned), false],
+    ] as const) {
+      if (group.length === 0) continue;
+      writes.push(
+        `INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc) VALUES ${group
+          .map(([keyHash, s]) => {
+            const version = s.version as RowVersion;
+            return `(${tableText}, X'${keyHash}', JSON_ARRAY(), ${literal(encodeStoredVersion(version))}, ${literal(version.hlc)})`;
+          })
+          .join(', ')}` +
+          (upsert
+            ? ' ON DUPLICATE KEY UPDATE pk = VALUES(pk), ver = VALUES(ver), hlc = VALUES(hlc)'
+            : ''),
+      );
+    }
+    // Evicted without a row to delete: a row inserted since (a local write, or
+    // another applier's chunk) must not survive the notice. The locking read
+    // waits for an uncommitted insert, as the chunk's re-checks do.
+    const absent = dead.filter(([, s]) => !s.existed).map(([h]) => h);
+    const recheck =
+      absent.length > 0
+        ? [`SELECT 1 FROM ${target} AS t WHERE ${rowHash} IN (${hashList(absent)}) FOR UPDATE`]
+        : [];
+    const end = context.rollback === true ? 'ROLLBACK' : 'COMMIT';
+    const results = await runStatements(connection, [
+      ...writes,
+      ...recheck,
+      ...(recheck.length === 0 ? [end] : []),
+    ]);
+    if (recheck.length > 0) {
+      const found = (results[writes.length] as StatementResult).rows.length;
+      if (found > 0)
+        throw new ApplyRaced(
+          `${table.schema}.${table.table}`,
+          `${found} row(s) evicted while absent were inserted`,
+        );
+      await connection.query(end);
+    }
+    open = false;
+    return { outcomes, conflicts: [] };
+  } catch (err) {
+    if (open) await connection.query('ROLLBACK').catch(() => undefined); // the statement error is the one to report
+    throw err;
+  }
+}
+
+/**
+ * Applies events of one table in order: ordinary events with `applyChunk`,
+ * eviction notices with {@link applyNoticeChunk}, each run of consecutive
+ * ones in a transaction of its own. A failure is thrown for the whole:
+ * the caller retries everything, and what committed before is applied
+ * again, idempotently.
+ */
+export async function applyEvents(
+  connection: mysql.PoolConnection,
+  events: readonly ApplyEvent[],
+  context: ChunkContext,
+): Promise<ChunkResult> {
+  if (!events.some((event) => event.evict !== undefined))
+    return applyChunk(connection, events, context);
+  const total: ChunkResult = { outcomes: new Map(), conflicts: [] };
+  for (const run of runsOf(events, (event) => event.evict !== undefined)) {
+    const result = run.matched
+      ? await applyNoticeChunk(connection, run.items, context)
+      : await applyChunk(connection, run.items, context);
+    for (const [outcome, n] of result.outcomes)
+      total.outcomes.set(outcome, (total.outcomes.get(outcome) ?? 0) + n);
+    total.conflicts.push(...result.conflicts);
+  }
+  return total;
+}
+
+/** `items` cut into maximal runs of consecutive items alike under `test`, in order. */
+export function runsOf<T>(
+  items: readonly T[],
+  test: (item: T) => boolean,
+): { matched: boolean; items: T[] }[] {
+  const runs: { matched: boolean; items: T[] }[] = [];
+  for (const item of items) {
+    const matched = test(item);
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.matched === matched) last.items.push(item);
+    else runs.push({ matched, items: [item] });
+  }
+  return runs;
+}
