@@ -119,7 +119,7 @@ export class DaemonMetrics {
 
   readonly schemaRepairsTotal = new Counter({
     name: 'cdc_schema_repairs_total',
-    help: 'Repairs capture made to a replicated table after DDL or found by the drift check (what is version_columns, triggers or misplaced_triggers), and columns the applier added for held events under schema.autoAddColumns (what is auto_add_column).',
+    help: 'Repairs capture made to a replicated table after DDL or found by the drift check (what is version_columns, key_hash, triggers or misplaced_triggers), and columns the applier added for held events under schema.autoAddColumns (what is auto_add_column).',
     labelNames: ['region', 'table', 'what'] as const,
     registers: [this.registry],
   });
