@@ -182,7 +182,7 @@ export async function applyChunk(
        ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
       `SELECT * FROM ${target} LIMIT 0`,
       `${keysCte(pkColumns, keyList, context.valuesList === true)}
-       SELECT keys_.k AS _cdc_k,
+       SELECT keys_._cdc_k,
               CAST(UNIX_TIMESTAMP(t.${quoteId(VERSION_COLUMNS.ts)}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
               CAST(t.${quoteId(VERSION_COLUMNS.ver)} AS CHAR) AS _cdc_ver_text
          FROM keys_ JOIN ${target} AS t ON ${keyJoin(pkColumns)}
@@ -384,7 +384,7 @@ export async function runStatements(
 }
 
 /**
- * `WITH keys_(k, pk1, …) AS (…)`: the keys of `states` with their index, as
+ * `WITH keys_(_cdc_k, pk1, …) AS (…)`: the keys of `states` with their index, as
  * a table value constructor (`values`) or as `SELECT … UNION ALL SELECT …`.
  */
 function keysCte(
@@ -392,7 +392,8 @@ function keysCte(
   states: readonly KeyState[],
   values: boolean,
 ): string {
-  const names = ['k', ...pkColumns.map((c) => quoteId(c.name))].join(', ');
+  // `_cdc_k`, not a name a key column could have (a key column `k` would clash).
+  const names = ['_cdc_k', ...pkColumns.map((c) => quoteId(c.name))].join(', ');
   const rows = states.map(
     (state, i) => `${i}, ${pkColumns.map((c) => keyLiteral(c, state)).join(', ')}`,
   );
@@ -424,7 +425,7 @@ async function readLocalImages(
   const states = [...new Set(chunk.conflicts.map((c) => c.state))];
   const [rows] = await connection.query<mysql.RowDataPacket[]>(
     `${keysCte(chunk.pkColumns, states, false)}
-     SELECT keys_.k AS _cdc_k, ${chunk.visible.map((c) => `t.${quoteId(c.name)}`).join(', ')}
+     SELECT keys_._cdc_k, ${chunk.visible.map((c) => `t.${quoteId(c.name)}`).join(', ')}
        FROM keys_ JOIN ${chunk.target} AS t ON ${keyJoin(chunk.pkColumns)}`,
   );
   const images = new Map<KeyState, RowImage>();
