@@ -1,11 +1,11 @@
 import mysql from 'mysql2/promise';
-import { hash } from 'node:crypto';
 import type { JsonScalar, RowImage } from '../bus/envelope.js';
 import { encodeRow } from '../capture/row-codec.js';
 import { isBinaryDataType } from '../mysql/column-types.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
 import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
 import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
+import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
 import { microsToMysqlTimestamp } from '../versioning/hlc.js';
 import { resolve, type ApplyOutcome, type ConflictStrategy } from '../versioning/resolve.js';
 import {
@@ -529,15 +529,16 @@ function keyJsonOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
 
 /**
  * The tombstone key of `state` as SQL: `UNHEX(SHA2(JSON_ARRAY(…), 256))`,
- * the expression the triggers compute over OLD. For a key of integer columns
- * the hash is computed here and sent as a literal: its canonical text is
- * plain decimal on both servers, and the server then does a lookup instead
- * of two JSON and one SHA-256 evaluation per key (twice for an insert: read
- * and re-check). test/integration/apply/key-hash.test.ts pins the two
+ * the expression the triggers compute over OLD. Wherever the key's trigger
+ * text is certain (`tombstoneKeyHash`: integer, text, BINARY/VARBINARY and
+ * DECIMAL keys with values in their canonical form) the hash is computed
+ * here and sent as a literal: the server then does a lookup instead of two
+ * JSON and one SHA-256 evaluation per key (twice for an insert: read and
+ * re-check). test/integration/apply/key-hash.test.ts pins the two
  * computations to each other on MariaDB and MySQL 8.
  */
 function keyHashOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
-  const hash = integerKeyHash(pkColumns, state.pk);
+  const hash = tombstoneKeyHash(pkColumns, state.pk);
   return hash === undefined ? `UNHEX(SHA2(${keyJsonOf(pkColumns, state)}, 256))` : `X'${hash}'`;
 }
 
@@ -548,29 +549,15 @@ const INTEGER_DATA_TYPES: ReadonlySet<string> = new Set([
   'int',
   'bigint',
 ]);
-const INTEGER_TEXT = /^-?(0|[1-9][0-9]*)$/;
 
 /**
- * Hex SHA-256 of the key's canonical text `["v1", "v2"]` when every key
- * column is an integer column holding a canonical integer (as capture
- * encodes it: a number, or a decimal string beyond 2^53), else undefined.
+ * `tombstoneKeyHash` restricted to keys of integer columns (its first use,
+ * kept for callers that only want those).
  */
 export function integerKeyHash(pkColumns: readonly ColumnInfo[], pk: RowImage): string | undefined {
-  const parts: string[] = [];
-  for (const column of pkColumns) {
-    if (!INTEGER_DATA_TYPES.has(column.dataType)) return undefined;
-    const value = pk[column.name];
-    const text =
-      typeof value === 'number' && Number.isSafeInteger(value)
-        ? String(value)
-        : typeof value === 'string'
-          ? value
-          : undefined;
-    if (text === undefined || !INTEGER_TEXT.test(text)) return undefined;
-    parts.push(`"${text}"`);
-  }
-  // One-shot hash: a Hash object per key cost three times as much.
-  return hash('sha256', `[${parts.join(', ')}]`, 'hex');
+  return pkColumns.every((c) => INTEGER_DATA_TYPES.has(c.dataType))
+    ? tombstoneKeyHash(pkColumns, pk)
+    : undefined;
 }
 
 function versionParams(version: RowVersion): [string, string] {
