@@ -14,7 +14,12 @@
 import mysql from 'mysql2/promise';
 import { canonicalKeyPart } from '../prepare/ddl.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
-import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import {
+  hasKeyHashColumn,
+  INTERNAL_TABLES,
+  KEY_HASH_COLUMN,
+  VERSION_COLUMNS,
+} from '../mysql/internal-tables.js';
 import { microsToMysqlTimestamp } from '../versioning/hlc.js';
 import { resolve, type ApplyOutcome } from '../versioning/resolve.js';
 import {
@@ -33,9 +38,6 @@ import {
   type StatementResult,
 } from './batch-applier.js';
 
-/** The generated, indexed key-hash column `prepare` adds to governed tables. */
-export const KEY_HASH_COLUMN = '_cdc_key_hash';
-
 /**
  * The SQL expression of a row's tombstone key over `alias`'s columns: the
  * indexed `_cdc_key_hash` column when the table has it, else the trigger's
@@ -44,7 +46,7 @@ export const KEY_HASH_COLUMN = '_cdc_key_hash';
 export function keyHashExpression(table: ChunkContext['table'], alias?: string): string {
   const column = (name: string): string =>
     alias === undefined ? quoteId(name) : `${alias}.${quoteId(name)}`;
-  if (table.columns.some((c) => c.name === KEY_HASH_COLUMN)) return column(KEY_HASH_COLUMN);
+  if (hasKeyHashColumn(table)) return column(KEY_HASH_COLUMN);
   const byName = new Map(table.columns.map((c) => [c.name, c]));
   const parts = table.primaryKey.map((name) => {
     const info = byName.get(name);
