@@ -241,7 +241,12 @@ function planKeyHash(
     return [
       step(
         `replace key-hash column ${KEY_HASH_COLUMN} of ${where} (it does not compute the hash of the key (${table.primaryKey.join(', ')}) as prepare declares it)`,
-        [dropKeyHashColumn(table), ...add],
+        [
+          // An index of that name over other columns would outlive the column.
+          ...(existing.indexNamed && !existing.indexed ? [dropKeyHashIndex(table)] : []),
+          dropKeyHashColumn(table),
+          ...add,
+        ],
       ),
     ];
   }

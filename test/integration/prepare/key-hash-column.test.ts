@@ -261,6 +261,38 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])('the key-hash column on %s'
     expect((await prepare(governed)).stdout).toContain('already prepared, nothing to change');
   });
 
+  it('gets its index back, and is replaced when it is not what prepare declares', async () => {
+    await db.query('ALTER TABLE app.people DROP INDEX _cdc_key_hash');
+    await db.query(
+      'ALTER TABLE app.codes DROP INDEX _cdc_key_hash, ADD INDEX _cdc_key_hash (code, _cdc_key_hash)',
+    );
+    await db.query(
+      "ALTER TABLE app.codes MODIFY COLUMN _cdc_key_hash BINARY(32) AS (UNHEX(SHA2('x', 256))) VIRTUAL",
+    );
+    const out = await prepare(governed);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain('add index _cdc_key_hash on _cdc_key_hash to app.people');
+    expect(out.stdout).toContain('replace key-hash column _cdc_key_hash of app.codes');
+    const indexes = await rows<{ t: string; c: string }>(
+      `SELECT TABLE_NAME AS t, GROUP_CONCAT(COLUMN_NAME) AS c FROM information_schema.STATISTICS
+        WHERE TABLE_SCHEMA = 'app' AND INDEX_NAME = '_cdc_key_hash' GROUP BY TABLE_NAME ORDER BY 1`,
+    );
+    expect(indexes).toEqual([
+      { t: 'codes', c: '_cdc_key_hash' },
+      { t: 'pairs', c: '_cdc_key_hash' },
+      { t: 'people', c: '_cdc_key_hash' },
+    ]);
+    expect(/INVISIBLE/i.test((await keyHashColumns())['app.codes'] ?? '')).toBe(invisible);
+    await db.query("INSERT INTO app.codes (code, tag) VALUES ('zz ', X'01')");
+    expect(
+      await rows(
+        `SELECT code FROM app.codes
+          WHERE NOT _cdc_key_hash <=> UNHEX(SHA2(JSON_ARRAY(CAST(code AS CHAR), HEX(tag)), 256))`,
+      ),
+    ).toEqual([]);
+    expect((await prepare(governed)).stdout).toContain('already prepared, nothing to change');
+  });
+
   it('is dropped from a table no policy governs any more', async () => {
     const out = await prepare(ungoverned);
     expect(out.code).toBe(0);
