@@ -46,6 +46,7 @@ import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js'
 import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
 import { CapturePublisher } from './publisher.js';
+import { CaptureAuditTrail } from './audit-trail.js';
 import { DebeziumOutput } from './debezium-output.js';
 import type { BinlogCoordinates } from './source-events.js';
 import { KafkaPositionLog, regionTopicsWithEvents } from './position-log.js';
@@ -161,6 +162,7 @@ export class CaptureStage {
   readonly #repair: SchemaRepair;
   /** Governed rows no region may hold, by table: when last logged and how many since. */
   readonly #withheld = new Map<string, { loggedAtMs: number; since: number }>();
+  #audit: CaptureAuditTrail | undefined;
   /** TRUNCATEs of replicated tables (not replicated), by table: binlog time, for `/readyz`. */
   readonly #truncations = new Map<string, number>();
   /** Resolves with the error that stopped capture for good. */
@@ -265,6 +267,8 @@ export class CaptureStage {
         ...plan.tables.flatMap((t) => this.#debezium?.topicsOf(t.schema, t.table) ?? []),
         // Zone and masked topics of governed tables (docs/GOVERNANCE.md, "Topic layout").
         ...plan.tables.flatMap((t) => this.#governedTopics(t.schema, t.table)),
+        // The audit trail of governed changes (docs/GOVERNANCE.md, "Audit trail").
+        ...(options.governance === undefined ? [] : [this.#auditTrail().topic]),
       ];
       await this.#whileStartingRetry('creating Kafka topics', () =>
         this.#withAdmin(async (admin) => {
@@ -842,6 +846,7 @@ export class CaptureStage {
         detail: err.message,
         source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
       });
+      this.#auditTrail().refused(publisher, policy, event);
       return;
     }
     const table = `${event.db}.${event.table}`;
@@ -857,7 +862,21 @@ export class CaptureStage {
       this.#enqueueChange(publisher, copy.topic, key, copy.change, index === 0),
     );
     const evict = evictionTargets(policy, this.#governanceLayout(), options.region, residency);
-    if (evict.length > 0) this.#publishNotice(publisher, policy, event, evict);
+    const noticed = evict.length > 0 && this.#publishNotice(publisher, policy, event, evict);
+    this.#auditTrail().routed(publisher, policy, event, { copies, notices: noticed ? evict : [] });
+  }
+
+  /** The audit trail's publishing half, for a configuration with policies. */
+  #auditTrail(): CaptureAuditTrail {
+    const { options, metrics } = this.deps;
+    this.#audit ??= new CaptureAuditTrail({
+      topicPrefix: options.kafka.topicPrefix,
+      region: options.region,
+      zones: options.governance?.zones ?? {},
+      regions: options.governance?.regions ?? [options.region, ...options.peers],
+      decisions: metrics.governanceDecisionsTotal,
+    });
+    return this.#audit;
   }
 
   /**
@@ -866,14 +885,15 @@ export class CaptureStage {
    * named by the row's tombstone key only. A key whose tombstone key cannot
    * be computed here (a key type src/mysql/tombstone-key.ts does not
    * reproduce) is parked in the capture dead letters instead, loudly: the
-   * regions would otherwise keep a copy they may not hold.
+   * regions would otherwise keep a copy they may not hold. Returns whether
+   * the notice was sent (the audit trail records only notices sent).
    */
   #publishNotice(
     publisher: CapturePublisher,
     policy: GovernancePolicy,
     event: ChangeEvent,
     regions: readonly string[],
-  ): void {
+  ): boolean {
     const { options, metrics } = this.deps;
     const pkColumns = Object.keys(event.pk).map((name) =>
       columnTypeInfo(name, event.types?.[name] ?? ''),
@@ -886,7 +906,7 @@ export class CaptureStage {
         detail: `policy ${policy.name}: the eviction notice for ${regions.join(', ')} cannot be sent: the tombstone key of ${event.db}.${event.table} (key types ${pkColumns.map((c) => c.columnType || 'unknown').join(', ')}) is not computed outside the server`,
         source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
       });
-      return;
+      return false;
     }
     const notice: EvictionNotice = {
       v: ENVELOPE_VERSION,
@@ -917,6 +937,7 @@ export class CaptureStage {
       commitTs: event.commitTs,
       counted: false,
     });
+    return true;
   }
 
   /**

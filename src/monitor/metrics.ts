@@ -145,6 +145,13 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly governanceDecisionsTotal = new Counter({
+    name: 'cdc_governance_decisions_total',
+    help: 'Audit records capture wrote for changes of governed tables, by target region and decision: sent, sent_masked, notice, and withheld or refused with target_region "*" (docs/GOVERNANCE.md, "Audit trail").',
+    labelNames: ['source_region', 'target_region', 'table', 'policy', 'decision'] as const,
+    registers: [this.registry],
+  });
+
   readonly captureApplierTransactionsTotal = new Counter({
     name: 'cdc_capture_applier_transactions_total',
     help: "Transactions of this region's own applier that the binlog sent to capture, which dropped them by their apply marker. MariaDB leaves them out of the stream (skip_replication), so there it stays 0; on MySQL it grows with every applied chunk.",
