@@ -12,8 +12,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeApplyTable } from '../../../src/apply/apply-target.js';
+import type { ChangeEvent } from '../../../src/bus/envelope.js';
+import { TransactionAssembler } from '../../../src/capture/assembler.js';
+import { BinlogSource } from '../../../src/capture/binlog-source.js';
+import { currentGtidPosition } from '../../../src/capture/server-check.js';
 import { runCli } from '../../../src/cli/program.js';
 import { hasKeyHashColumn, KEY_HASH_COLUMN } from '../../../src/mysql/internal-tables.js';
+import { serverInfo } from '../../../src/mysql/introspect.js';
 import {
   connectionOptions,
   startSandbox,
@@ -21,7 +26,7 @@ import {
   type Sandbox,
 } from '../../../src/sandbox/index.js';
 import { tableShape } from '../../../src/snapshot/rows.js';
-import { sandboxConfigYaml } from '../../support/config.js';
+import { sandboxConfigYaml, sandboxRegionOptions } from '../../support/config.js';
 
 jest.setTimeout(180_000);
 
@@ -212,6 +217,60 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])('the key-hash column on %s'
     expect(await rows(`SELECT name, n FROM app.pairs WHERE ${where}`)).toEqual([
       { name: 'ab', n: 7 },
     ]);
+  });
+
+  it('is in the binlog row images, but never in the change events capture publishes', async () => {
+    const { options } = sandboxRegionOptions(sandbox, 'us-east', {
+      tables: TABLES,
+      extraYaml: GOVERNANCE,
+    });
+    const raw: string[][] = [];
+    const events: ChangeEvent[] = [];
+    const assembler = new TransactionAssembler({
+      region: 'us-east',
+      internalSchema: '_cdc',
+      isReplicated: (schema) => schema === 'app',
+    });
+    let failure: Error | undefined;
+    const source = new BinlogSource({
+      mysql: options.mysql,
+      serverId: 4242,
+      gtidSet: await currentGtidPosition(db, await serverInfo(db)),
+      includeSchema: { app: true, _cdc: true },
+      primaryKeys: new Map(),
+      columnTypes: true,
+      onEvent: (event) => {
+        if (event.kind === 'rows' && event.table === 'pairs')
+          for (const row of event.rows)
+            raw.push(Object.keys('after' in row ? (row.after as object) : row));
+        for (const out of assembler.push(event))
+          if (out.kind === 'change' && out.event.table === 'pairs') events.push(out.event);
+      },
+      onError: (err) => (failure = err),
+    });
+    await source.start();
+    try {
+      await db.query("INSERT INTO app.pairs (name, n, note) VALUES ('cap', 1, 'x')");
+      await db.query("UPDATE app.pairs SET note = 'y' WHERE name = 'cap'");
+      await db.query("DELETE FROM app.pairs WHERE name = 'cap'");
+      for (let i = 0; i < 100 && events.length < 3 && failure === undefined; i += 1)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      source.stop();
+    }
+    expect(failure).toBeUndefined();
+    // Both servers write the virtual column into FULL row images...
+    expect(raw.length).toBeGreaterThanOrEqual(3);
+    for (const columns of raw) expect(columns).toContain(KEY_HASH_COLUMN);
+    // ...and capture leaves it out of images, keys and types.
+    expect(events.map((e) => e.op)).toEqual(['c', 'u', 'd']);
+    for (const event of events) {
+      for (const image of [event.after, event.before, event.pk])
+        if (image !== null && image !== undefined)
+          expect(Object.keys(image)).not.toContain(KEY_HASH_COLUMN);
+      expect(Object.keys(event.types ?? {})).not.toContain(KEY_HASH_COLUMN);
+    }
+    expect(events[0]?.after).toEqual({ name: 'cap', n: 1, note: 'x' });
   });
 
   it('is no data column to the applier, snapshot or verify', async () => {
