@@ -29,7 +29,12 @@ export interface ApplyEvent {
    * whose tombstone key is `keyHash` (lowercase hex), for `regions` only.
    * Its `pk` is empty: the notice carries no value.
    */
-  evict?: { readonly keyHash: string; readonly regions: readonly string[] };
+  evict?: {
+    readonly keyHash: string;
+    readonly regions: readonly string[];
+    /** An erasure notice: it beats every local version that has not seen it. */
+    readonly erase?: boolean;
+  };
 }
 
 /** Why an event cannot be applied; the `reason` label of `cdc_dead_letter_total`. */
@@ -173,10 +178,10 @@ export function decodeApplyEvent(value: Buffer | null, expected: Expected): Appl
 
 const KEY_HASH = /^[0-9a-f]{64}$/;
 
-/** Validates an eviction notice (src/bus/envelope.ts, `EvictionNotice`): a delete by tombstone key. */
+/** Validates an eviction or erasure notice (src/bus/envelope.ts, `EvictionNotice`): a delete by tombstone key. */
 function checkNotice(raw: Record<string, unknown>, expected: Expected): ApplyEvent[] {
   const notice = raw as Partial<Record<keyof EvictionNotice, unknown>>;
-  if (notice.notice !== 'evict')
+  if (notice.notice !== 'evict' && notice.notice !== 'erase')
     throw new RejectedEvent('malformed', `unknown notice ${String(notice.notice)}`);
   checkSource(raw, expected);
   if (typeof notice.keyHash !== 'string' || !KEY_HASH.test(notice.keyHash))
@@ -200,7 +205,11 @@ function checkNotice(raw: Record<string, unknown>, expected: Expected): ApplyEve
       image: null,
       version,
       commitTs: typeof notice.commitTs === 'number' ? notice.commitTs : 0,
-      evict: { keyHash: notice.keyHash, regions: notice.regions },
+      evict: {
+        keyHash: notice.keyHash,
+        regions: notice.regions,
+        ...(notice.notice === 'erase' ? { erase: true } : {}),
+      },
     },
   ];
 }

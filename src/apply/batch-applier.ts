@@ -7,6 +7,7 @@ import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
 import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
 import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
 import { microsToMysqlTimestamp } from '../versioning/hlc.js';
+import { parseErasureTombstoneKey, seesErasure, type ErasureMark } from '../versioning/erasure.js';
 import { resolve, type ApplyOutcome, type ConflictStrategy } from '../versioning/resolve.js';
 import {
   decodeStoredVersion,
@@ -94,6 +95,8 @@ interface KeyState {
   existed: boolean;
   /** Whether the key had a tombstone when read (asked only of keys with no row). */
   tombstoned: boolean;
+  /** The erasure its tombstone records: only versions that have seen it apply (src/versioning/erasure.ts). */
+  erasure?: ErasureMark;
   version: RowVersion | null;
   live: boolean;
   image: RowImage | null;
@@ -208,7 +211,7 @@ export async function applyChunk(
     const absent = keyList.map((state, i) => ({ state, i })).filter(({ state }) => !state.existed);
     if (absent.length > 0) {
       const [tombRows] = await connection.query<mysql.RowDataPacket[]>(
-        `SELECT keys_.k AS _cdc_k, CAST(tb.ver AS CHAR) AS ver
+        `SELECT keys_.k AS _cdc_k, CAST(tb.ver AS CHAR) AS ver, CAST(tb.pk AS CHAR) AS pk
            FROM (${absent.map(({ state, i }) => `SELECT ${i} AS k, ${keyHashOf(pkColumns, state)} AS h`).join(' UNION ALL ')}) AS keys_
            JOIN ${tombstones} AS tb ON tb.tbl = ${sqlLiteral(tableText)} AND tb.pk_hash = keys_.h
           FOR UPDATE`,
@@ -218,6 +221,8 @@ export async function applyChunk(
         if (state === undefined || state.existed) continue;
         state.tombstoned = true;
         state.version = decodeStoredVersion(String(row.ver));
+        const erasure = parseErasureTombstoneKey(row.pk as string | null);
+        if (erasure !== undefined) state.erasure = erasure;
       }
     }
 
@@ -228,6 +233,15 @@ export async function applyChunk(
     const localSides = new Map<ConflictRecord, KeyState>();
     for (const event of events) {
       const state = keys.get(keyId(event.pk, primaryKey)) as KeyState;
+      // An erased key takes only versions written after the erasure was seen.
+      if (
+        state.erasure !== undefined &&
+        !state.live &&
+        !seesErasure(event.version, state.erasure)
+      ) {
+        outcomes.set('stale', (outcomes.get('stale') ?? 0) + 1);
+        continue;
+      }
       const before = { version: state.version, dataFromIncoming: state.dataFromIncoming };
       const beforeLive = state.live;
       const beforeImage = state.image;

@@ -13,6 +13,7 @@
  */
 import mysql from 'mysql2/promise';
 import { canonicalKeyPart } from '../prepare/ddl.js';
+import { isBinaryDataType } from '../mysql/column-types.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
 import {
   hasKeyHashColumn,
@@ -21,6 +22,14 @@ import {
   VERSION_COLUMNS,
 } from '../mysql/internal-tables.js';
 import { microsToMysqlTimestamp } from '../versioning/hlc.js';
+import {
+  erasedVersion,
+  erasureMark,
+  erasureTombstoneKey,
+  parseErasureTombstoneKey,
+  seesErasure,
+  type ErasureMark,
+} from '../versioning/erasure.js';
 import { resolve, type ApplyOutcome } from '../versioning/resolve.js';
 import {
   decodeStoredVersion,
@@ -57,12 +66,35 @@ export function keyHashExpression(table: ChunkContext['table'], alias?: string):
   return `UNHEX(SHA2(JSON_ARRAY(${parts.join(', ')}), 256))`;
 }
 
+/**
+ * The tombstone key of a `_cdc_conflicts` record, computed from its `pk`
+ * column (the key as the envelope encodes it: `{"id": 42}`) with the
+ * trigger's canonical parts: the text of each value, binary ones (base64 in
+ * the envelope) as their hex. A scan of the conflict log, which an erasure
+ * (rare) can afford.
+ */
+function conflictKeyHash(table: ChunkContext['table']): string {
+  const byName = new Map(table.columns.map((c) => [c.name, c]));
+  const parts = table.primaryKey.map((name) => {
+    const value = `JSON_UNQUOTE(JSON_EXTRACT(pk, ${literal(`$.${JSON.stringify(name)}`)}))`;
+    const info = byName.get(name);
+    return info !== undefined && isBinaryDataType(info.dataType)
+      ? `HEX(FROM_BASE64(${value}))`
+      : `CAST(${value} AS CHAR)`;
+  });
+  return `UNHEX(SHA2(JSON_ARRAY(${parts.join(', ')}), 256))`;
+}
+
 interface HashState {
   existed: boolean;
   tombstoned: boolean;
   version: RowVersion | null;
   live: boolean;
   versionChanged: boolean;
+  /** The erasure the key's tombstone records (read, or written by this chunk). */
+  erasure?: ErasureMark;
+  /** Erased by this chunk: its copies in `_cdc_conflicts` go too. */
+  erasedNow?: boolean;
 }
 
 const literal = (value: unknown): string =>
@@ -114,7 +146,7 @@ export async function applyNoticeChunk(
               CAST(UNIX_TIMESTAMP(t.${ts}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
               CAST(t.${ver} AS CHAR) AS _cdc_ver_text
          FROM ${target} AS t WHERE ${rowHash} IN (${hashList(states.keys())}) FOR UPDATE`,
-      `SELECT LOWER(HEX(pk_hash)) AS h, CAST(ver AS CHAR) AS ver FROM ${tombstones}
+      `SELECT LOWER(HEX(pk_hash)) AS h, CAST(ver AS CHAR) AS ver, CAST(pk AS CHAR) AS pk FROM ${tombstones}
         WHERE tbl = ${tableText} AND pk_hash IN (${hashList(states.keys())}) FOR UPDATE`,
     ])) as [unknown, unknown, StatementResult, StatementResult];
     for (const row of rows.rows) {
@@ -134,18 +166,42 @@ export async function applyNoticeChunk(
       if (state === undefined || state.existed) continue;
       state.tombstoned = true;
       state.version = decodeStoredVersion(String(row.ver));
+      const erasure = parseErasureTombstoneKey(row.pk as string | null);
+      if (erasure !== undefined) state.erasure = erasure;
     }
 
-    // Each notice joined like a delete of its version, in delivery order.
+    // Each notice joined like a delete of its version, in delivery order; an
+    // erasure beats every version that has not seen it (src/versioning/erasure.ts).
     const outcomes = new Map<ApplyOutcome, number>();
+    const count = (outcome: ApplyOutcome): void => {
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    };
     for (const notice of notices) {
       const state = states.get(notice.evict?.keyHash ?? '') as HashState;
+      if (notice.evict?.erase === true) {
+        const mark = erasureMark(notice.version);
+        if (state.version !== null && seesErasure(state.version, mark)) {
+          count('stale'); // erased here already, or written again after the erasure was seen
+          continue;
+        }
+        state.live = false;
+        state.version = erasedVersion(state.version, notice.version);
+        state.versionChanged = true;
+        state.erasure = mark;
+        state.erasedNow = true;
+        count('applied');
+        continue;
+      }
+      if (state.erasure !== undefined && !seesErasure(notice.version, state.erasure)) {
+        count('stale');
+        continue;
+      }
       const decision = resolve({
         local: state.version,
         incoming: notice.version,
         strategy: context.strategy,
       });
-      outcomes.set(decision.outcome, (outcomes.get(decision.outcome) ?? 0) + 1);
+      count(decision.outcome);
       if (decision.winner === 'incoming') state.live = false;
       if (decision.versionChanged || decision.winner === 'incoming') state.versionChanged = true;
       state.version = decision.resulting;
@@ -181,7 +237,9 @@ export async function applyNoticeChunk(
         `INSERT INTO ${tombstones} (tbl, pk_hash, pk, ver, hlc) VALUES ${group
           .map(([keyHash, s]) => {
             const version = s.version as RowVersion;
-            return `(${tableText}, X'${keyHash}', JSON_ARRAY(), ${literal(encodeStoredVersion(version))}, ${literal(version.hlc)})`;
+            const pk =
+              s.erasure === undefined ? 'JSON_ARRAY()' : literal(erasureTombstoneKey(s.erasure));
+            return `(${tableText}, X'${keyHash}', ${pk}, ${literal(encodeStoredVersion(version))}, ${literal(version.hlc)})`;
           })
           .join(', ')}` +
           (upsert
@@ -189,6 +247,13 @@ export async function applyNoticeChunk(
             : ''),
       );
     }
+    // An erased row's copies in the conflict log go with it.
+    const erased = dead.filter(([, s]) => s.erasedNow === true).map(([h]) => h);
+    if (erased.length > 0)
+      writes.push(
+        `DELETE FROM ${qualifiedName(context.internalSchema, INTERNAL_TABLES.conflicts)}
+          WHERE tbl = ${tableText} AND ${conflictKeyHash(table)} IN (${hashList(erased)})`,
+      );
     // Evicted without a row to delete: a row inserted since (a local write, or
     // another applier's chunk) must not survive the notice. The locking read
     // waits for an uncommitted insert, as the chunk's re-checks do.

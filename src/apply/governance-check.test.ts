@@ -227,3 +227,34 @@ describe('eviction notices', () => {
     ]);
   });
 });
+
+describe('erasure notices', () => {
+  const erase = (table: string): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        v: 1,
+        notice: 'erase',
+        region: 'eu-west',
+        db: 'app',
+        table,
+        keyHash: 'cd'.repeat(32),
+        regions: ['us-east', 'eu-central'],
+        hlc: 1_700_000_000_000_000,
+        origin: 'eu-west',
+        vv: { 'eu-west': 1_700_000_000_000_000 },
+        gtid: null,
+        commitTs: 1_700_000_000_000,
+      }),
+    );
+
+  it('apply to governed and ungoverned tables alike, as erasures', () => {
+    for (const table of ['people', 'orders']) {
+      const { rows } = recheck(usEast, `cdc.eu-west.app.${table}`, erase(table));
+      expect(refusals(rows)).toEqual([]);
+      const events = rows.flatMap((r) => ('events' in r ? r.events : []));
+      expect(events.map((e) => e.evict)).toEqual([
+        { keyHash: 'cd'.repeat(32), regions: ['us-east', 'eu-central'], erase: true },
+      ]);
+    }
+  });
+});

@@ -26,12 +26,21 @@ export function recheckGovernance(
   const governance = options.governance;
   const policy =
     governance === undefined ? undefined : policyForTable(governance, route.db, route.table);
+  const forMe = (decoded: DecodedRow): DecodedRow =>
+    'events' in decoded && decoded.events.some((e) => e.evict !== undefined)
+      ? {
+          row: decoded.row,
+          events: decoded.events.filter((e) => e.evict?.regions.includes(options.region) === true),
+        }
+      : decoded;
+  const isEviction = (decoded: DecodedRow): boolean =>
+    'events' in decoded &&
+    decoded.events.some((e) => e.evict !== undefined && e.evict.erase !== true);
   if (policy === undefined || governance === undefined) {
-    // Notices exist only for governed tables: one here is forged or from another policy.
-    if (!rows.some((r) => 'events' in r && r.events.some((e) => e.evict !== undefined)))
-      return [...rows];
+    // Erasure applies to any table; eviction notices exist only for governed
+    // tables: one here is forged or from another policy.
     return rows.map((decoded) =>
-      'events' in decoded && decoded.events.some((e) => e.evict !== undefined)
+      isEviction(decoded)
         ? {
             row: decoded.row,
             error: new RejectedEvent(
@@ -39,17 +48,13 @@ export function recheckGovernance(
               `an eviction notice for ${route.db}.${route.table}, which no policy governs here`,
             ),
           }
-        : decoded,
+        : forMe(decoded),
     );
   }
   return rows.map((decoded): DecodedRow => {
     if ('error' in decoded) return decoded;
     // A notice carries no value to check; it concerns only the regions it names.
-    if (decoded.events.some((e) => e.evict !== undefined))
-      return {
-        row: decoded.row,
-        events: decoded.events.filter((e) => e.evict?.regions.includes(options.region) === true),
-      };
+    if (decoded.events.some((e) => e.evict !== undefined)) return forMe(decoded);
     const upsert = decoded.events.find((e) => e.op === 'upsert');
     const image = upsert?.after ?? decoded.events[0]?.image ?? undefined;
     const refusal = recheckRow(policy, governance, options.region, route.form ?? 'plain', image);

@@ -68,7 +68,12 @@ export function messageKey(db: string, table: string, pk: RowImage): string {
  */
 export interface EvictionNotice {
   v: typeof ENVELOPE_VERSION;
-  notice: 'evict';
+  /**
+   * `evict`: this version may not be held there (joined like a delete).
+   * `erase`: an erasure (`cdc-replicator erase`), which beats every version
+   * that has not seen it (src/versioning/erasure.ts).
+   */
+  notice: 'evict' | 'erase';
   region: string;
   db: string;
   table: string;

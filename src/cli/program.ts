@@ -10,6 +10,7 @@ import { registerAuditCommand } from './commands/audit.js';
 import { registerBootstrapCommand } from './commands/bootstrap.js';
 import { registerDeadLettersCommand } from './commands/dead-letters.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerEraseCommand } from './commands/erase.js';
 import { registerPrepareCommand } from './commands/prepare.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerSnapshotCommand } from './commands/snapshot.js';
@@ -88,5 +89,6 @@ function buildProgram(context: CommandContext): Command {
   registerVerifyCommand(program, context);
   registerDeadLettersCommand(program, context);
   registerAuditCommand(program, context);
+  registerEraseCommand(program, context);
   return program;
 }

@@ -24,9 +24,11 @@ export const AUDIT_RECORD_VERSION = 1;
  * - `notice`: the target may not hold this version; an eviction notice told it;
  * - `withheld`: no region may hold the row, it was published nowhere (target `*`);
  * - `refused`: capture could not route the change, it went to the origin's
- *   capture dead letters (target `*`).
+ *   capture dead letters (target `*`);
+ * - `erased`: `cdc-replicator erase` erased the row there (the origin) or
+ *   sent the target its erasure notice (src/erase/erase.ts).
  */
-export type AuditDecision = 'sent' | 'sent_masked' | 'notice' | 'withheld' | 'refused';
+export type AuditDecision = 'sent' | 'sent_masked' | 'notice' | 'withheld' | 'refused' | 'erased';
 
 export const AUDIT_DECISIONS: readonly AuditDecision[] = [
   'sent',
@@ -34,6 +36,7 @@ export const AUDIT_DECISIONS: readonly AuditDecision[] = [
   'notice',
   'withheld',
   'refused',
+  'erased',
 ];
 
 /** The target of a record that concerns no single region (`withheld`, `refused`). */
