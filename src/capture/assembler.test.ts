@@ -132,6 +132,34 @@ describe('TransactionAssembler: column types (schema.autoAddColumns)', () => {
     }
   });
 
+  it('sends them with deletes too (masks and eviction notices of governed tables need them)', () => {
+    const a = assembler();
+    a.push({ kind: 'begin', gtid: '1-1-12' });
+    const row = { id: 2, tier: 'b', _cdc_ts: '2023-11-14 22:13:20.500000', _cdc_ver: null };
+    a.push({
+      kind: 'rows',
+      op: 'delete',
+      schema: 'app',
+      table: 't',
+      primaryKey: ['id'],
+      rows: [row],
+      timestampMs: 1_700_000_000_000,
+      columnTypes,
+    });
+    const out = a.push({
+      kind: 'commit',
+      gtid: '1-1-12',
+      position: '1-1-12',
+      timestampMs: 1_700_000_000_000,
+    });
+    const deleted = out.find((o) => o.kind === 'change');
+    expect(deleted?.kind === 'change' ? deleted.event.op : undefined).toBe('d');
+    expect(deleted?.kind === 'change' ? deleted.event.types : undefined).toEqual({
+      id: 'int(11)',
+      tier: "enum('a','b''c')",
+    });
+  });
+
   it("leaves a governed table's key hash out of images and types (both servers binlog it)", () => {
     const a = assembler();
     a.push({ kind: 'begin', gtid: '1-1-13' });

@@ -39,6 +39,8 @@ interface PendingDelete {
   pk: RowImage;
   raw: RowValues;
   timestampMs: number;
+  /** The table's column types when read (masks and eviction notices of governed tables need them). */
+  types?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -252,6 +254,7 @@ export class TransactionAssembler {
       raw,
       timestampMs: event.timestampMs,
     };
+    if (event.columnTypes !== undefined) pending.types = this.#typesOf(event.columnTypes);
     const queue = this.#pendingDeletes.get(where);
     if (queue === undefined) this.#pendingDeletes.set(where, [pending]);
     else queue.push(pending);
@@ -287,16 +290,15 @@ export class TransactionAssembler {
 
   /** The change event of a captured delete, with the version it replicates with. */
   #deleteChange(pending: PendingDelete, version: RowVersion): CaptureOutput {
-    return {
-      kind: 'change',
-      event: this.#envelope('d', pending.schema, pending.table, {
-        pk: pending.pk,
-        before: pending.before,
-        after: null,
-        version,
-        timestampMs: pending.timestampMs,
-      }),
-    };
+    const change = this.#envelope('d', pending.schema, pending.table, {
+      pk: pending.pk,
+      before: pending.before,
+      after: null,
+      version,
+      timestampMs: pending.timestampMs,
+    });
+    if (pending.types !== undefined) change.types = pending.types;
+    return { kind: 'change', event: change };
   }
 
   /**
