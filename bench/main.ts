@@ -19,19 +19,29 @@ import { applyVsNative } from './scenarios/apply-vs-native/run.js';
 import { e2eLag } from './scenarios/e2e-lag/run.js';
 import { conflicts } from './scenarios/conflicts/run.js';
 import { backlogMemory } from './scenarios/backlog-memory/run.js';
+import { governanceOverhead } from './scenarios/governance-overhead/run.js';
 
 // Benchmarks run on local processes unless told otherwise: the docker
 // sandbox (chosen automatically where an engine and images are present)
 // adds container overhead and would make runs incomparable.
 process.env['CDC_SANDBOX'] ??= 'local';
 
-const SCENARIOS: Scenario[] = [captureVsDebezium, applyVsNative, e2eLag, conflicts, backlogMemory];
+const SCENARIOS: Scenario[] = [
+  captureVsDebezium,
+  applyVsNative,
+  e2eLag,
+  conflicts,
+  backlogMemory,
+  governanceOverhead,
+];
 
 const USAGE = `npm run bench -- [scenario ...] [options]
 
   scenarios: ${SCENARIOS.map((s) => s.name).join(', ')} (default: all)
   --quick        scale 0.1 (env BENCH_SCALE overrides): a few minutes, for development
   --scale F      multiply row counts and durations by F (env BENCH_SCALE)
+  --rows N       row changes of the scenarios that take a row count (governance-overhead),
+                 instead of their load.json's count × scale
   --cpu-prof     run the daemons with node --cpu-prof; profiles go next to the results
   --keep         keep the scratch directory (configs, daemon logs) after the run
   --out DIR      results directory (default bench/results)`;
@@ -42,6 +52,7 @@ async function main(): Promise<void> {
     options: {
       quick: { type: 'boolean' },
       scale: { type: 'string' },
+      rows: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       keep: { type: 'boolean' },
       out: { type: 'string' },
@@ -61,6 +72,10 @@ async function main(): Promise<void> {
   const scale = Number(scaleText);
   if (!(scale > 0 && scale <= 10))
     throw new Error(`--scale: "${scaleText}" is not a number in (0, 10]`);
+
+  const rows = values.rows === undefined ? undefined : Number(values.rows);
+  if (rows !== undefined && !(Number.isSafeInteger(rows) && rows >= 1000))
+    throw new Error(`--rows: "${values.rows}" is not an integer ≥ 1000`);
 
   const root = repoRoot();
   const outDir = values.out ?? join(root, 'bench', 'results');
@@ -125,6 +140,7 @@ async function main(): Promise<void> {
         const result = await scenario.run({
           root,
           scale,
+          rows,
           workDir,
           scenarioDir: join(root, 'bench', 'scenarios', scenario.name),
           log,

@@ -29,20 +29,26 @@ export class Pipeline {
     readonly sandbox: Sandbox,
     readonly name: string,
     env: Record<string, string>,
+    file: string,
   ) {
-    this.yaml = readFileSync(join(context.scenarioDir, 'pipeline.yaml'), 'utf8');
+    this.yaml = readFileSync(join(context.scenarioDir, file), 'utf8');
     this.env = env;
     mkdirSync(join(context.workDir, name), { recursive: true });
     this.configFile = join(context.workDir, name, 'pipeline.yaml');
     writeFileSync(this.configFile, this.yaml);
   }
 
-  /** Env for the sandbox: each region's MySQL port, a free metrics port, the broker, a topic prefix and state dir. */
+  /**
+   * Env for the sandbox: each region's MySQL port, a free metrics port, the
+   * broker, a topic prefix and state dir. `file` is the scenario's pipeline
+   * file to run (default `pipeline.yaml`), for scenarios comparing two.
+   */
   static async create(
     context: ScenarioContext,
     sandbox: Sandbox,
     name: string,
     extra: Record<string, string> = {},
+    file = 'pipeline.yaml',
   ): Promise<Pipeline> {
     const ports = await freePorts(sandbox.mysql.length);
     const env: Record<string, string> = {
@@ -56,7 +62,7 @@ export class Pipeline {
       env[`BENCH_${key}_MYSQL_PORT`] = String(m.port);
       env[`BENCH_${key}_METRICS_PORT`] = String(ports[i]);
     });
-    return new Pipeline(context, sandbox, name, env);
+    return new Pipeline(context, sandbox, name, env, file);
   }
 
   options(region: string): RuntimeOptions {

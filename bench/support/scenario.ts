@@ -4,6 +4,8 @@ export interface ScenarioContext {
   root: string;
   /** Multiplies row counts and durations: 1 for the full run, e.g. 0.1 for `--quick`. */
   scale: number;
+  /** `--rows N`: the row changes of scenarios that take a row count (instead of load.json × scale). */
+  rows?: number;
   /** Where this scenario's files (configs, logs) go for the run. */
   workDir: string;
   /** Folder of the scenario's pipeline YAML, load profile and README. */
