@@ -13,10 +13,12 @@
  * For each seed, one writer per region works concurrently on a small key
  * space (12 ids of its own per seed): inserts, edits of unmasked and masked
  * columns, moves between residencies (US/CA/BR ↔ DE ↔ CH ↔ FR), upserts and
- * deletes, while two daemons (of two different regions, chosen by the seed)
- * are stopped and restarted one after the other. The eu regions may do
- * anything. us-east writes only what it may hold plain (masked-region
- * writes are not supported yet, docs/GOVERNANCE.md "Status"): it inserts
+ * deletes, while one eu daemon (chosen by the seed) is stopped and
+ * restarted, us-east's daemon (a process) is killed -9 and restarted, in
+ * the seed's order, and the other eu region's applier pauses for a few
+ * seconds. The eu regions may do anything. us-east writes only what it
+ * may hold plain (masked-region writes are not supported yet,
+ * docs/GOVERNANCE.md "Status"): it inserts
  * US-like rows on ids it holds no row of, and edits, moves among US-like
  * countries or deletes only rows it holds as US-like, with the country in
  * the statement's WHERE, so an applied masked copy arriving in between is
@@ -46,7 +48,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import type mysql from 'mysql2/promise';
 import { startCluster, type Cluster } from '../../support/cluster.js';
-import { CLI, writeConfigFile } from '../../support/daemon-process.js';
+import {
+  CLI,
+  startDaemonProcess,
+  waitUntilRunning,
+  writeConfigFile,
+  type DaemonProcess,
+} from '../../support/daemon-process.js';
 import { GOVERNANCE_YAML, GOVERNED_REGIONS, MASK_KEY, hmacHex } from '../../support/governance.js';
 import { randomInt, seededRandom } from '../../support/random.js';
 
@@ -255,6 +263,7 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
   let configFile: string;
   let admin: Admin;
   let failed = false;
+  let usEast: DaemonProcess | undefined;
   const readers = new Map<string, mysql.Connection>();
 
   beforeAll(async () => {
@@ -265,6 +274,7 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
       extraYaml: GOVERNANCE_YAML,
       env: { CDC_MASK_KEY: MASK_KEY },
       keepDir: () => failed,
+      startDaemons: false,
     });
     dir = mkdtempSync(join(tmpdir(), 'cdc-governed-convergence-'));
     configFile = writeConfigFile(dir, cluster.yaml);
@@ -276,13 +286,36 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
     }).admin();
     await admin.connect();
     for (const region of REGIONS) readers.set(region, await cluster.db(region));
+    // The eu daemons run in this process (stopped and restarted, appliers paused);
+    // us-east's runs as `cdc-replicator run` so that it can be killed -9.
+    await cluster.startDaemon('eu-west');
+    await cluster.startDaemon('eu-central');
+    usEast = startUsEast();
+    // A first start begins at the end of the binlog: wait, or early writes are not captured.
+    await waitUntilRunning(usEast, 90_000);
   });
 
   afterAll(async () => {
+    usEast?.child.kill('SIGKILL');
+    await usEast?.exited;
     await admin?.disconnect();
     await cluster?.stop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    if (dir === undefined) return;
+    if (failed) console.error(`governed convergence: us-east's logs kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   });
+
+  /** us-east's daemon process; the key comes from its environment, as in production. */
+  function startUsEast(): DaemonProcess {
+    const saved = process.env.CDC_MASK_KEY;
+    process.env.CDC_MASK_KEY = MASK_KEY;
+    try {
+      return startDaemonProcess(configFile, 'us-east', join(dir, 'logs'));
+    } finally {
+      if (saved === undefined) delete process.env.CDC_MASK_KEY;
+      else process.env.CDC_MASK_KEY = saved;
+    }
+  }
 
   /** A region's rows of `ids`, with their version columns (for the stability check). */
   async function rowsOf(
@@ -384,6 +417,13 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
       };
       try {
         const lettersBefore = await deadLetters();
+        /** Dead letters written since this seed started, by topic. */
+        const newLetters = async (): Promise<Record<string, number>> =>
+          Object.fromEntries(
+            Object.entries(await deadLetters())
+              .map(([topic, n]) => [topic, n - (lettersBefore[topic] ?? 0)] as const)
+              .filter(([, n]) => n > 0),
+          );
         const ids = Array.from({ length: KEYS }, (_, k) => 1000 * (index + 1) + k + 1);
         const random = seededRandom(seed);
         const written: Written = new Map();
@@ -400,20 +440,41 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
             () => faultsDone,
           ),
         );
-        // Two daemons of two different regions, stopped and restarted one after the other.
-        const first = REGIONS[randomInt(random, 0, 2)] as string;
-        const others = REGIONS.filter((r) => r !== first);
-        const stopped = [first, others[randomInt(random, 0, 1)] as string];
+        // Faults while the writers run, in an order the seed picks: one eu daemon stopped
+        // and restarted, us-east's killed -9 and restarted (it replays what it had not
+        // committed); meanwhile the other eu region's applier pauses for a few seconds.
+        const euStopped = EU[randomInt(random, 0, 1)] as string;
+        const euPaused = EU.find((r) => r !== euStopped) as string;
+        const order = random() < 0.5 ? ['stop', 'kill'] : ['kill', 'stop'];
         const faults = (async () => {
           try {
-            for (const region of stopped) {
+            const pause = (async () => {
+              await sleep(randomInt(random, 200, 1500));
+              cluster.daemons.get(euPaused)?.apply?.pause();
+              mark(`${euPaused} applier paused`);
+              await sleep(randomInt(random, 2000, 4000));
+              cluster.daemons.get(euPaused)?.apply?.resume();
+              mark(`${euPaused} applier resumed`);
+            })();
+            for (const fault of order) {
               await sleep(randomInt(random, 500, 2000));
-              await cluster.stopDaemon(region);
-              mark(`${region} stopped`);
-              await sleep(randomInt(random, 1500, 4000));
-              await cluster.startDaemon(region);
-              mark(`${region} restarted`);
+              if (fault === 'stop') {
+                await cluster.stopDaemon(euStopped);
+                mark(`${euStopped} stopped`);
+                await sleep(randomInt(random, 2500, 6000));
+                await cluster.startDaemon(euStopped);
+                mark(`${euStopped} restarted`);
+              } else {
+                usEast?.child.kill('SIGKILL');
+                await usEast?.exited;
+                mark('us-east killed -9');
+                await sleep(randomInt(random, 1000, 4000));
+                usEast = startUsEast();
+                await waitUntilRunning(usEast, 90_000);
+                mark('us-east restarted');
+              }
             }
+            await pause;
             await sleep(randomInt(random, 500, 1500));
           } finally {
             faultsDone = true;
@@ -425,7 +486,7 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
         await Promise.all(connections.map((c) => c.end()));
 
         // Quiescence: every region unchanged (values and versions) for 3 s and the
-        // expected state, or unchanged for 20 s (then the assertion below says what is wrong).
+        // expected state, or unchanged for 30 s (then the assertion below says what is wrong).
         let last = '';
         let stableSince = Date.now();
         let state = new Map<string, Row[]>();
@@ -440,19 +501,20 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
           }
           const stableMs = Date.now() - stableSince;
           if (stableMs >= 3_000 && problems(state, ids, written).length === 0) break;
-          if (stableMs >= 20_000 || Date.now() > deadline) break;
+          if (stableMs >= 30_000 || Date.now() > deadline) break;
           await sleep(500);
         }
         mark('quiescent');
         const found = problems(state, ids, written);
         if (found.length > 0)
           throw new Error(
-            `regions settled on a wrong state:\n${found.join('\n')}\nwriters: ${JSON.stringify(stats)}`,
+            `regions settled on a wrong state:\n${found.join('\n')}\n` +
+              `dead letters written meanwhile: ${JSON.stringify(await newLetters())}; writers: ${JSON.stringify(stats)}`,
           );
 
         const held = (region: string): number => state.get(region)?.length ?? 0;
         console.log(
-          `governed convergence seed ${seed}: restarted ${stopped.join(', ')}; ` +
+          `governed convergence seed ${seed}: ${order.join(' then ')} (${euStopped} stopped, ${euPaused} paused); ` +
             `committed ${stats.map((s, i) => `${REGIONS[i]} ${s.committed}`).join(', ')} ` +
             `(us-east skipped ${stats[2]?.skippedMasked ?? 0} masked rows); ` +
             `ops ${JSON.stringify(Object.fromEntries(REGIONS.map((r, i) => [r, stats[i]?.ops])))}; ` +
@@ -487,19 +549,17 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
 
         const result = await verify();
         mark('verified');
+        console.log(
+          `governed convergence seed ${seed}: verify exit ${result.code}; ${timings.join(', ')}`,
+        );
         if (result.code !== 0)
           throw new Error(
-            `verify exited ${result.code}:\n${result.stdout}\n${result.stderr.slice(-4000)}`,
+            `verify exited ${result.code} (dead letters written meanwhile: ${JSON.stringify(await newLetters())}):\n` +
+              `${result.stdout}\n${result.stderr.slice(-4000)}`,
           );
 
         // Nothing was refused or parked anywhere (capture or apply) during this seed.
-        const lettersAfter = await deadLetters();
-        const newLetters = Object.fromEntries(
-          Object.entries(lettersAfter)
-            .map(([topic, n]) => [topic, n - (lettersBefore[topic] ?? 0)] as const)
-            .filter(([, n]) => n > 0),
-        );
-        expect({ seed, newDeadLetters: newLetters }).toEqual({ seed, newDeadLetters: {} });
+        expect({ seed, newDeadLetters: await newLetters() }).toEqual({ seed, newDeadLetters: {} });
       } catch (err) {
         failed = true;
         if (err instanceof Error)
@@ -510,14 +570,13 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
   );
 
   /**
-   * A deterministic reproduction of what the seeds above met: capture gives
-   * column types (needed by the masks and the tombstone key) only to inserts
-   * and updates (src/capture/assembler.ts `#upsert` sets `change.types`,
-   * `#queueDelete`/`#deleteChange` do not), so under a policy a delete of a
-   * DE row (its before image is masked for us-east) cannot be routed and is
-   * published nowhere, and a delete of a CH row sends no eviction notice:
-   * both are parked in the capture dead letters. Runs last: a lost delete
-   * leaves a divergence that the seeds' verify would report.
+   * What the seeds above first met, deterministically: capture gave column
+   * types (needed by the masks and the tombstone key) only to inserts and
+   * updates, so under a policy a delete of a DE row (its before image is
+   * masked for us-east) could not be routed and was published nowhere, and a
+   * delete of a CH row sent no eviction notice: both were parked in the
+   * capture dead letters (fixed in a44ef5b, src/capture/assembler.ts). Runs
+   * last: a lost delete leaves a divergence the seeds' verify would report.
    */
   it('replicates deletes of DE and CH rows to every region that holds them, without dead letters', async () => {
     try {
