@@ -26,6 +26,7 @@ import {
   type GovernanceLayout,
 } from '../governance/routing.js';
 import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
+import { audienceIn, residencyOf } from '../governance/residency.js';
 import { governedTopicName, policyAudiences } from '../governance/topics.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -849,6 +850,18 @@ export class CaptureStage {
       this.#auditTrail().refused(publisher, policy, event);
       return;
     }
+    const masked = this.#maskedHere(policy, event);
+    if (masked !== undefined) {
+      // The image holds masked values: published, they would replace the originals.
+      this.#handle({
+        kind: 'dead-letter',
+        reason: 'governance_refused',
+        detail: masked,
+        source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
+      });
+      this.#auditTrail().refused(publisher, policy, event);
+      return;
+    }
     const table = `${event.db}.${event.table}`;
     if (copies.length === 0) {
       metrics.captureGovernanceWithheldTotal.inc({
@@ -864,6 +877,33 @@ export class CaptureStage {
     const evict = evictionTargets(policy, this.#governanceLayout(), options.region, residency);
     const noticed = evict.length > 0 && this.#publishNotice(publisher, policy, event, evict);
     this.#auditTrail().routed(publisher, policy, event, { copies, notices: noticed ? evict : [] });
+  }
+
+  /**
+   * Why a local insert or update of a row this region holds only masked
+   * (before or after the write) must not be published, or undefined. The
+   * write guards refuse such writes in the database (src/prepare/write-guard.ts);
+   * this catches one that bypassed them (a session posing as the applier,
+   * triggers dropped). No value in the message.
+   */
+  #maskedHere(policy: GovernancePolicy, event: ChangeEvent): string | undefined {
+    if (event.op === 'd') return undefined;
+    const layout = this.#governanceLayout();
+    const region = this.deps.options.region;
+    const images = [event.after, event.op === 'u' ? event.before : null];
+    for (const image of images) {
+      if (image === null || image === undefined) continue;
+      let audience;
+      try {
+        audience = audienceIn(residencyOf(policy, layout.zones, layout.regions, image), region);
+      } catch (err) {
+        if (err instanceof GovernanceError) return err.message;
+        throw err;
+      }
+      if (audience === 'masked')
+        return `policy ${policy.name}: a local ${event.op === 'c' ? 'insert' : 'update'} of a row ${region} holds only masked is not published: its masked values would replace the originals (docs/GOVERNANCE.md, "Writes outside the plain regions")`;
+    }
+    return undefined;
   }
 
   /** The audit trail's publishing half, for a configuration with policies. */

@@ -76,7 +76,7 @@ const PREVIEW_COMMANDS: ReadonlySet<GovernedCommand> = new Set(['run', 'prepare'
  */
 export const NOT_ENFORCED_YET: readonly string[] = [
   'eviction of rows whose key types capture cannot hash like the tombstone trigger (src/mysql/tombstone-key.ts): their notices are parked in the capture dead letters instead',
-  'masked-region writes: a write in a region that holds a row masked is published with its masked values and can overwrite the original in the plain regions',
+  'edits in a masked region: a region that holds a row masked cannot edit it, not even its unmasked columns (its write guards refuse them)',
   'checks of masked and residency columns against the live tables in validate (prepare runs them)',
   'snapshot and bootstrap (they refuse to start under policies), and verify --repair of governed tables (refused)',
 ];
@@ -87,8 +87,9 @@ export const NOT_ENFORCED_YET: readonly string[] = [
  * this version cannot fully enforce (docs/GOVERNANCE.md, "Status"): capture
  * routes and masks governed rows, evicts them where their residency moved
  * away, records each decision in the audit trail, and the appliers re-check
- * them, and `erase` removes a row everywhere, but masked-region writes
- * are not built, and
+ * them, write guards refuse local writes of rows a region may not hold
+ * plain, and `erase` removes a row everywhere, but edits in a masked
+ * region are not built, and
  * snapshot and bootstrap do not go through the governed path. (verify
  * compares governed tables under their policies without printing values,
  * and refuses --repair of them: src/verify/verify.ts.)
@@ -108,7 +109,7 @@ export function refuseUnenforcedGovernance(
   if (PREVIEW_COMMANDS.has(command)) {
     if (config.governance?.preview === true) return;
     throw new ConfigError([
-      `governance.policies: refusing to start: this version enforces governance policies (${names}) only in part (capture routing and masking, eviction, the audit trail, the apply re-check, erasure; not masked-region writes). Set governance.preview: true to run them as they are (docs/GOVERNANCE.md, "Status")`,
+      `governance.policies: refusing to start: this version enforces governance policies (${names}) only in part (capture routing and masking, eviction, the audit trail, the apply re-check, write guards, erasure; not edits in a masked region). Set governance.preview: true to run them as they are (docs/GOVERNANCE.md, "Status")`,
     ]);
   }
   throw new ConfigError([

@@ -43,6 +43,23 @@ function maskFingerprint(mask: MaskSpec): unknown[] {
  * masked value changes the version; reordering the file's masks does not.
  */
 export function policyVersion(policy: GovernancePolicy, zones: Zones): string {
+  // Asked for every audited change: computed once per policy and zones (both immutable once compiled).
+  let byZones = versions.get(policy);
+  if (byZones === undefined) {
+    byZones = new WeakMap();
+    versions.set(policy, byZones);
+  }
+  let version = byZones.get(zones);
+  if (version === undefined) {
+    version = computePolicyVersion(policy, zones);
+    byZones.set(zones, version);
+  }
+  return version;
+}
+
+const versions = new WeakMap<GovernancePolicy, WeakMap<Zones, string>>();
+
+function computePolicyVersion(policy: GovernancePolicy, zones: Zones): string {
   const { residency } = policy;
   const named = new Set(residency.rules.map((rule) => rule.zone));
   if (residency.default.kind === 'zone') named.add(residency.default.zone);

@@ -204,7 +204,7 @@ export function dropKeyHashIndex(table: { schema: string; table: string }): stri
 }
 
 /** Trigger names stay within MySQL's 64 characters and unique per table. */
-export function triggerName(kind: 'ad' | 'bi' | 'bu', table: string): string {
+export function triggerName(kind: 'ad' | 'bi' | 'bu' | 'gi' | 'gu', table: string): string {
   const plain = `_cdc_${kind}_${table}`;
   if (plain.length <= 64) return plain;
   const hash = createHash('sha256').update(table).digest('hex').slice(0, 8);
@@ -224,7 +224,7 @@ export interface TriggerDefinition {
 // Every trigger body starts with the applier-session test, its DECLAREs in a
 // nested block after it: the applier's sessions (most row changes in a region
 // that receives) leave at once.
-function triggerDefinition(
+export function triggerDefinition(
   table: TableInfo,
   name: string,
   timing: 'AFTER DELETE' | 'BEFORE UPDATE' | 'BEFORE INSERT',

@@ -7,6 +7,7 @@ import { isInternalTable } from '../mysql/internal-tables.js';
 import { dialectOf, type SqlDialect } from '../mysql/dialect.js';
 import { describeTable, resolveTables, serverInfo, type TableInfo } from '../mysql/introspect.js';
 import { KEY_HASH_COLUMN, KEY_HASH_INDEX, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { writeGuardTriggers } from './write-guard.js';
 import { policyForTable } from '../governance/policy.js';
 import {
   addKeyHashColumn,
@@ -315,14 +316,19 @@ function planTable(
       table: where,
     });
   }
-  const governed =
-    options.governance !== undefined &&
-    policyForTable(options.governance, table.schema, table.table) !== undefined;
-  steps.push(...planKeyHash(table, keyHash, governed, server.dialect.invisibleColumns));
+  const policy =
+    options.governance === undefined
+      ? undefined
+      : policyForTable(options.governance, table.schema, table.table);
+  steps.push(...planKeyHash(table, keyHash, policy !== undefined, server.dialect.invisibleColumns));
   const wanted: TriggerDefinition[] = [
     deleteTrigger(table, internalSchema, options.region),
     insertTrigger(table, internalSchema, options.region),
     updateTrigger(table, internalSchema, options.region),
+    // Governed tables: refuse local writes of rows this region may not hold plain (write-guard.ts).
+    ...(policy === undefined
+      ? []
+      : writeGuardTriggers(table, policy, options.governance?.zones ?? {}, options.region)),
   ];
   const wantedNames = new Set(wanted.map((t) => t.name));
   for (const trigger of triggers.values()) {

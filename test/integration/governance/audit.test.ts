@@ -131,7 +131,12 @@ describe('governance: the audit trail of a governed table', () => {
     try {
       const euWest = await cluster.db('eu-west');
       for (const row of [DE, CH, US]) await euWest.query('INSERT INTO app.people SET ?', [row]);
-      await euWest.query('INSERT INTO app.vault SET ?', [{ id: 1, secret: VAULT_SECRET }]);
+      // No region may hold a vault row, so its write guard refuses it: this session poses as
+      // the applier to get past it, as a write that bypassed the guards would, so that
+      // capture's last line (withheld, published nowhere) is what is audited.
+      const bypass = await cluster.db('eu-west');
+      await bypass.query('SET @cdc_applier = 1');
+      await bypass.query('INSERT INTO app.vault SET ?', [{ id: 1, secret: VAULT_SECRET }]);
       const euCentral = await cluster.db('eu-central');
       const usEast = await cluster.db('us-east');
       const source = await tableContent(euWest, 'app.people');

@@ -217,8 +217,10 @@ describe('verify under governance policies (3 regions, two in zone eu)', () => {
   it('reports a corrupted masked column and a row held where it may not be, printing no value', async () => {
     try {
       const usEast = await cluster.db('us-east');
-      // Outside capture (no binlog): plaintext in one masked column, another hash in another.
+      // Outside capture (no binlog) and past the write guards (posing as the applier, whose
+      // sessions they let through): plaintext in one masked column, another hash in another.
       await usEast.query('SET SESSION sql_log_bin = 0');
+      await usEast.query('SET @cdc_applier = 1');
       await usEast.query('UPDATE app.people SET name = ?, email = ? WHERE id = 1', [
         DE.name,
         hmacHex('a value that is no one’s email'),
@@ -226,6 +228,7 @@ describe('verify under governance policies (3 regions, two in zone eu)', () => {
       await usEast.query('INSERT INTO app.people SET ?', [SMUGGLED]);
       await usEast.query('INSERT INTO app.people SET ?', [{ ...SMUGGLED, id: 21 }]);
       await usEast.query('SET SESSION sql_log_bin = 1');
+      await usEast.query('SET @cdc_applier = NULL');
 
       const result = await verify();
       const out = `${result.stdout}\n${result.stderr}`;
