@@ -122,6 +122,28 @@ function masked(row: Row): Row {
   };
 }
 
+const HMAC = /^[0-9a-f]{64}$/;
+
+/** Why `region` may not hold `row` in this form at any moment (undefined: it may). */
+function formViolation(region: string, row: Row): string | undefined {
+  const form = audience(String(row.country), region);
+  if (form === 'none') return 'a row this region may not hold';
+  if (form === 'masked') {
+    const bad = [
+      row.email !== null && !HMAC.test(String(row.email)) ? 'email' : undefined,
+      row.phone !== null ? 'phone' : undefined,
+      row.note !== null && row.note !== '***' ? 'note' : undefined,
+      row.name !== null && Array.from(String(row.name)).length > 1 ? 'name' : undefined,
+    ].filter((c) => c !== undefined);
+    return bad.length > 0
+      ? `masked columns ${bad.join(', ')} hold what no mask produces`
+      : undefined;
+  }
+  // Plain: the writers never write 64 hex digits or the redaction literal.
+  if (HMAC.test(String(row.email)) || row.note === '***') return 'a masked value in a plain copy';
+  return undefined;
+}
+
 const NAMES = ['Anna Schmidt', 'Zoë Lefèvre', 'Łukasz Nowak', '😀 Smiley Person', 'Jo Public'];
 
 /** Per id and column, every value a statement of this seed tried to write (JSON text). */
@@ -480,8 +502,30 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
             faultsDone = true;
           }
         })();
-        const stats = await Promise.all(writers);
-        await faults;
+        // Invariants that hold at every moment, not only once settled: us-east never
+        // holds a CH row, nor a DE or FR row in any form but the masked one; no eu
+        // region ever holds a masked value.
+        let writing = true;
+        const transient: string[] = [];
+        const watcher = (async () => {
+          while (writing) {
+            for (const region of REGIONS)
+              for (const row of (await rowsOf(region, ids)).rows) {
+                const why = formViolation(region, row);
+                if (why !== undefined && transient.length < 10)
+                  transient.push(`${region} id ${String(row.id)}: ${why} (${JSON.stringify(row)})`);
+              }
+            await sleep(200);
+          }
+        })();
+        let stats: Stats[];
+        try {
+          stats = await Promise.all(writers);
+          await faults;
+        } finally {
+          writing = false;
+          await watcher;
+        }
         mark('writers stopped');
         await Promise.all(connections.map((c) => c.end()));
 
@@ -505,7 +549,10 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
           await sleep(500);
         }
         mark('quiescent');
-        const found = problems(state, ids, written);
+        const found = [
+          ...transient.map((t) => `while writing: ${t}`),
+          ...problems(state, ids, written),
+        ];
         if (found.length > 0)
           throw new Error(
             `regions settled on a wrong state:\n${found.join('\n')}\n` +
