@@ -309,7 +309,7 @@ export function deleteTrigger(
   IF ${APPLIER_SESSION_FLAG} IS NULL THEN BEGIN
   DECLARE v_hlc BIGINT UNSIGNED;
   DECLARE v_vv LONGTEXT;
-  DECLARE v_key LONGTEXT;
+  DECLARE v_key LONGTEXT CHARACTER SET utf8mb4;
   DECLARE v_vals LONGTEXT;
   DECLARE v_j INT;
     ${effectiveHlcStatements('v_hlc', ts, ver)}
@@ -380,7 +380,7 @@ export function updateTrigger(
   DECLARE v_new_key_ver LONGTEXT;
   DECLARE v_new_key_hlc BIGINT UNSIGNED;
   DECLARE v_vv LONGTEXT;
-  DECLARE v_key LONGTEXT;
+  DECLARE v_key LONGTEXT CHARACTER SET utf8mb4;
   DECLARE v_regions LONGTEXT;
   DECLARE v_path VARCHAR(80);
   DECLARE v_entry BIGINT UNSIGNED;

@@ -35,6 +35,8 @@ export async function startChunkRegion(settings: {
   dirPrefix: string;
   connectionLimit: number;
   tables?: readonly { name: string; ddl: string }[];
+  /** Statements run after `CREATE DATABASE app`, before the tables and prepare. */
+  setup?: readonly string[];
 }): Promise<ChunkRegion> {
   const tables = settings.tables ?? [RACE_TABLE];
   const { engine, region } = settings;
@@ -51,6 +53,7 @@ export async function startChunkRegion(settings: {
   const admin = await mysql.createConnection(clientOptions(options.mysql));
   try {
     await admin.query('CREATE DATABASE app');
+    for (const statement of settings.setup ?? []) await admin.query(statement);
     for (const table of tables) await admin.query(table.ddl);
     await applyPrepare(
       admin,
