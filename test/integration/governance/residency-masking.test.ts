@@ -185,7 +185,15 @@ describe.each([2, 1])(
       try {
         const secret = 'vault-secret-5521-never-published';
         const euWest = await cluster.db('eu-west');
+        // The write guard refuses it in the database (docs/GOVERNANCE.md, "Writes outside the
+        // plain regions"); posing as the applier gets past it, as a write that bypassed the
+        // guards would, and capture's last line still publishes it nowhere.
+        await expect(
+          euWest.query('INSERT INTO app.vault SET ?', [{ id: 1, secret }]),
+        ).rejects.toThrow('governance vault-nowhere: eu-west may not insert this row of app.vault');
+        await euWest.query('SET @cdc_applier = 1');
         await euWest.query('INSERT INTO app.vault SET ?', [{ id: 1, secret }]);
+        await euWest.query('SET @cdc_applier = NULL');
         const withheld =
           /cdc_capture_governance_withheld_total\{region="eu-west",table="app.vault",policy="vault-nowhere"\} 1\b/;
         await waitFor(
