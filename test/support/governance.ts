@@ -3,7 +3,13 @@
  * regions, two of them in zone eu, the issue's policy with an hmac key from
  * the environment, the `app.people` table and rows of each residency.
  */
+import { execFile, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, type Cluster } from './cluster.js';
+import { CLI, writeConfigFile } from './daemon-process.js';
 
 export const GOVERNED_REGIONS = ['eu-west', 'eu-central', 'us-east'];
 export const MASK_KEY = 'governance-test-key-0123456789-abcdef';
@@ -87,3 +93,67 @@ export const DE_MASKED = {
   note: '***',
   name: 'A',
 };
+
+/** What a CLI run printed and how it exited. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The governance tests' cluster and a configuration file for the CLI. */
+export interface GovernedCluster {
+  readonly cluster: Cluster;
+  readonly configFile: string;
+  /** `cdc-replicator <command> --config <file> ...args` as an operator runs it (the built CLI, the key from the environment). */
+  cli(
+    command: string,
+    args: readonly string[],
+    started?: (child: ChildProcess) => void,
+  ): Promise<CliResult>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Three regions (two in zone eu), `app.people` and `app.vault` under the
+ * policies above, daemons in this process (or not, with `startDaemons`),
+ * and the cluster's YAML in a scratch file for the CLI.
+ */
+export async function startGovernedCluster(
+  name: string,
+  keepDir: () => boolean,
+  settings: { startDaemons?: boolean; extraYaml?: string } = {},
+): Promise<GovernedCluster> {
+  const cluster = await startCluster({
+    regions: GOVERNED_REGIONS,
+    tables: ['app.people', 'app.vault'],
+    ddl: GOVERNED_DDL,
+    extraYaml: `${settings.extraYaml ?? ''}${GOVERNANCE_YAML}`,
+    env: { CDC_MASK_KEY: MASK_KEY },
+    keepDir,
+    ...(settings.startDaemons === undefined ? {} : { startDaemons: settings.startDaemons }),
+  });
+  const dir = mkdtempSync(join(tmpdir(), `cdc-${name}-`));
+  const configFile = writeConfigFile(dir, cluster.yaml);
+  return {
+    cluster,
+    configFile,
+    cli: (command, args, started) =>
+      new Promise((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [CLI, command, '--config', configFile, ...args],
+          { env: { ...process.env, CDC_MASK_KEY: MASK_KEY }, maxBuffer: 64 * 1024 * 1024 },
+          (error, stdout, stderr) => {
+            const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+            resolve({ code, stdout, stderr });
+          },
+        );
+        started?.(child);
+      }),
+    stop: async () => {
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

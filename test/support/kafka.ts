@@ -1,4 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { decodeEnvelope, type ChangeEvent } from '../../src/bus/envelope.js';
 import { deadLetterTopic } from '../../src/capture/capture-stage.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
@@ -233,4 +233,30 @@ export async function deadLetterCounts(
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * The partitions of `topics` whose messages the consumer group has not all
+ * committed yet (`topic[partition] at committed of end`); empty partitions
+ * have nothing to commit. Empty when the group has applied everything the
+ * topics held when asked.
+ */
+export async function groupBehind(
+  admin: Admin,
+  groupId: string,
+  topics: readonly string[],
+): Promise<string[]> {
+  const lagging: string[] = [];
+  for (const topic of topics) {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    for (const end of ends) {
+      const at = Number(
+        committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1,
+      );
+      if (Number(end.high) > Number(end.low) && at < Number(end.high))
+        lagging.push(`${topic}[${end.partition}] at ${at} of ${end.high}`);
+    }
+  }
+  return lagging;
 }

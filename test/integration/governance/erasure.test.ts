@@ -8,52 +8,34 @@
  * run as the CLI in its own process.
  */
 import { jest } from '@jest/globals';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import type mysql from 'mysql2/promise';
-import { startCluster, waitFor, type Cluster } from '../../support/cluster.js';
-import { CLI, writeConfigFile } from '../../support/daemon-process.js';
+import { waitFor, type Cluster } from '../../support/cluster.js';
 import {
   DE,
-  GOVERNANCE_YAML,
-  GOVERNED_DDL,
   GOVERNED_REGIONS,
-  MASK_KEY,
   US,
+  startGovernedCluster,
+  type CliResult,
+  type GovernedCluster,
 } from '../../support/governance.js';
+import { groupBehind } from '../../support/kafka.js';
 
 jest.setTimeout(360_000);
 
 const ERASED = { ...US, id: 5, email: 'erase.me.5521@example.com', name: 'Erase Me' };
 const KEPT = { ...US, id: 6, email: 'keep.me@example.com', name: 'Keep Me' };
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe('governance: erasure across three regions', () => {
+  let governed: GovernedCluster;
   let cluster: Cluster;
-  let dir: string;
-  let configFile: string;
   let admin: Admin;
   let failed = false;
 
   beforeAll(async () => {
-    cluster = await startCluster({
-      regions: GOVERNED_REGIONS,
-      tables: ['app.people', 'app.vault'],
-      ddl: GOVERNED_DDL,
-      extraYaml: GOVERNANCE_YAML,
-      env: { CDC_MASK_KEY: MASK_KEY },
-      keepDir: () => failed,
-    });
-    dir = mkdtempSync(join(tmpdir(), 'cdc-erasure-'));
-    configFile = writeConfigFile(dir, cluster.yaml);
+    governed = await startGovernedCluster('erasure', () => failed);
+    cluster = governed.cluster;
     const brokers = [...(cluster.sandbox.kafka?.brokers ?? [])];
     admin = new Kafka({ clientId: 'test-erasure', brokers, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
@@ -61,29 +43,14 @@ describe('governance: erasure across three regions', () => {
 
   afterAll(async () => {
     await admin?.disconnect();
-    await cluster?.stop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    await governed?.stop();
   });
 
-  function cli(
+  const cli = (
     command: string,
     args: string[],
     started?: (child: ChildProcess) => void,
-  ): Promise<CliResult> {
-    return new Promise((resolve) => {
-      const child = execFile(
-        process.execPath,
-        [CLI, command, '--config', configFile, ...args],
-        { env: { ...process.env, CDC_MASK_KEY: MASK_KEY }, maxBuffer: 16 * 1024 * 1024 },
-        (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-          resolve({ code, stdout, stderr });
-        },
-      );
-      started?.(child);
-    });
-  }
-
+  ): Promise<CliResult> => governed.cli(command, args, started);
   const erase = (args: string[], started?: (child: ChildProcess) => void): Promise<CliResult> =>
     cli('erase', args, started);
 
@@ -103,25 +70,11 @@ describe('governance: erasure across three regions', () => {
   async function caughtUp(region: string, source: string): Promise<void> {
     const groupId = `cdc.apply.${region}`;
     const topics = (await admin.listTopics()).filter((t) => t.includes(`.${source}.app.people`));
-    const behind = async (): Promise<string[]> => {
-      const lagging: string[] = [];
-      for (const topic of topics) {
-        const ends = await admin.fetchTopicOffsets(topic);
-        const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-        for (const end of ends) {
-          const at = Number(
-            committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1,
-          );
-          if (Number(end.high) > Number(end.low) && at < Number(end.high))
-            lagging.push(`${topic}[${end.partition}] at ${at} of ${end.high}`);
-        }
-      }
-      return lagging;
-    };
     await waitFor(
-      async () => (await behind()).length === 0,
+      async () => (await groupBehind(admin, groupId, topics)).length === 0,
       60_000,
-      async () => `${region} has not applied ${source}'s topics: ${(await behind()).join(', ')}`,
+      async () =>
+        `${region} has not applied ${source}'s topics: ${(await groupBehind(admin, groupId, topics)).join(', ')}`,
     );
   }
 

@@ -16,25 +16,21 @@
  *   row; `verify` then exits 0.
  */
 import { jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import type mysql from 'mysql2/promise';
 import { compileGovernance } from '../../../src/config/compile-governance.js';
 import { topicsReadableBy } from '../../../src/governance/topics.js';
-import { startCluster, waitFor, type Cluster } from '../../support/cluster.js';
-import { CLI, writeConfigFile } from '../../support/daemon-process.js';
+import { waitFor, type Cluster } from '../../support/cluster.js';
 import {
   DE,
-  GOVERNANCE_YAML,
-  GOVERNED_DDL,
   GOVERNED_REGIONS,
-  MASK_KEY,
   US,
+  startGovernedCluster,
+  type CliResult,
+  type GovernedCluster,
 } from '../../support/governance.js';
+import { groupBehind } from '../../support/kafka.js';
 
 jest.setTimeout(420_000);
 
@@ -50,25 +46,16 @@ const person = (id: number, name: string): Record<string, unknown> => ({
 });
 
 describe('governance: eviction of rows whose residency moved (3 regions, two in zone eu)', () => {
+  let governed: GovernedCluster;
   let cluster: Cluster;
-  let dir: string;
-  let configFile: string;
   let admin: Admin;
   let failed = false;
   let writing = true;
   let background: Promise<number> | undefined;
 
   beforeAll(async () => {
-    cluster = await startCluster({
-      regions: GOVERNED_REGIONS,
-      tables: ['app.people', 'app.vault'],
-      ddl: GOVERNED_DDL,
-      extraYaml: GOVERNANCE_YAML,
-      env: { CDC_MASK_KEY: MASK_KEY },
-      keepDir: () => failed,
-    });
-    dir = mkdtempSync(join(tmpdir(), 'cdc-eviction-'));
-    configFile = writeConfigFile(dir, cluster.yaml);
+    governed = await startGovernedCluster('eviction', () => failed);
+    cluster = governed.cluster;
     const brokers = [...(cluster.sandbox.kafka?.brokers ?? [])];
     admin = new Kafka({ clientId: 'test-eviction', brokers, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
@@ -95,8 +82,7 @@ describe('governance: eviction of rows whose residency moved (3 regions, two in 
     writing = false;
     await background?.catch(() => undefined);
     await admin?.disconnect();
-    await cluster?.stop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    await governed?.stop();
   });
 
   async function row(region: string, id: number): Promise<mysql.RowDataPacket | undefined> {
@@ -132,19 +118,8 @@ describe('governance: eviction of rows whose residency moved (3 regions, two in 
     );
   }
 
-  function verify(): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, 'verify', '--config', configFile, '--recheck-delay', '1500', '--rechecks', '4'],
-        { env: { ...process.env, CDC_MASK_KEY: MASK_KEY }, maxBuffer: 64 * 1024 * 1024 },
-        (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
-  }
+  const verify = (): Promise<CliResult> =>
+    governed.cli('verify', ['--recheck-delay', '1500', '--rechecks', '4']);
 
   it('evicts a row that moved to CH from us-east within seconds, and keeps it in the zone', async () => {
     try {
@@ -205,26 +180,11 @@ describe('governance: eviction of rows whose residency moved (3 regions, two in 
       await cluster.startDaemon('us-east');
       // Replayed to the end: the group's committed offsets reach every partition's end
       // (the writer keeps adding, so each end is taken when it is checked).
-      // (An empty partition has nothing to commit.)
-      const behind = async (): Promise<string[]> => {
-        const lagging: string[] = [];
-        for (const topic of replayed) {
-          const ends = await admin.fetchTopicOffsets(topic);
-          const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-          for (const end of ends) {
-            const at = Number(
-              committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? -1,
-            );
-            if (Number(end.high) > Number(end.low) && at < Number(end.high))
-              lagging.push(`${topic}[${end.partition}] at ${at} of ${end.high}`);
-          }
-        }
-        return lagging;
-      };
       await waitFor(
-        async () => (await behind()).length === 0,
+        async () => (await groupBehind(admin, groupId, replayed)).length === 0,
         120_000,
-        async () => `us-east did not replay its topics to the end: ${(await behind()).join(', ')}`,
+        async () =>
+          `us-east did not replay its topics to the end: ${(await groupBehind(admin, groupId, replayed)).join(', ')}`,
       );
       expect(await row('us-east', 3)).toBeUndefined();
       expect(await row('us-east', 1)).toBeUndefined();

@@ -13,16 +13,15 @@ import type mysql from 'mysql2/promise';
 import { deadLetterTopic } from '../../../src/capture/capture-stage.js';
 import { connectMysql } from '../../../src/mysql/connection.js';
 import { planPrepare } from '../../../src/prepare/prepare.js';
-import { startCluster, waitFor, type Cluster } from '../../support/cluster.js';
+import { waitFor, type Cluster } from '../../support/cluster.js';
 import {
   CH,
   DE,
   DE_MASKED,
-  GOVERNANCE_YAML,
-  GOVERNED_DDL,
   GOVERNED_REGIONS,
-  MASK_KEY,
   US,
+  startGovernedCluster,
+  type GovernedCluster,
 } from '../../support/governance.js';
 import { readTopicsToEnd } from '../../support/kafka.js';
 
@@ -31,22 +30,17 @@ jest.setTimeout(300_000);
 const SECOND_DE = { ...DE, id: 2, email: 'second.person@example.de', note: 'second note' };
 
 describe('governance: write guards in a region that may not hold rows plain', () => {
+  let governed: GovernedCluster;
   let cluster: Cluster;
   let failed = false;
 
   beforeAll(async () => {
-    cluster = await startCluster({
-      regions: GOVERNED_REGIONS,
-      tables: ['app.people', 'app.vault'],
-      ddl: GOVERNED_DDL,
-      extraYaml: GOVERNANCE_YAML,
-      env: { CDC_MASK_KEY: MASK_KEY },
-      keepDir: () => failed,
-    });
+    governed = await startGovernedCluster('write-guards', () => failed);
+    cluster = governed.cluster;
   });
 
   afterAll(async () => {
-    await cluster?.stop();
+    await governed?.stop();
   });
 
   async function row(region: string, id: number): Promise<Record<string, unknown> | undefined> {
