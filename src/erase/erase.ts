@@ -239,7 +239,7 @@ export async function eraseRow(request: EraseRequest): Promise<EraseResult> {
       const hash = await keyHashOf(connection, described, pk);
       if (hash === undefined)
         throw new ConfigError([
-          `--key: the tombstone key of ${name} (key types ${described.primaryKey.join(', ')}) cannot be computed outside the server, and region ${origin} holds no such row to read it from; erase in a region that holds the row (--region)`,
+          `--key: the tombstone key of ${name} (key ${described.primaryKey.map((c) => `${c} ${described.columns.find((i) => i.name === c)?.columnType ?? 'unknown'}`).join(', ')}) cannot be computed outside the server, and region ${origin} holds no such row to read it from; erase in a region that holds the row (--region)`,
         ]);
       keyHash = hash;
       // Above everything the origin knows of the key, so it is applied there first.
