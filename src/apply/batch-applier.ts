@@ -125,6 +125,36 @@ export function toParam(column: ColumnInfo, value: JsonScalar | undefined): unkn
 }
 
 /**
+ * The select list that reads a row's version columns under `alias`, as
+ * {@link rowVersionOf} decodes them: `_cdc_ts` in exact µs, `_cdc_ver` as text.
+ */
+export function versionColumnsSql(alias: string): string {
+  return `CAST(UNIX_TIMESTAMP(${alias}.${quoteId(VERSION_COLUMNS.ts)}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
+              CAST(${alias}.${quoteId(VERSION_COLUMNS.ver)} AS CHAR) AS _cdc_ver_text`;
+}
+
+/** The effective version (DESIGN.md §3) of a row read with {@link versionColumnsSql}, in region `self`. */
+export function rowVersionOf(row: mysql.RowDataPacket, self: string): RowVersion {
+  const verText = row._cdc_ver_text as string | null;
+  return effectiveVersion({
+    tsMicros: Number(row._cdc_ts_us),
+    stored: verText === null ? null : decodeStoredVersion(verText),
+    self,
+  });
+}
+
+/** A tombstone read as `CAST(ver AS CHAR) AS ver, CAST(pk AS CHAR) AS pk`: its version, and its erasure mark if any. */
+export function tombstoneOf(row: mysql.RowDataPacket): {
+  version: RowVersion;
+  erasure: ErasureMark | undefined;
+} {
+  return {
+    version: decodeStoredVersion(String(row.ver)),
+    erasure: parseErasureTombstoneKey(row.pk as string | null),
+  };
+}
+
+/**
  * Applies one chunk of events of one table in one MySQL transaction
  * (DESIGN.md §2–§4): marker first, then the keys' versions and tombstones
  * locked and read, each event joined into the key's state in order, and only
@@ -186,8 +216,7 @@ export async function applyChunk(
       `SELECT * FROM ${target} LIMIT 0`,
       `${keysCte(pkColumns, keyList, context.valuesList === true)}
        SELECT keys_._cdc_k,
-              CAST(UNIX_TIMESTAMP(t.${quoteId(VERSION_COLUMNS.ts)}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
-              CAST(t.${quoteId(VERSION_COLUMNS.ver)} AS CHAR) AS _cdc_ver_text
+              ${versionColumnsSql('t')}
          FROM keys_ JOIN ${target} AS t ON ${keyJoin(pkColumns)}
         FOR UPDATE`,
     ])) as [unknown, unknown, StatementResult, StatementResult];
@@ -198,12 +227,7 @@ export async function applyChunk(
       if (state === undefined) continue;
       state.existed = true;
       state.live = true;
-      const verText = row._cdc_ver_text as string | null;
-      state.version = effectiveVersion({
-        tsMicros: Number(row._cdc_ts_us),
-        stored: verText === null ? null : decodeStoredVersion(verText),
-        self: context.region,
-      });
+      state.version = rowVersionOf(row, context.region);
     }
     // Tombstones only of keys with no local row: a live row's version already
     // descends from its key's tombstone (re-inserts inherit it), and its row lock
@@ -219,10 +243,10 @@ export async function applyChunk(
       for (const row of tombRows) {
         const state = keyList[Number(row._cdc_k)];
         if (state === undefined || state.existed) continue;
+        const tombstone = tombstoneOf(row);
         state.tombstoned = true;
-        state.version = decodeStoredVersion(String(row.ver));
-        const erasure = parseErasureTombstoneKey(row.pk as string | null);
-        if (erasure !== undefined) state.erasure = erasure;
+        state.version = tombstone.version;
+        if (tombstone.erasure !== undefined) state.erasure = tombstone.erasure;
       }
     }
 

@@ -26,22 +26,19 @@ import {
   erasedVersion,
   erasureMark,
   erasureTombstoneKey,
-  parseErasureTombstoneKey,
   seesErasure,
   type ErasureMark,
 } from '../versioning/erasure.js';
 import { resolve, type ApplyOutcome } from '../versioning/resolve.js';
-import {
-  decodeStoredVersion,
-  effectiveVersion,
-  encodeStoredVersion,
-  type RowVersion,
-} from '../versioning/version.js';
+import { encodeStoredVersion, type RowVersion } from '../versioning/version.js';
 import type { ApplyEvent } from './apply-event.js';
 import {
   ApplyRaced,
   applyChunk,
+  rowVersionOf,
   runStatements,
+  tombstoneOf,
+  versionColumnsSql,
   type ChunkContext,
   type ChunkResult,
   type StatementResult,
@@ -143,8 +140,7 @@ export async function applyNoticeChunk(
        VALUES (${literal(context.applierId)}, ${literal(context.sourceRegion)}, 1)
        ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
       `SELECT LOWER(HEX(${rowHash})) AS h,
-              CAST(UNIX_TIMESTAMP(t.${ts}) * 1000000 AS UNSIGNED) AS _cdc_ts_us,
-              CAST(t.${ver} AS CHAR) AS _cdc_ver_text
+              ${versionColumnsSql('t')}
          FROM ${target} AS t WHERE ${rowHash} IN (${hashList(states.keys())}) FOR UPDATE`,
       `SELECT LOWER(HEX(pk_hash)) AS h, CAST(ver AS CHAR) AS ver, CAST(pk AS CHAR) AS pk FROM ${tombstones}
         WHERE tbl = ${tableText} AND pk_hash IN (${hashList(states.keys())}) FOR UPDATE`,
@@ -152,22 +148,17 @@ export async function applyNoticeChunk(
     for (const row of rows.rows) {
       const state = states.get(String(row.h));
       if (state === undefined) continue;
-      const verText = row._cdc_ver_text as string | null;
       state.existed = true;
       state.live = true;
-      state.version = effectiveVersion({
-        tsMicros: Number(row._cdc_ts_us),
-        stored: verText === null ? null : decodeStoredVersion(verText),
-        self: context.region,
-      });
+      state.version = rowVersionOf(row, context.region);
     }
     for (const row of tombRows.rows) {
       const state = states.get(String(row.h));
       if (state === undefined || state.existed) continue;
+      const tombstone = tombstoneOf(row);
       state.tombstoned = true;
-      state.version = decodeStoredVersion(String(row.ver));
-      const erasure = parseErasureTombstoneKey(row.pk as string | null);
-      if (erasure !== undefined) state.erasure = erasure;
+      state.version = tombstone.version;
+      if (tombstone.erasure !== undefined) state.erasure = tombstone.erasure;
     }
 
     // Each notice joined like a delete of its version, in delivery order; an

@@ -28,17 +28,40 @@ export interface KeyPart {
   readonly value: string;
 }
 
+/** `--table db.t` split, one table (no `*`). */
+export function parseTableArgument(text: string): AuditedTable {
+  const dot = text.indexOf('.');
+  const schema = text.slice(0, dot);
+  const table = text.slice(dot + 1);
+  if (dot <= 0 || table.length === 0 || table.includes('.') || table === '*')
+    throw new ConfigError([`--table: expected schema.table, got ${JSON.stringify(text)}`]);
+  return { schema, table };
+}
+
+/**
+ * The `--key` values in key order: `parts` must name exactly the table's
+ * key columns `wanted` (in any order).
+ */
+export function keyValuesInOrder(
+  name: string,
+  wanted: readonly string[],
+  parts: readonly KeyPart[],
+): (string | null)[] {
+  const given = parts.map((p) => p.column);
+  if (given.length !== wanted.length || !wanted.every((c) => given.includes(c)))
+    throw new ConfigError([
+      `--key: the primary key of ${name} is (${wanted.join(', ')}); --key names (${given.join(', ')})`,
+    ]);
+  return wanted.map((c) => parts.find((p) => p.column === c)?.value ?? null);
+}
+
 /** `--table db.t`: a table of some pipeline, under a policy. */
 export function auditedTable(
   text: string,
   pipelines: readonly { readonly tables: readonly TablePattern[] }[],
   governance: Pick<GovernanceOptions, 'policies'> | undefined,
 ): { readonly table: AuditedTable; readonly policy: GovernancePolicy } {
-  const dot = text.indexOf('.');
-  const schema = text.slice(0, dot);
-  const table = text.slice(dot + 1);
-  if (dot <= 0 || table.length === 0 || table.includes('.') || table === '*')
-    throw new ConfigError([`--table: expected schema.table, got ${JSON.stringify(text)}`]);
+  const { schema, table } = parseTableArgument(text);
   if (!pipelines.some((p) => p.tables.some((t) => tableMatches(t, schema, table))))
     throw new ConfigError([`--table: ${schema}.${table} is not a table of any pipeline`]);
   const policy = governance === undefined ? undefined : policyForTable(governance, schema, table);
@@ -85,14 +108,9 @@ export function auditKeyHash(
 ): string {
   const name = `${table.schema}.${table.table}`;
   const wanted = keyColumns.map((c) => c.name);
-  const given = parts.map((p) => p.column);
   if (wanted.length === 0)
     throw new ConfigError([`--key: ${name} has no primary key, so it has no audit trail`]);
-  if (given.length !== wanted.length || !wanted.every((c) => given.includes(c)))
-    throw new ConfigError([
-      `--key: the primary key of ${name} is (${wanted.join(', ')}); --key names (${given.join(', ')})`,
-    ]);
-  const values = keyColumns.map((c) => parts.find((p) => p.column === c.name)?.value ?? null);
+  const values = keyValuesInOrder(name, wanted, parts);
   try {
     return keyHash(policy, keyColumns, values);
   } catch (err) {

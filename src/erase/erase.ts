@@ -21,6 +21,8 @@
 import mysql from 'mysql2/promise';
 import type { Kafka } from 'kafkajs';
 
+import { keyValuesInOrder, type KeyPart } from '../audit/key.js';
+import { rowVersionOf, tombstoneOf, versionColumnsSql } from '../apply/batch-applier.js';
 import { applyNoticeChunk, keyHashExpression } from '../apply/eviction.js';
 import {
   APPLIER_SESSION_STATEMENTS,
@@ -35,7 +37,7 @@ import { CdcError, ConfigError } from '../core/errors.js';
 import { isBinaryDataType } from '../mysql/column-types.js';
 import { clientOptions, describeMysql, mysqlError } from '../mysql/connection.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
-import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
 import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
 import {
   AUDIT_RECORD_VERSION,
@@ -47,15 +49,8 @@ import {
 import { keyHash as auditKeyHash } from '../governance/key-hash.js';
 import { policyForTable } from '../governance/policy.js';
 import { policyVersion } from '../governance/version.js';
+import { erasureMark, seesErasure, type ErasureMark } from '../versioning/erasure.js';
 import {
-  erasureMark,
-  parseErasureTombstoneKey,
-  seesErasure,
-  type ErasureMark,
-} from '../versioning/erasure.js';
-import {
-  decodeStoredVersion,
-  effectiveVersion,
   mergeVectors,
   validateRowVersion,
   vectorMax,
@@ -64,10 +59,7 @@ import {
 import type { ApplyEvent } from '../apply/apply-event.js';
 
 /** One `col=value` of `--key`, the value as given (text; base64 for binary columns). */
-export interface ErasedKeyPart {
-  readonly column: string;
-  readonly value: string;
-}
+export type ErasedKeyPart = KeyPart;
 
 export interface EraseRequest {
   /** Every configured region, compiled; the first is where the erasure is made unless `origin` says. */
@@ -116,8 +108,7 @@ async function readKey(
   keyHash: string,
 ): Promise<KeyView> {
   const [rows] = await connection.query<mysql.RowDataPacket[]>(
-    `SELECT CAST(UNIX_TIMESTAMP(t.${quoteId(VERSION_COLUMNS.ts)}) * 1000000 AS UNSIGNED) AS ts_us,
-            CAST(t.${quoteId(VERSION_COLUMNS.ver)} AS CHAR) AS ver
+    `SELECT ${versionColumnsSql('t')}
        FROM ${qualifiedName(table.schema, table.table)} AS t
       WHERE ${keyHashExpression(table, 't')} = X'${keyHash}'`,
   );
@@ -127,19 +118,11 @@ async function readKey(
       WHERE tbl = ? AND pk_hash = X'${keyHash}'`,
     [`${table.schema}.${table.table}`],
   );
-  const row = rows[0];
-  const tomb = tombs[0];
+  const tombstone = tombs[0] === undefined ? undefined : tombstoneOf(tombs[0]);
   return {
-    row:
-      row === undefined
-        ? null
-        : effectiveVersion({
-            tsMicros: Number(row.ts_us),
-            stored: row.ver === null ? null : decodeStoredVersion(String(row.ver)),
-            self: options.region,
-          }),
-    tombstone: tomb === undefined ? null : decodeStoredVersion(String(tomb.ver)),
-    erasure: tomb === undefined ? undefined : parseErasureTombstoneKey(tomb.pk as string | null),
+    row: rows[0] === undefined ? null : rowVersionOf(rows[0], options.region),
+    tombstone: tombstone?.version ?? null,
+    erasure: tombstone?.erasure,
   };
 }
 
@@ -156,17 +139,8 @@ function confirms(view: KeyView, mark: ErasureMark): { ok: boolean; why: string 
 
 /** `--key` as the envelope encodes the key: the parts in key order, checked against the key columns. */
 function keyImage(table: ApplyTable, parts: readonly ErasedKeyPart[]): RowImage {
-  const name = `${table.schema}.${table.table}`;
-  const given = parts.map((p) => p.column);
-  const wanted = table.primaryKey;
-  if (given.length !== wanted.length || !wanted.every((c) => given.includes(c)))
-    throw new ConfigError([
-      `--key: the primary key of ${name} is (${wanted.join(', ')}); --key names (${given.join(', ')})`,
-    ]);
-  const image: RowImage = {};
-  for (const column of wanted)
-    image[column] = parts.find((p) => p.column === column)?.value ?? null;
-  return image;
+  const values = keyValuesInOrder(`${table.schema}.${table.table}`, table.primaryKey, parts);
+  return Object.fromEntries(table.primaryKey.map((column, i) => [column, values[i] ?? null]));
 }
 
 /**

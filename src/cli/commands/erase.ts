@@ -17,7 +17,7 @@ import { dirname, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
-import { parseKeyArgument } from '../../audit/key.js';
+import { parseKeyArgument, parseTableArgument } from '../../audit/key.js';
 import { createKafka } from '../../bus/kafka.js';
 import { compileRegion, type RuntimeOptions } from '../../config/compile.js';
 import { loadConfigFile } from '../../config/load.js';
@@ -74,11 +74,7 @@ async function erase(flags: EraseFlags, context: CommandContext): Promise<ExitCo
       throw new ConfigError([
         `--region: ${JSON.stringify(origin)} is not a configured region (regions: ${names.join(', ')})`,
       ]);
-    const dot = flags.table.indexOf('.');
-    schema = flags.table.slice(0, dot);
-    table = flags.table.slice(dot + 1);
-    if (dot <= 0 || table.length === 0 || table.includes('.') || table === '*')
-      throw new ConfigError([`--table: expected schema.table, got ${JSON.stringify(flags.table)}`]);
+    ({ schema, table } = parseTableArgument(flags.table));
     key = parseKeyArgument(flags.key);
     regions = names.map((name) => compileRegion(config, name, { baseDir: dirname(path) }));
   } catch (error: unknown) {
