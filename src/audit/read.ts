@@ -11,9 +11,10 @@ import { describeKafka } from '../bus/kafka.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
 import { readTopicsToEnd } from '../dead-letters/reader.js';
+import type { RawDeadLetter } from '../dead-letters/record.js';
 import {
   auditTopic,
-  decodeAuditRecord,
+  decodeAuditMessage,
   dedupeAuditRecords,
   type AuditRecord,
 } from '../governance/audit.js';
@@ -81,13 +82,52 @@ export interface ReadAuditOptions {
   readonly onGroupLeft: (groupId: string, error: Error) => void;
 }
 
+/** A message of an audit topic that could not be read: where it is and why (never its value). */
+export interface UnreadableAuditMessage {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly problem: string;
+}
+
 export interface AuditReadResult {
   /** The records of the row, de-duplicated, oldest first. */
   readonly records: AuditRecord[];
   /** Every topic read. */
   readonly topics: string[];
-  /** Messages in the topics that are not audit records this version reads (left out). */
-  readonly undecodable: number;
+  /**
+   * Messages in the topics that are neither an audit batch nor an audit
+   * record this version reads (malformed, or written by a newer version), in
+   * topic, partition and offset order. Their records, whichever rows they
+   * concern, are not in `records`.
+   */
+  readonly unreadable: UnreadableAuditMessage[];
+}
+
+/**
+ * The records of `db.table` with `keyHash` in messages of an audit topic, in
+ * message order, and the messages that could not be read. A message is an
+ * audit batch (capture) or a single record (`erase`, and capture before
+ * audit batches): both are read. A message that is neither, or a batch with
+ * one bad record, is named in `unreadable` whole, never read in part.
+ */
+export function recordsOfMessages(
+  messages: readonly Pick<RawDeadLetter, 'topic' | 'partition' | 'offset' | 'value'>[],
+  row: AuditedTable & { readonly keyHash: string },
+): { records: AuditRecord[]; unreadable: UnreadableAuditMessage[] } {
+  const records: AuditRecord[] = [];
+  const unreadable: UnreadableAuditMessage[] = [];
+  for (const { topic, partition, offset, value } of messages) {
+    const decoded = decodeAuditMessage(value);
+    if (decoded.problem !== undefined) {
+      unreadable.push({ topic, partition, offset, problem: decoded.problem });
+      continue;
+    }
+    for (const record of decoded.records)
+      if (record.db === row.schema && record.table === row.table && record.keyHash === row.keyHash)
+        records.push(record);
+  }
+  return { records, unreadable };
 }
 
 /**
@@ -102,7 +142,7 @@ export async function readAuditRecords(
 ): Promise<AuditReadResult> {
   const found: AuditRecord[] = [];
   const topics: string[] = [];
-  let undecodable = 0;
+  const unreadable: UnreadableAuditMessage[] = [];
   for (const region of regions) {
     const prefix = region.kafka.topicPrefix;
     const topic = auditTopic(prefix, region.region);
@@ -120,18 +160,12 @@ export async function readAuditRecords(
         { code: 'AUDIT_TOPIC_MISSING' },
       );
     topics.push(topic);
-    for (const message of read.messages) {
-      const record =
-        message.value === null ? undefined : decodeAuditRecord(message.value.toString());
-      if (record === undefined) {
-        undecodable += 1;
-        continue;
-      }
-      if (record.db === row.schema && record.table === row.table && record.keyHash === row.keyHash)
-        found.push(record);
-    }
+    const messages = recordsOfMessages(read.messages, row);
+    // Loops, not push(...): a topic may hold any number of unreadable messages.
+    for (const record of messages.records) found.push(record);
+    for (const message of messages.unreadable) unreadable.push(message);
   }
   // Stable: records of one time keep their topic and offset order.
   found.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-  return { records: dedupeAuditRecords(found), topics, undecodable };
+  return { records: dedupeAuditRecords(found), topics, unreadable };
 }

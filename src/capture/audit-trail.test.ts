@@ -55,7 +55,7 @@ function setup() {
 }
 
 describe('CaptureAuditTrail', () => {
-  it('enqueues one uncounted message per record on the origin audit topic, and counts each decision', () => {
+  it('enqueues one audit item per record on the origin audit topic, keyed by row, and counts each decision', () => {
     const { items, counted, trail, publisher } = setup();
     const { copies } = routeChange(
       { topicPrefix: 'cdc', zones: ZONES, regions: REGIONS },
@@ -68,20 +68,23 @@ describe('CaptureAuditTrail', () => {
     expect(items).toHaveLength(2);
     for (const item of items) {
       expect(item).toMatchObject({
-        kind: 'message',
+        kind: 'audit',
         topic: 'cdc._audit.eu-west',
-        table: 'app.people',
-        op: 'audit',
         commitTs: EVENT.commitTs,
-        counted: false,
       });
-      if (item.kind !== 'message') throw new Error('not a message');
+      if (item.kind !== 'audit') throw new Error('not an audit record');
       expect(item.key).toMatch(/^app\.people#hmac:[0-9a-f]{64}$/);
-      const text = item.value?.toString() ?? '';
+      const text = item.record.toString();
       expect(text).not.toContain('a.person@example.de');
       expect(text).not.toContain('Ann');
       expect(decodeAuditRecord(text)).toMatchObject({ time: '2026-12-07T08:30:00.000Z' });
     }
+    expect(
+      items.map((i) => (i.kind === 'audit' ? decodeAuditRecord(i.record.toString()) : undefined)),
+    ).toEqual([
+      expect.objectContaining({ target: 'eu-central', decision: 'sent' }),
+      expect.objectContaining({ target: 'us-east', decision: 'sent_masked' }),
+    ]);
     expect(counted).toEqual([
       {
         source_region: 'eu-west',

@@ -2,7 +2,8 @@
  * Capture's half of the audit trail (docs/GOVERNANCE.md, "Audit trail"): the
  * records of each governed change, published through the same publisher as
  * the change's copies, right behind them, to the origin's audit topic
- * `<prefix>._audit.<region>`. The publisher sends in order and the capture
+ * `<prefix>._audit.<region>`, joined per partition into audit batches at
+ * send time (src/capture/publisher.ts). The publisher sends in order and the capture
  * position moves only past what Kafka acknowledged, so the position never
  * passes a change whose records are not written, and a crash replays both:
  * a record exists if and only if its data was sent (at least once; readers
@@ -87,19 +88,24 @@ export class CaptureAuditTrail {
     };
   }
 
+  /**
+   * Each record goes on the publisher as an `audit` item, in the order the
+   * records were made, right behind the change's copies: the publisher joins
+   * the records of one partition of the audit topic into few messages (audit
+   * batches, src/governance/audit.ts) in the same sendBatch as the copies
+   * they describe, and the capture position still moves only past what that
+   * sendBatch's acknowledgement covers. Each record is counted once here,
+   * whatever message it ends up in.
+   */
   #enqueue(publisher: AuditPublisher, event: ChangeEvent, records: readonly AuditRecord[]): void {
     const table = `${event.db}.${event.table}`;
     for (const record of records) {
       publisher.enqueue({
-        kind: 'message',
+        kind: 'audit',
         topic: this.topic,
         key: auditMessageKey(record),
-        value: encodeAuditRecord(record),
-        table,
-        op: 'audit',
+        record: encodeAuditRecord(record),
         commitTs: event.commitTs,
-        // Sent and acknowledged with the change, not counted as a captured change.
-        counted: false,
       });
       this.options.decisions.inc({
         source_region: record.source,

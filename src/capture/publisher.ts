@@ -7,6 +7,7 @@ import { retryRetriable } from '../core/retry.js';
 import type { CheckpointStore } from '../state/store.js';
 import { encodeRows, type PackedRow } from '../bus/envelope.js';
 import { murmur2 } from '../bus/partitioner.js';
+import { encodeAuditBatches } from '../governance/audit.js';
 
 /** One Kafka message waiting to be sent, or a transaction boundary between them. */
 export type PublishItem =
@@ -43,7 +44,26 @@ export type PublishItem =
        */
       counted?: boolean;
     }
+  | {
+      /**
+       * An audit record (src/capture/audit-trail.ts): joined with the other
+       * records of its partition into one audit batch message at send time
+       * (`encodeAuditBatches`), as `row` items are joined into v2 messages.
+       * Sent and acknowledged with the items around it, never counted in
+       * `cdc_events_captured_total`.
+       */
+      kind: 'audit';
+      topic: string;
+      /** `auditMessageKey`: it picks the partition, as the one-record message's key did. */
+      key: string;
+      /** The record, encoded (`encodeAuditRecord`). */
+      record: Buffer;
+      commitTs: number;
+    }
   | { kind: 'commit'; position: string };
+
+/** The items the publisher joins per topic partition at send time. */
+type JoinedItem = Extract<PublishItem, { kind: 'row' | 'audit' }>;
 
 export interface PublisherOptions {
   producer: Producer;
@@ -74,12 +94,12 @@ export interface PublisherOptions {
   /** Creates topics that do not exist yet (a table added under `schema.*` gets its topic on first use). */
   ensureTopics: (topics: readonly string[]) => Promise<void>;
   /**
-   * The partition count of each topic (asked once per topic, for `row`
-   * items: their partition is chosen here, as the producer's murmur2
-   * partitioner would for their key, so one message can hold many rows).
+   * The partition count of each topic (asked once per topic, for `row` and
+   * `audit` items: their partition is chosen here, as the producer's
+   * murmur2 partitioner would for their key, so one message can hold many).
    */
   partitionCounts?: (topics: readonly string[]) => Promise<ReadonlyMap<string, number>>;
-  /** Upper bound of one v2 message's rows, in bytes of JSON. */
+  /** Upper bound of one v2 message's rows (or one audit batch's records), in bytes of JSON. */
   maxMessageBytes?: number;
   /** A non-retriable failure: capture must stop. */
   onFatal: (error: CdcError) => void;
@@ -212,7 +232,8 @@ export class CapturePublisher {
 
   async #sendNextBatch(): Promise<void> {
     const byTopic = new Map<string, TopicMessages>();
-    const rowsByTopic = new Map<string, Extract<PublishItem, { kind: 'row' }>[]>();
+    // Rows and audit records, per topic in queue order: joined per partition below.
+    const joinedByTopic = new Map<string, JoinedItem[]>();
     const counts = new Map<string, { table: string; op: string; n: number }>();
     const maxRequestBytes = this.options.batchMaxBytes ?? DEFAULT_BATCH_MAX_BYTES;
     let messages = 0;
@@ -236,11 +257,11 @@ export class CapturePublisher {
       messages += 1;
       bytes += size;
       newestCommitTs = Math.max(newestCommitTs, item.commitTs);
-      if (item.kind === 'row') {
-        const rows = rowsByTopic.get(item.topic);
-        if (rows === undefined) rowsByTopic.set(item.topic, [item]);
-        else rows.push(item);
-        if (item.counted === false) continue;
+      if (item.kind === 'row' || item.kind === 'audit') {
+        const joined = joinedByTopic.get(item.topic);
+        if (joined === undefined) joinedByTopic.set(item.topic, [item]);
+        else joined.push(item);
+        if (item.kind === 'audit' || item.counted === false) continue;
       } else {
         let topic = byTopic.get(item.topic);
         if (topic === undefined) {
@@ -256,13 +277,14 @@ export class CapturePublisher {
       else count.n += 1;
     }
     if (messages > 0) {
-      const topics = new Set([...byTopic.keys(), ...rowsByTopic.keys()]);
+      const topics = new Set([...byTopic.keys(), ...joinedByTopic.keys()]);
       const fresh = [...topics].filter((topic) => !this.#knownTopics.has(topic));
       if (fresh.length > 0) {
         await this.#withRetry('creating topics', () => this.options.ensureTopics(fresh));
         for (const topic of fresh) this.#knownTopics.add(topic);
       }
-      await this.#packRows(rowsByTopic, byTopic);
+      await this.#packJoined(joinedByTopic, byTopic);
+      // One sendBatch for everything taken, so audit records travel with the data they describe.
       await this.#sendWithRetry([...byTopic.values()], messages);
     }
     // Only now is everything up to `end` durable in Kafka.
@@ -282,55 +304,44 @@ export class CapturePublisher {
   }
 
   /**
-   * Turns the batch's rows into v2 messages: per topic, each row goes to the
-   * partition its key hashes to (murmur2, as the producer's partitioner and
-   * every v1 producer place that key), and the rows of one partition, in
-   * order, become as few messages as their shapes and size allow.
+   * Turns the batch's rows into v2 messages and its audit records into
+   * audit batches: per topic, each item goes to the partition its key
+   * hashes to ({@link partitionOf}: murmur2, as the producer's partitioner
+   * and every v1 producer place that key), and the items of one partition,
+   * in order, become as few messages as their kinds, shapes and size allow
+   * ({@link joinPartition}). The messages join the batch's other topics in
+   * the one sendBatch, so no record is sent apart from its data.
    */
-  async #packRows(
-    rowsByTopic: ReadonlyMap<string, Extract<PublishItem, { kind: 'row' }>[]>,
+  async #packJoined(
+    joinedByTopic: ReadonlyMap<string, JoinedItem[]>,
     byTopic: Map<string, TopicMessages>,
   ): Promise<void> {
-    if (rowsByTopic.size === 0) return;
-    const unknown = [...rowsByTopic.keys()].filter((t) => !this.#partitionCounts.has(t));
+    if (joinedByTopic.size === 0) return;
+    const unknown = [...joinedByTopic.keys()].filter((t) => !this.#partitionCounts.has(t));
     if (unknown.length > 0) {
       const lookup = this.options.partitionCounts;
       if (lookup === undefined)
-        throw new CdcError('the publisher needs partitionCounts for envelope v2 rows', {
-          code: 'INTERNAL',
-        });
+        throw new CdcError(
+          'the publisher needs partitionCounts for envelope v2 rows and audit records',
+          { code: 'INTERNAL' },
+        );
       await this.#withRetry('reading partition counts', async () => {
         for (const [topic, n] of await lookup(unknown)) this.#partitionCounts.set(topic, n);
       });
     }
     const maxMessageBytes = this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    for (const [topic, rows] of rowsByTopic) {
+    for (const [topic, items] of joinedByTopic) {
       const partitions = this.#partitionCounts.get(topic);
       if (partitions === undefined || partitions < 1)
         throw new CdcError(`no partition count for topic ${topic}`, { code: 'KAFKA_TOPIC' });
-      const byPartition = new Map<number, Extract<PublishItem, { kind: 'row' }>[]>();
-      for (const item of rows) {
-        const partition = (murmur2(Buffer.from(item.key)) & 0x7fffffff) % partitions;
-        const list = byPartition.get(partition);
-        if (list === undefined) byPartition.set(partition, [item]);
-        else list.push(item);
-      }
       let entry = byTopic.get(topic);
       if (entry === undefined) {
         entry = { topic, messages: [] };
         byTopic.set(topic, entry);
       }
-      for (const [partition, items] of byPartition) {
-        // Each message keeps its first row's key: tools that look at keys see a real one.
-        let first = 0;
-        for (const { value, rows: n } of encodeRows(
-          items.map((i) => i.row),
-          maxMessageBytes,
-        )) {
-          entry.messages.push({ partition, key: items[first]?.key ?? null, value });
-          first += n;
-        }
-      }
+      for (const [partition, list] of groupByPartition(items, partitions))
+        for (const { key, value } of joinPartition(list, maxMessageBytes))
+          entry.messages.push({ partition, key, value });
     }
   }
 
@@ -390,7 +401,72 @@ export class CapturePublisher {
 }
 
 function itemBytes(item: Exclude<PublishItem, { kind: 'commit' }>): number {
-  return item.kind === 'row'
-    ? item.row.bytes.length + item.key.length
-    : (item.value?.length ?? 0) + item.key.length;
+  switch (item.kind) {
+    case 'row':
+      return item.row.bytes.length + item.key.length;
+    case 'audit':
+      return item.record.length + item.key.length;
+    case 'message':
+      return (item.value?.length ?? 0) + item.key.length;
+  }
+}
+
+/** The partition of `key` among `partitions`: murmur2, as kafkajs's default partitioner and Java's place a keyed message. */
+export function partitionOf(key: string, partitions: number): number {
+  return (murmur2(Buffer.from(key)) & 0x7fffffff) % partitions;
+}
+
+/** `items` (of one topic) by the partition of their key, each partition's items in their order. */
+export function groupByPartition<T extends { readonly key: string }>(
+  items: readonly T[],
+  partitions: number,
+): Map<number, T[]> {
+  const byPartition = new Map<number, T[]>();
+  for (const item of items) {
+    const partition = partitionOf(item.key, partitions);
+    const list = byPartition.get(partition);
+    if (list === undefined) byPartition.set(partition, [item]);
+    else list.push(item);
+  }
+  return byPartition;
+}
+
+/**
+ * The messages of one topic partition's joined items, in order: each run of
+ * `row` items becomes v2 messages (`encodeRows`: a new message where the
+ * table or its shape changes), each run of `audit` items audit batches
+ * (`encodeAuditBatches`); each message at most `maxMessageBytes` of joined
+ * JSON (a single larger item goes alone). A message's key is its first
+ * item's key: tools that look at keys see a real one, and it hashes to this
+ * partition.
+ */
+export function joinPartition(
+  items: readonly JoinedItem[],
+  maxMessageBytes: number,
+): { key: string; value: Buffer; items: number }[] {
+  const out: { key: string; value: Buffer; items: number }[] = [];
+  let start = 0;
+  while (start < items.length) {
+    const kind = (items[start] as JoinedItem).kind;
+    let end = start + 1;
+    while (end < items.length && (items[end] as JoinedItem).kind === kind) end += 1;
+    const run = items.slice(start, end);
+    const encoded =
+      kind === 'row'
+        ? encodeRows(
+            run.map((i) => (i as Extract<JoinedItem, { kind: 'row' }>).row),
+            maxMessageBytes,
+          ).map(({ value, rows }) => ({ value, n: rows }))
+        : encodeAuditBatches(
+            run.map((i) => (i as Extract<JoinedItem, { kind: 'audit' }>).record),
+            maxMessageBytes,
+          ).map(({ value, records }) => ({ value, n: records }));
+    let first = start;
+    for (const { value, n } of encoded) {
+      out.push({ key: (items[first] as JoinedItem).key, value, items: n });
+      first += n;
+    }
+    start = end;
+  }
+  return out;
 }

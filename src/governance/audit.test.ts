@@ -6,8 +6,11 @@ import {
   auditRecordsForChange,
   auditTopic,
   changeKeyHash,
+  AUDIT_BATCH_VERSION,
+  decodeAuditMessage,
   decodeAuditRecord,
   dedupeAuditRecords,
+  encodeAuditBatches,
   encodeAuditRecord,
   formatAuditRecord,
   refusedAuditRecord,
@@ -225,6 +228,102 @@ describe('records on the wire', () => {
     expect(decodeAuditRecord('not json')).toBeUndefined();
     expect(decodeAuditRecord('{"v":2}')).toBeUndefined();
     expect(decodeAuditRecord(JSON.stringify({ ...record, decision: 'lost' }))).toBeUndefined();
+  });
+
+  it('join into audit batches of whole records, in order, split under the size bound', () => {
+    const records = [1, 2, 3].flatMap((id) => recordsOf(change(id, 'DE')));
+    const encoded = records.map(encodeAuditRecord);
+    const [one] = encodeAuditBatches(encoded, 1_000_000);
+    expect(one?.records).toBe(6);
+    const text = one?.value.toString() ?? '';
+    // Each record byte for byte as a one-record message holds it.
+    expect(text).toBe(
+      `{"v":${AUDIT_BATCH_VERSION},"audit":[${encoded.map((b) => b.toString()).join(',')}]}`,
+    );
+    expect(JSON.parse(text)).toEqual({ v: 1, audit: records });
+    expect(decodeAuditMessage(one?.value ?? null)).toEqual({ records });
+
+    // A bound of two records' bytes: three messages of two; a bound under one record: one each.
+    const size = Math.max(...encoded.map((b) => b.length + 1));
+    const pairs = encodeAuditBatches(encoded, 2 * size);
+    expect(pairs.map((m) => m.records)).toEqual([2, 2, 2]);
+    expect(encodeAuditBatches(encoded, 1).map((m) => m.records)).toEqual([1, 1, 1, 1, 1, 1]);
+    expect(
+      pairs.flatMap((m) => decodeAuditMessage(m.value).records ?? []).map(auditRecordId),
+    ).toEqual(records.map(auditRecordId));
+    expect(encodeAuditBatches([], 100)).toEqual([]);
+  });
+
+  it('read from a batch or from a one-record message (the previous release and erase)', () => {
+    const [record] = recordsOf(change(1, 'DE'));
+    expect(decodeAuditMessage(encodeAuditRecord(record as AuditRecord))).toEqual({
+      records: [record],
+    });
+    expect(decodeAuditMessage(encodeAuditRecord(record as AuditRecord).toString())).toEqual({
+      records: [record],
+    });
+  });
+
+  it('name what is wrong with a message that is neither, never a value, and never throw', () => {
+    const [first, second] = recordsOf(change(1, 'DE'));
+    const good = JSON.stringify(first);
+    const batch = (...items: string[]) => `{"v":1,"audit":[${items.join(',')}]}`;
+    const secret = 'a.person@example.de';
+    const cases: [string, Buffer | string | null, string][] = [
+      ['a tombstone', null, 'no value (a tombstone)'],
+      ['nothing', '', 'not JSON (empty)'],
+      ['text', `not json ${secret}`, 'not JSON (28 characters)'],
+      ['a truncated batch', batch(good, good).slice(0, -10), 'not JSON'],
+      ['binary', Buffer.from([0xff, 0xfe, 0x00, 0x7b]), 'not JSON'],
+      ['a list', `[${good}]`, 'not a JSON object'],
+      ['null', 'null', 'not a JSON object'],
+      ['a number', '42', 'not a JSON object'],
+      ['a string', `"${secret}"`, 'not a JSON object'],
+      [
+        'an object of another kind',
+        `{"email":"${secret}"}`,
+        'not an audit record: no record version (v)',
+      ],
+      [
+        'a newer record',
+        JSON.stringify({ ...first, v: 2 }),
+        'record version 2, this version reads 1',
+      ],
+      [
+        'a record with an unknown decision',
+        JSON.stringify({ ...first, decision: secret }),
+        'not an audit record: decision is not one of sent, sent_masked, notice, withheld, refused, erased',
+      ],
+      [
+        'a record without a version',
+        JSON.stringify({ ...first, version: secret }),
+        'not an audit record: version is not {hlc, origin}',
+      ],
+      ['a newer batch', `{"v":2,"audit":[${good}]}`, 'audit batch version 2, this version reads 1'],
+      ['a batch without a version', `{"audit":[${good}]}`, 'audit batch without a version (v)'],
+      ['a batch whose audit is an object', `{"v":1,"audit":${good}}`, '"audit" is not a list'],
+      ['an empty batch', batch(), 'audit batch without records'],
+      ['a batch with a number', batch(good, '7'), 'audit batch record 2 of 2: not a JSON object'],
+      [
+        'a batch with a bad record',
+        batch(good, JSON.stringify({ ...second, keyHash: 12, note: secret }), good),
+        'audit batch record 2 of 3: keyHash is not a string',
+      ],
+      [
+        'a batch holding a batch',
+        batch(good, batch(good)),
+        'audit batch record 2 of 2: time is not a string',
+      ],
+      ['deep nesting', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, 'not a JSON object'],
+    ];
+    for (const [what, value, problem] of cases) {
+      const decoded = decodeAuditMessage(value);
+      expect({ what, records: decoded.records }).toEqual({ what, records: undefined });
+      // `what` names the case in a failure.
+      expect(`${what}: ${decoded.problem}`).toContain(`${what}: `);
+      expect(`${what}: ${decoded.problem}`).toContain(problem);
+      expect(decoded.problem).not.toContain(secret);
+    }
   });
 
   it('are de-duplicated by GTID, table, key hash, target, decision and version, not time', () => {

@@ -218,44 +218,140 @@ export function auditMessageKey(record: Pick<AuditRecord, 'db' | 'table' | 'keyH
   return `${record.db}.${record.table}#${record.keyHash}`;
 }
 
+/**
+ * One record as JSON: the value of a one-record message (what capture wrote
+ * before audit batches, and what `cdc-replicator erase` still writes), and
+ * the element of an audit batch ({@link encodeAuditBatches}).
+ */
 export function encodeAuditRecord(record: AuditRecord): Buffer {
   return Buffer.from(JSON.stringify(record));
 }
 
+/** Version of the batch's JSON shape (its `v`; each record inside keeps its own `v`). */
+export const AUDIT_BATCH_VERSION = 1;
+
+const BATCH_HEAD = Buffer.from(`{"v":${AUDIT_BATCH_VERSION},"audit":[`);
+const COMMA = Buffer.from(',');
+const BATCH_TAIL = Buffer.from(']}');
+
+/**
+ * Joins encoded records ({@link encodeAuditRecord}) into audit batch
+ * messages, in order: `{"v":1,"audit":[<record>,<record>,...]}`, each
+ * record byte for byte as {@link encodeAuditRecord} wrote it. A message
+ * holds records while its records stay within `maxBytes` (a single larger
+ * record goes alone); `records` is how many of the input each message holds.
+ * Capture joins the records bound for one partition of its audit topic, so
+ * a batch holds records of many rows, each row's records in their order.
+ */
+export function encodeAuditBatches(
+  records: readonly Buffer[],
+  maxBytes: number,
+): { value: Buffer; records: number }[] {
+  const out: { value: Buffer; records: number }[] = [];
+  let start = 0;
+  while (start < records.length) {
+    let bytes = 0;
+    let end = start;
+    for (; end < records.length; end += 1) {
+      const size = (records[end] as Buffer).length + 1;
+      if (end > start && bytes + size > maxBytes) break;
+      bytes += size;
+    }
+    const parts: Buffer[] = [BATCH_HEAD];
+    for (let i = start; i < end; i += 1) {
+      if (i > start) parts.push(COMMA);
+      parts.push(records[i] as Buffer);
+    }
+    parts.push(BATCH_TAIL);
+    out.push({ value: Buffer.concat(parts), records: end - start });
+    start = end;
+  }
+  return out;
+}
+
 const isString = (v: unknown): v is string => typeof v === 'string';
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why a parsed value is not an audit record this version reads (field names only, never a value), or undefined. */
+function recordProblem(r: unknown): string | undefined {
+  if (!isObject(r)) return 'not a JSON object';
+  if (r.v !== AUDIT_RECORD_VERSION)
+    return typeof r.v === 'number'
+      ? `record version ${r.v}, this version reads ${AUDIT_RECORD_VERSION}`
+      : 'no record version (v)';
+  for (const field of ['time', 'source', 'target', 'db', 'table', 'op', 'keyHash', 'policy'])
+    if (!isString(r[field])) return `${field} is not a string`;
+  if (!AUDIT_DECISIONS.includes(r.decision as AuditDecision))
+    return `decision is not one of ${AUDIT_DECISIONS.join(', ')}`;
+  const version = r.version;
+  if (!isObject(version) || typeof version.hlc !== 'number' || !isString(version.origin))
+    return 'version is not {hlc, origin}';
+  if (!(r.gtid === null || isString(r.gtid))) return 'gtid is neither a string nor null';
+  if (!isString(r.policyVersion)) return 'policyVersion is not a string';
+  return undefined;
+}
 
 /** A record read back, or undefined when the text is not one (another shape, or a newer `v`). */
 export function decodeAuditRecord(text: string): AuditRecord | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (err) {
-    if (err instanceof SyntaxError) return undefined;
-    throw err;
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const r = parsed as Record<string, unknown>;
-  const version = r.version as Record<string, unknown> | null | undefined;
-  if (
-    r.v !== AUDIT_RECORD_VERSION ||
-    !isString(r.time) ||
-    !isString(r.source) ||
-    !isString(r.target) ||
-    !AUDIT_DECISIONS.includes(r.decision as AuditDecision) ||
-    !isString(r.db) ||
-    !isString(r.table) ||
-    !isString(r.op) ||
-    !isString(r.keyHash) ||
-    typeof version !== 'object' ||
-    version === null ||
-    typeof version.hlc !== 'number' ||
-    !isString(version.origin) ||
-    !(r.gtid === null || isString(r.gtid)) ||
-    !isString(r.policy) ||
-    !isString(r.policyVersion)
-  )
+  } catch {
     return undefined;
-  return parsed as AuditRecord;
+  }
+  return recordProblem(parsed) === undefined ? (parsed as AuditRecord) : undefined;
+}
+
+/**
+ * What one message of an audit topic holds: its records, or why it cannot
+ * be read (`problem`, naming fields and positions, never a value).
+ */
+export type DecodedAuditMessage =
+  | { readonly records: AuditRecord[]; readonly problem?: undefined }
+  | { readonly problem: string; readonly records?: undefined };
+
+/**
+ * Reads one message of an audit topic, whichever writer wrote it: a batch
+ * `{"v":1,"audit":[...]}` (capture since audit batches) or a single record
+ * (capture before them, and `cdc-replicator erase`). The value is untrusted
+ * input: anything else, including a batch with one bad record, gives a
+ * `problem` and no record, so a reader reports the message rather than
+ * passing over part of it; nothing here throws.
+ */
+export function decodeAuditMessage(value: Buffer | string | null): DecodedAuditMessage {
+  if (value === null) return { problem: 'no value (a tombstone)' };
+  const text = typeof value === 'string' ? value : value.toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // The parser's message quotes the text: left out (untrusted, and may be anything).
+    return { problem: `not JSON (${text.length === 0 ? 'empty' : `${text.length} characters`})` };
+  }
+  if (!isObject(parsed)) return { problem: 'not a JSON object' };
+  if (!Object.hasOwn(parsed, 'audit')) {
+    const problem = recordProblem(parsed);
+    return problem === undefined
+      ? { records: [parsed as unknown as AuditRecord] }
+      : { problem: `not an audit record: ${problem}` };
+  }
+  if (parsed.v !== AUDIT_BATCH_VERSION)
+    return {
+      problem:
+        typeof parsed.v === 'number'
+          ? `audit batch version ${parsed.v}, this version reads ${AUDIT_BATCH_VERSION}`
+          : 'audit batch without a version (v)',
+    };
+  const list = parsed.audit;
+  if (!Array.isArray(list)) return { problem: 'audit batch whose "audit" is not a list' };
+  if (list.length === 0) return { problem: 'audit batch without records' };
+  for (let i = 0; i < list.length; i += 1) {
+    const problem = recordProblem(list[i]);
+    if (problem !== undefined)
+      return { problem: `audit batch record ${i + 1} of ${list.length}: ${problem}` };
+  }
+  return { records: list as AuditRecord[] };
 }
 
 /**

@@ -5,10 +5,13 @@
  * topics of every configured region (or of one), de-duplicated, one per
  * line or as JSON lines. The key is hashed as capture hashed it, with the
  * key columns' types read from a region's database; nothing printed holds
- * a value of the row or its key. Exit 0 when every topic was read (with or
- * without a match), 1 when a topic or the database cannot be read, 2 for a
- * wrong command line (unknown table, not governed, wrong key columns) or
- * configuration.
+ * a value of the row or its key. A topic holds audit batches (capture) and
+ * single records (erase, and capture before batches); both are read. Exit 0
+ * when every message of every topic was read (with or without a match), 1
+ * when a topic, one of its messages (named by topic, partition and offset
+ * on stderr; the records of the others are printed) or the database cannot
+ * be read, 2 for a wrong command line (unknown table, not governed, wrong
+ * key columns) or configuration.
  */
 import { dirname, resolve } from 'node:path';
 
@@ -25,6 +28,9 @@ import { formatAuditRecord } from '../../governance/audit.js';
 import { positiveInt } from '../../snapshot/cli-flags.js';
 import { ExitCode, type CommandContext } from '../context.js';
 import { reportConfigError } from '../report.js';
+
+/** Unreadable messages named one by one on stderr; more are counted. */
+const MAX_UNREADABLE_LINES = 20;
 
 interface AuditFlags {
   readonly config: string;
@@ -107,9 +113,14 @@ async function audit(flags: AuditFlags, context: CommandContext): Promise<ExitCo
           ),
       },
     );
-    if (result.undecodable > 0)
+    // Printed first, so a reader of the records below knows the trail may lack some.
+    for (const u of result.unreadable.slice(0, MAX_UNREADABLE_LINES))
       stderr.write(
-        `${result.undecodable} message(s) in ${result.topics.join(', ')} are not audit records this version reads; left out\n`,
+        `cdc-replicator audit: ${u.topic} partition ${u.partition} offset ${u.offset} is not readable: ${u.problem}; its records are left out\n`,
+      );
+    if (result.unreadable.length > MAX_UNREADABLE_LINES)
+      stderr.write(
+        `cdc-replicator audit: ${result.unreadable.length - MAX_UNREADABLE_LINES} more unreadable message(s) in ${result.topics.join(', ')}\n`,
       );
     for (const record of result.records)
       stdout.write(`${flags.json === true ? JSON.stringify(record) : formatAuditRecord(record)}\n`);
@@ -118,7 +129,8 @@ async function audit(flags: AuditFlags, context: CommandContext): Promise<ExitCo
       if (flags.json === true) stderr.write(none);
       else stdout.write(none);
     }
-    return ExitCode.ok;
+    // The trail printed may be incomplete: a message that could not be read may hold this row's records.
+    return result.unreadable.length > 0 ? ExitCode.failure : ExitCode.ok;
   } catch (error: unknown) {
     if (error instanceof ConfigError) return reportConfigError(context.io, flags.config, error);
     if (error instanceof CdcError) {
