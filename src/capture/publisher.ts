@@ -50,7 +50,8 @@ export type PublishItem =
        * records of its partition into one audit batch message at send time
        * (`encodeAuditBatches`), as `row` items are joined into v2 messages.
        * Sent and acknowledged with the items around it, never counted in
-       * `cdc_events_captured_total`.
+       * `cdc_events_captured_total`. A publisher without `partitionCounts`
+       * sends each as a one-record message instead (readers read both).
        */
       kind: 'audit';
       topic: string;
@@ -257,7 +258,7 @@ export class CapturePublisher {
       messages += 1;
       bytes += size;
       newestCommitTs = Math.max(newestCommitTs, item.commitTs);
-      if (item.kind === 'row' || item.kind === 'audit') {
+      if (item.kind === 'row' || (item.kind === 'audit' && this.options.partitionCounts)) {
         const joined = joinedByTopic.get(item.topic);
         if (joined === undefined) joinedByTopic.set(item.topic, [item]);
         else joined.push(item);
@@ -267,6 +268,12 @@ export class CapturePublisher {
         if (topic === undefined) {
           topic = { topic: item.topic, messages: [] };
           byTopic.set(item.topic, topic);
+        }
+        if (item.kind === 'audit') {
+          // A publisher without partition counts (a snapshot's) cannot join records per
+          // partition: each goes as a one-record message, which every reader reads too.
+          topic.messages.push({ key: item.key, value: item.record });
+          continue;
         }
         topic.messages.push({ key: item.key, value: item.value });
         if (item.counted === false) continue;
@@ -321,10 +328,9 @@ export class CapturePublisher {
     if (unknown.length > 0) {
       const lookup = this.options.partitionCounts;
       if (lookup === undefined)
-        throw new CdcError(
-          'the publisher needs partitionCounts for envelope v2 rows and audit records',
-          { code: 'INTERNAL' },
-        );
+        throw new CdcError('the publisher needs partitionCounts for envelope v2 rows', {
+          code: 'INTERNAL',
+        });
       await this.#withRetry('reading partition counts', async () => {
         for (const [topic, n] of await lookup(unknown)) this.#partitionCounts.set(topic, n);
       });
