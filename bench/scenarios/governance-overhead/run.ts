@@ -496,7 +496,7 @@ async function run(context: ScenarioContext): Promise<ScenarioResult> {
           .map((m) => formatInt(m.capture.rowsPerSec))
           .join(', '),
       ]),
-      note: `rows/s = N ÷ (first change acknowledged by Kafka → N-th), from cdc_events_captured_total (a change counts once, however many copies it has), as capture-vs-debezium measures it. CPU = /proc utime+stime over the same span (the daemon's start-up before its first row left out). Notices and audit records (one Kafka message each, on the table's change topic and ${SOURCE}'s audit topic) are the daemon's cdc_capture_governance_notices_total and cdc_governance_decisions_total for the table.`,
+      note: `rows/s = N ÷ (first change acknowledged by Kafka → N-th), from cdc_events_captured_total (a change counts once, however many copies it has), as capture-vs-debezium measures it. CPU = /proc utime+stime over the same span (the daemon's start-up before its first row left out). Notices (one Kafka message each, on the table's change topic) and audit records (joined per partition into audit batches on ${SOURCE}'s audit topic, since 2026-12-07) are the daemon's cdc_capture_governance_notices_total and cdc_governance_decisions_total for the table.`,
     };
     const applyTable: Table = {
       title: `Apply catch-up from ${SOURCE}'s topics, each region's daemon alone, median of ${rounds} round(s)`,
