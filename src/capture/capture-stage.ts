@@ -7,26 +7,8 @@ import {
   ensureTopicsWith,
   partitionCountsWith,
 } from '../bus/kafka.js';
-import {
-  ENVELOPE_VERSION,
-  encodeEvent,
-  encodeNotice,
-  messageKey,
-  noticeKey,
-  packRow,
-  topicName,
-  type ChangeEvent,
-  type EvictionNotice,
-} from '../bus/envelope.js';
-import { GovernanceError, policyForTable, type GovernancePolicy } from '../governance/policy.js';
-import {
-  columnTypeInfo,
-  evictionTargets,
-  routeChange,
-  type GovernanceLayout,
-} from '../governance/routing.js';
-import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
-import { audienceIn, residencyOf } from '../governance/residency.js';
+import { encodeEvent, messageKey, packRow, topicName, type ChangeEvent } from '../bus/envelope.js';
+import { policyForTable } from '../governance/policy.js';
 import { governedTopicName, policyAudiences } from '../governance/topics.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
@@ -46,8 +28,9 @@ import { redactRedisUrl } from '../state/redis-url.js';
 import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js';
 import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
-import { CapturePublisher } from './publisher.js';
-import { CaptureAuditTrail } from './audit-trail.js';
+import { CapturePublisher, type PublishItem } from './publisher.js';
+import type { AuditPublisher } from './audit-trail.js';
+import { GovernedPublishing } from './governed-publishing.js';
 import { DebeziumOutput } from './debezium-output.js';
 import type { BinlogCoordinates } from './source-events.js';
 import { KafkaPositionLog, regionTopicsWithEvents } from './position-log.js';
@@ -110,6 +93,35 @@ export function deadLetterTopic(prefix: string, stage: string, region: string): 
   return `${prefix}._dlq.${stage}.${region}`;
 }
 
+/**
+ * A capture dead letter of `region` as a publisher item: the reason, the
+ * error and the change's coordinates (its key, never its row). Capture,
+ * snapshot and repair park what they cannot publish through this.
+ */
+export function captureDeadLetterItem(
+  prefix: string,
+  region: string,
+  letter: { reason: string; detail: string; source: unknown },
+): PublishItem {
+  return {
+    kind: 'message',
+    topic: deadLetterTopic(prefix, 'capture', region),
+    key: letter.reason,
+    value: Buffer.from(
+      JSON.stringify({
+        stage: 'capture',
+        region,
+        reason: letter.reason,
+        error: letter.detail,
+        source: letter.source,
+      }),
+    ),
+    table: 'dead-letter',
+    op: 'dlq',
+    commitTs: Date.now(),
+  };
+}
+
 const RECONNECT_INITIAL_MS = 500;
 /** Internal tables a version added after regions were prepared: the daemon creates them at start. */
 const DAEMON_CREATED_INTERNAL_TABLES: ReadonlySet<string> = new Set([
@@ -162,8 +174,7 @@ export class CaptureStage {
   /** Self-repair of replicated tables after DDL, and the periodic drift check. */
   readonly #repair: SchemaRepair;
   /** Governed rows no region may hold, by table: when last logged and how many since. */
-  readonly #withheld = new Map<string, { loggedAtMs: number; since: number }>();
-  #audit: CaptureAuditTrail | undefined;
+  #governed: GovernedPublishing | undefined;
   /** TRUNCATEs of replicated tables (not replicated), by table: binlog time, for `/readyz`. */
   readonly #truncations = new Map<string, number>();
   /** Resolves with the error that stopped capture for good. */
@@ -269,7 +280,7 @@ export class CaptureStage {
         // Zone and masked topics of governed tables (docs/GOVERNANCE.md, "Topic layout").
         ...plan.tables.flatMap((t) => this.#governedTopics(t.schema, t.table)),
         // The audit trail of governed changes (docs/GOVERNANCE.md, "Audit trail").
-        ...(options.governance === undefined ? [] : [this.#auditTrail().topic]),
+        ...(options.governance === undefined ? [] : [this.#governedPublishing().audit.topic]),
       ];
       await this.#whileStartingRetry('creating Kafka topics', () =>
         this.#withAdmin(async (admin) => {
@@ -696,7 +707,8 @@ export class CaptureStage {
           options.governance === undefined
             ? undefined
             : policyForTable(options.governance, event.db, event.table);
-        if (policy !== undefined) this.#publishGoverned(publisher, policy, event, replicated, key);
+        if (policy !== undefined)
+          this.#governedPublishing().publish(publisher, policy, event, replicated, key);
         else
           this.#enqueueChange(
             publisher,
@@ -718,24 +730,7 @@ export class CaptureStage {
           { reason: output.reason, detail: output.detail },
           'captured row parked in the dead-letter topic',
         );
-        const value = Buffer.from(
-          JSON.stringify({
-            stage: 'capture',
-            region,
-            reason: output.reason,
-            error: output.detail,
-            source: output.source,
-          }),
-        );
-        publisher.enqueue({
-          kind: 'message',
-          topic: deadLetterTopic(options.kafka.topicPrefix, 'capture', region),
-          key: output.reason,
-          value,
-          table: 'dead-letter',
-          op: 'dlq',
-          commitTs: Date.now(),
-        });
+        publisher.enqueue(captureDeadLetterItem(options.kafka.topicPrefix, region, output));
         return;
       }
       case 'ddl':
@@ -759,7 +754,7 @@ export class CaptureStage {
    * both envelopes route alike.
    */
   #enqueueChange(
-    publisher: CapturePublisher,
+    publisher: AuditPublisher,
     topic: string,
     key: string,
     event: ChangeEvent,
@@ -791,14 +786,21 @@ export class CaptureStage {
       });
   }
 
-  /** What topic names and residency depend on, for routing. */
-  #governanceLayout(): GovernanceLayout {
-    const { options } = this.deps;
-    return {
+  /** The governed publishing path (docs/GOVERNANCE.md, "Capture and apply"), for a configuration with policies. */
+  #governedPublishing(): GovernedPublishing {
+    const { options, metrics, logger } = this.deps;
+    this.#governed ??= new GovernedPublishing({
+      region: options.region,
       topicPrefix: options.kafka.topicPrefix,
       zones: options.governance?.zones ?? {},
       regions: options.governance?.regions ?? [options.region, ...options.peers],
-    };
+      metrics,
+      logger,
+      enqueueChange: (sink, topic, key, event, counted) =>
+        this.#enqueueChange(sink, topic, key, event, counted),
+      deadLetter: (_sink, refusal) => this.#handle({ kind: 'dead-letter', ...refusal }),
+    });
+    return this.#governed;
   }
 
   /** The zone and masked topics this region may publish rows of `schema.table` to (none for an ungoverned table). */
@@ -810,199 +812,6 @@ export class CaptureStage {
     return policyAudiences(policy, governance.regions)
       .filter((a) => a.kind !== 'all' && !(a.kind === 'masked' && a.region === options.region))
       .map((a) => governedTopicName(options.kafka.topicPrefix, a, options.region, schema, table));
-  }
-
-  /**
-   * A change of a governed table (docs/GOVERNANCE.md, "Capture and apply"):
-   * published once per topic its residency gives, plain or masked, each
-   * copy keyed and partitioned like any change, so per-key order holds on
-   * every topic. A row no region may hold is published nowhere (counted,
-   * logged without values); a row that cannot be routed (no residency
-   * column, a mask its column's type cannot take) is parked in the capture
-   * dead-letter topic of this region, with the reason and its key only.
-   */
-  #publishGoverned(
-    publisher: CapturePublisher,
-    policy: GovernancePolicy,
-    event: ChangeEvent,
-    replicated: ChangeEvent,
-    key: string,
-  ): void {
-    const { options, metrics } = this.deps;
-    let copies;
-    let residency;
-    try {
-      ({ copies, residency } = routeChange(
-        this.#governanceLayout(),
-        policy,
-        { sourceRegion: options.region, db: event.db, table: event.table },
-        replicated,
-        event.types,
-      ));
-    } catch (err) {
-      if (!(err instanceof GovernanceError)) throw err;
-      this.#handle({
-        kind: 'dead-letter',
-        reason: 'governance_refused',
-        detail: err.message,
-        source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
-      });
-      this.#auditTrail().refused(publisher, policy, event);
-      return;
-    }
-    const masked = this.#maskedHere(policy, event);
-    if (masked !== undefined) {
-      // The image holds masked values: published, they would replace the originals.
-      this.#handle({
-        kind: 'dead-letter',
-        reason: 'governance_refused',
-        detail: masked,
-        source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
-      });
-      this.#auditTrail().refused(publisher, policy, event);
-      return;
-    }
-    const table = `${event.db}.${event.table}`;
-    if (copies.length === 0) {
-      metrics.captureGovernanceWithheldTotal.inc({
-        region: options.region,
-        table,
-        policy: policy.name,
-      });
-      this.#logWithheld(table, policy.name, event);
-    }
-    copies.forEach((copy, index) =>
-      this.#enqueueChange(publisher, copy.topic, key, copy.change, index === 0),
-    );
-    const evict = evictionTargets(policy, this.#governanceLayout(), options.region, residency);
-    const noticed = evict.length > 0 && this.#publishNotice(publisher, policy, event, evict);
-    this.#auditTrail().routed(publisher, policy, event, { copies, notices: noticed ? evict : [] });
-  }
-
-  /**
-   * Why a local insert or update of a row this region holds only masked
-   * (before or after the write) must not be published, or undefined. The
-   * write guards refuse such writes in the database (src/prepare/write-guard.ts);
-   * this catches one that bypassed them (a session posing as the applier,
-   * triggers dropped). No value in the message.
-   */
-  #maskedHere(policy: GovernancePolicy, event: ChangeEvent): string | undefined {
-    if (event.op === 'd') return undefined;
-    const layout = this.#governanceLayout();
-    const region = this.deps.options.region;
-    const images = [event.after, event.op === 'u' ? event.before : null];
-    for (const image of images) {
-      if (image === null || image === undefined) continue;
-      let audience;
-      try {
-        audience = audienceIn(residencyOf(policy, layout.zones, layout.regions, image), region);
-      } catch (err) {
-        if (err instanceof GovernanceError) return err.message;
-        throw err;
-      }
-      if (audience === 'masked')
-        return `policy ${policy.name}: a local ${event.op === 'c' ? 'insert' : 'update'} of a row ${region} holds only masked is not published: its masked values would replace the originals (docs/GOVERNANCE.md, "Writes outside the plain regions")`;
-    }
-    return undefined;
-  }
-
-  /** The audit trail's publishing half, for a configuration with policies. */
-  #auditTrail(): CaptureAuditTrail {
-    const { options, metrics } = this.deps;
-    this.#audit ??= new CaptureAuditTrail({
-      topicPrefix: options.kafka.topicPrefix,
-      region: options.region,
-      zones: options.governance?.zones ?? {},
-      regions: options.governance?.regions ?? [options.region, ...options.peers],
-      decisions: metrics.governanceDecisionsTotal,
-    });
-    return this.#audit;
-  }
-
-  /**
-   * The eviction notice of one row version for the regions that may not
-   * hold it (docs/GOVERNANCE.md, "Eviction"), on the table's change topic,
-   * named by the row's tombstone key only. A key whose tombstone key cannot
-   * be computed here (a key type src/mysql/tombstone-key.ts does not
-   * reproduce) is parked in the capture dead letters instead, loudly: the
-   * regions would otherwise keep a copy they may not hold. Returns whether
-   * the notice was sent (the audit trail records only notices sent).
-   */
-  #publishNotice(
-    publisher: CapturePublisher,
-    policy: GovernancePolicy,
-    event: ChangeEvent,
-    regions: readonly string[],
-  ): boolean {
-    const { options, metrics } = this.deps;
-    const pkColumns = Object.keys(event.pk).map((name) =>
-      columnTypeInfo(name, event.types?.[name] ?? ''),
-    );
-    const keyHash = tombstoneKeyHash(pkColumns, event.pk);
-    if (keyHash === undefined) {
-      this.#handle({
-        kind: 'dead-letter',
-        reason: 'governance_refused',
-        detail: `policy ${policy.name}: the eviction notice for ${regions.join(', ')} cannot be sent: the tombstone key of ${event.db}.${event.table} (key types ${pkColumns.map((c) => c.columnType || 'unknown').join(', ')}) is not computed outside the server`,
-        source: { db: event.db, table: event.table, pk: event.pk, gtid: event.gtid, op: event.op },
-      });
-      return false;
-    }
-    const notice: EvictionNotice = {
-      v: ENVELOPE_VERSION,
-      notice: 'evict',
-      region: options.region,
-      db: event.db,
-      table: event.table,
-      keyHash,
-      regions: [...regions],
-      hlc: event.hlc,
-      origin: event.origin,
-      vv: event.vv,
-      gtid: event.gtid,
-      commitTs: event.commitTs,
-    };
-    metrics.captureGovernanceNoticesTotal.inc({
-      region: options.region,
-      table: `${event.db}.${event.table}`,
-      policy: policy.name,
-    });
-    publisher.enqueue({
-      kind: 'message',
-      topic: topicName(options.kafka.topicPrefix, options.region, event.db, event.table),
-      key: noticeKey(event.db, event.table, keyHash),
-      value: encodeNotice(notice),
-      table: `${event.db}.${event.table}`,
-      op: 'notice',
-      commitTs: event.commitTs,
-      counted: false,
-    });
-    return true;
-  }
-
-  /**
-   * Logs a withheld row without any value (table, policy, op, GTID): the
-   * first of a table at once, then at most one line a minute per table with
-   * how many more there were.
-   */
-  #logWithheld(table: string, policy: string, event: ChangeEvent): void {
-    const now = Date.now();
-    const seen = this.#withheld.get(table);
-    if (seen !== undefined && now - seen.loggedAtMs < 60_000) {
-      seen.since += 1;
-      return;
-    }
-    this.#withheld.set(table, { loggedAtMs: now, since: 0 });
-    this.deps.logger.warn(
-      {
-        table,
-        policy,
-        op: event.op,
-        gtid: event.gtid,
-        ...(seen === undefined ? {} : { withheldSinceLastLine: seen.since }),
-      },
-      `a row change of ${table} that no region may hold (policy ${policy}) was not published`,
-    );
   }
 
   /**

@@ -63,11 +63,8 @@ export function compileGovernance(config: ValidatedConfig): GovernanceOptions | 
   };
 }
 
-/** The commands that move or print table data, and so must not run unprotected. */
+/** The commands that move table data, and so must not run unprotected. */
 export type GovernedCommand = 'run' | 'prepare' | 'snapshot' | 'bootstrap';
-
-/** Commands `governance.preview: true` lets start while policies exist. */
-const PREVIEW_COMMANDS: ReadonlySet<GovernedCommand> = new Set(['run', 'prepare']);
 
 /**
  * What this version does not enforce of a policy, for the one line `run`
@@ -78,24 +75,20 @@ export const NOT_ENFORCED_YET: readonly string[] = [
   'eviction of rows whose key types capture cannot hash like the tombstone trigger (src/mysql/tombstone-key.ts): their notices are parked in the capture dead letters instead',
   'edits in a masked region: a region that holds a row masked cannot edit it, not even its unmasked columns (its write guards refuse them)',
   'checks of masked and residency columns against the live tables in validate (prepare runs them)',
-  'snapshot and bootstrap (they refuse to start under policies), and verify --repair of governed tables (refused)',
+  'verify --repair of governed tables (refused)',
 ];
 
 /**
  * Refuses a command that moves table data (run, snapshot, bootstrap,
- * prepare) while the file has governance policies that
- * this version cannot fully enforce (docs/GOVERNANCE.md, "Status"): capture
- * routes and masks governed rows, evicts them where their residency moved
- * away, records each decision in the audit trail, and the appliers re-check
- * them, write guards refuse local writes of rows a region may not hold
- * plain, and `erase` removes a row everywhere, but edits in a masked
- * region are not built, and
- * snapshot and bootstrap do not go through the governed path. (verify
- * compares governed tables under their policies without printing values,
- * and refuses --repair of them: src/verify/verify.ts.)
- * Failing closed is the only safe reading of a policy that cannot be
- * applied. `governance.preview: true` lets `run` and `prepare` start (run
- * then logs what is not enforced); the others refuse regardless.
+ * prepare) while the file has governance policies, unless it says
+ * `governance.preview: true` (docs/GOVERNANCE.md, "Status"). Capture,
+ * snapshot and bootstrap route, mask, evict and audit governed rows, the
+ * appliers re-check them, write guards refuse local writes of rows a region
+ * may not hold plain, and `erase` removes a row everywhere; what is not
+ * built ({@link NOT_ENFORCED_YET}) fails closed (a masked region cannot
+ * edit, repair of governed tables is refused), but an operator must know
+ * it before relying on it, so the file has to say so. `run` then logs what
+ * is not enforced.
  *
  * @throws ConfigError naming the policies and the reason.
  */
@@ -104,15 +97,9 @@ export function refuseUnenforcedGovernance(
   command: GovernedCommand,
 ): void {
   const policies = config.governance?.policies ?? [];
-  if (policies.length === 0) return;
+  if (policies.length === 0 || config.governance?.preview === true) return;
   const names = policies.map((p) => p.name).join(', ');
-  if (PREVIEW_COMMANDS.has(command)) {
-    if (config.governance?.preview === true) return;
-    throw new ConfigError([
-      `governance.policies: refusing to start: this version enforces governance policies (${names}) only in part (capture routing and masking, eviction, the audit trail, the apply re-check, write guards, erasure; not edits in a masked region). Set governance.preview: true to run them as they are (docs/GOVERNANCE.md, "Status")`,
-    ]);
-  }
   throw new ConfigError([
-    `governance.policies: refusing to start: ${command} does not go through the governed publishing path yet and would copy or print the rows of governed tables (${names}) unprotected (docs/GOVERNANCE.md, "Status")`,
+    `governance.policies: ${command} refuses to start: this version enforces governance policies (${names}) only in part (capture, snapshot and bootstrap route, mask, evict and audit; the appliers re-check; write guards; erasure; not edits in a masked region, nor verify --repair of governed tables). Set governance.preview: true to run them as they are (docs/GOVERNANCE.md, "Status")`,
   ]);
 }

@@ -8,6 +8,8 @@ import {
   GovernanceError,
   type EncodedValue,
   type GovernancePolicy,
+  type ResidencyDefault,
+  type ResidencyRule,
   type ResidencyValue,
   type RowValues,
   type Zones,
@@ -83,18 +85,32 @@ export function residencyOf(
     const value = residencyValueOf(row[column] ?? null);
     const index = rules.findIndex((rule) => rule.values.includes(value));
     const rule = index === -1 ? undefined : rules[index];
-    if (rule !== undefined) {
-      const plain = zoneRegions(zones, rule.zone, regions);
-      const maskedSet = new Set(rule.masked === 'all' ? regions : rule.masked);
-      return {
-        plain,
-        masked: regions.filter((region) => maskedSet.has(region) && !plain.includes(region)),
-        scope: { kind: 'zone', zone: rule.zone },
-        decidedBy: index,
-      };
-    }
+    if (rule !== undefined) return ruleResidency(rule, index, zones, regions);
   }
-  const fallback = policy.residency.default;
+  return defaultResidency(policy.residency.default, zones, regions);
+}
+
+function ruleResidency(
+  rule: ResidencyRule,
+  index: number,
+  zones: Zones,
+  regions: readonly string[],
+): Residency {
+  const plain = zoneRegions(zones, rule.zone, regions);
+  const maskedSet = new Set(rule.masked === 'all' ? regions : rule.masked);
+  return {
+    plain,
+    masked: regions.filter((region) => maskedSet.has(region) && !plain.includes(region)),
+    scope: { kind: 'zone', zone: rule.zone },
+    decidedBy: index,
+  };
+}
+
+function defaultResidency(
+  fallback: ResidencyDefault,
+  zones: Zones,
+  regions: readonly string[],
+): Residency {
   switch (fallback.kind) {
     case 'all':
       return { plain: [...regions], masked: [], scope: fallback, decidedBy: 'default' };
@@ -108,6 +124,38 @@ export function residencyOf(
         decidedBy: 'default',
       };
   }
+}
+
+/** One class of a policy's rows: those a rule decides, or those left to the default. */
+export interface ResidencyClass {
+  /** Which rows, by the configuration only (`rows whose country is DE, FR`), never a row's value. */
+  readonly rows: string;
+  readonly residency: Residency;
+}
+
+/**
+ * Every residency a row of `policy` can have: one per rule, in file order,
+ * then the default's (unless every value is decided by a rule, which the
+ * configuration cannot say, so the default is always listed).
+ */
+export function residencyClasses(
+  policy: GovernancePolicy,
+  zones: Zones,
+  regions: readonly string[],
+): readonly ResidencyClass[] {
+  const { column, rules } = policy.residency;
+  const classes: ResidencyClass[] =
+    column === undefined
+      ? []
+      : rules.map((rule, index) => ({
+          rows: `rows whose ${column} is ${rule.values.map((v) => v ?? 'NULL').join(', ')}`,
+          residency: ruleResidency(rule, index, zones, regions),
+        }));
+  classes.push({
+    rows: column === undefined || rules.length === 0 ? 'every row' : 'every other row',
+    residency: defaultResidency(policy.residency.default, zones, regions),
+  });
+  return classes;
 }
 
 /** The regions that may hold `row` as written (`allowed(row)` of the issue). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { portableCreateTable } from './bootstrap.js';
+import { peoplePolicy } from '../governance/people-policy.fixture.js';
+import { governedSnapshotSources, portableCreateTable } from './bootstrap.js';
 
 describe('portableCreateTable', () => {
   it('qualifies the table and leaves out the version columns prepare adds', () => {
@@ -48,5 +49,60 @@ describe('portableCreateTable', () => {
     expect(() => portableCreateTable('app', 't', 'CREATE VIEW `t` AS SELECT 1')).toThrow(
       'cannot read the definition of app.t',
     );
+  });
+});
+
+describe('governedSnapshotSources', () => {
+  const governance = {
+    zones: { eu: ['eu-west', 'eu-central'] },
+    regions: ['us-east', 'eu-west', 'eu-central'],
+    policies: [peoplePolicy()],
+  };
+
+  it('adds a zone region for the rows a non-zone source does not hold plain (DE/FR masked there, CH not at all)', () => {
+    expect(governedSnapshotSources(governance, 'us-east', 'eu-central', [])).toEqual([
+      {
+        region: 'eu-west',
+        tables: ['app.people'],
+        reasons: [
+          'app.people: rows whose country is DE, FR (policy people-eu)',
+          'app.people: rows whose country is CH (policy people-eu)',
+        ],
+      },
+    ]);
+  });
+
+  it('adds the zone for masked rows of a new region outside it, not the CH rows it may not hold', () => {
+    const withWest = { ...governance, regions: [...governance.regions, 'us-west'] };
+    const policy = peoplePolicy();
+    const rules = policy.residency.rules;
+    const masked = {
+      ...policy,
+      residency: {
+        ...policy.residency,
+        rules: [{ ...rules[0]!, masked: ['us-east', 'us-west'] }, rules[1]!],
+      },
+    };
+    expect(
+      governedSnapshotSources({ ...withWest, policies: [masked] }, 'us-east', 'us-west', []),
+    ).toEqual([
+      {
+        region: 'eu-west',
+        tables: ['app.people'],
+        reasons: ['app.people: rows whose country is DE, FR (policy people-eu)'],
+      },
+    ]);
+  });
+
+  it('needs nothing more from a source that holds plain every row the new region may hold', () => {
+    expect(governedSnapshotSources(governance, 'eu-west', 'eu-central', [])).toEqual([]);
+    expect(governedSnapshotSources(governance, 'eu-west', 'us-east', [])).toEqual([]);
+  });
+
+  it('follows --tables and ignores configurations without policies', () => {
+    expect(governedSnapshotSources(governance, 'us-east', 'eu-central', ['app.orders'])).toEqual(
+      [],
+    );
+    expect(governedSnapshotSources(undefined, 'us-east', 'eu-central', [])).toEqual([]);
   });
 });

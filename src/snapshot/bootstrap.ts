@@ -1,6 +1,8 @@
 import type mysql from 'mysql2/promise';
 import type { RuntimeOptions } from '../config/compile.js';
 import { CdcError } from '../core/errors.js';
+import type { GovernanceOptions } from '../governance/policy.js';
+import { audienceIn, residencyClasses } from '../governance/residency.js';
 import type { Logger } from '../core/logger.js';
 import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
@@ -132,4 +134,54 @@ export async function bootstrapSchema(
     await to?.end().catch(() => undefined);
   }
   return result;
+}
+
+/** One more snapshot a bootstrap runs for governed rows its source does not hold plain. */
+export interface GovernedSnapshotSource {
+  /** The region snapshotted: it holds those rows plain. */
+  readonly region: string;
+  /** `schema.table` names. */
+  readonly tables: readonly string[];
+  /** Which rows, per table, by configuration only (`app.people: rows whose country is CH`). */
+  readonly reasons: readonly string[];
+}
+
+/**
+ * The snapshots a bootstrap of `target` from `source` adds for governed
+ * tables (docs/GOVERNANCE.md, "Snapshot, bootstrap and repair"): a region
+ * publishes only the rows it holds plain (a masked copy is never published
+ * as an original), so for each class of a policy's rows that `target` may
+ * hold in any form but `source` does not hold plain, one region that holds
+ * them plain (the first in configuration order) is snapshotted too. Without
+ * it the new region would silently lack those rows. `filter` limits the
+ * tables (`--tables`; empty: every governed table).
+ */
+export function governedSnapshotSources(
+  governance: GovernanceOptions | undefined,
+  source: string,
+  target: string,
+  filter: readonly string[],
+): GovernedSnapshotSource[] {
+  const byRegion = new Map<string, { tables: Set<string>; reasons: string[] }>();
+  for (const policy of governance?.policies ?? []) {
+    const classes = residencyClasses(policy, governance?.zones ?? {}, governance?.regions ?? []);
+    for (const { schema, table } of policy.tables) {
+      const name = `${schema}.${table}`;
+      if (filter.length > 0 && !filter.includes(name)) continue;
+      for (const { rows, residency } of classes) {
+        if (audienceIn(residency, target) === 'none' || residency.plain.includes(source)) continue;
+        const from = residency.plain.find((region) => region !== target);
+        if (from === undefined) continue; // only the new region may hold them: nobody else has any
+        let entry = byRegion.get(from);
+        if (entry === undefined) byRegion.set(from, (entry = { tables: new Set(), reasons: [] }));
+        entry.tables.add(name);
+        entry.reasons.push(`${name}: ${rows} (policy ${policy.name})`);
+      }
+    }
+  }
+  return [...byRegion].map(([region, { tables, reasons }]) => ({
+    region,
+    tables: [...tables],
+    reasons,
+  }));
 }

@@ -1,4 +1,5 @@
 import type { Kafka, Producer } from 'kafkajs';
+import type { AuditPublisher } from '../capture/audit-trail.js';
 import type mysql from 'mysql2/promise';
 import {
   ENVELOPE_VERSION,
@@ -8,7 +9,10 @@ import {
   type ChangeEvent,
 } from '../bus/envelope.js';
 import { compressionType, createChangeProducer, ensureTopicsWith } from '../bus/kafka.js';
+import { captureDeadLetterItem } from '../capture/capture-stage.js';
+import { GovernedPublishing } from '../capture/governed-publishing.js';
 import { CapturePublisher } from '../capture/publisher.js';
+import { policyForTable, type GovernancePolicy } from '../governance/policy.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import { tableMatches } from '../config/compile.js';
 import { CdcError, ConfigError } from '../core/errors.js';
@@ -75,6 +79,12 @@ export interface TableSnapshotResult {
   startReason: string;
   /** Rows whose stored version could not be decoded (logged each, not published). */
   skipped: number;
+  /**
+   * Governed tables only: rows this region holds masked (their originals
+   * are the plain regions' to publish), and rows parked in the capture dead
+   * letters instead of published (`governance_refused`, logged).
+   */
+  governed?: { policy: string; heldMasked: number; refused: number };
   completed: boolean;
   seconds: number;
 }
@@ -239,6 +249,13 @@ async function snapshotTable(
   let skipped = 0;
   let published = 0;
   let done = false;
+  const policy =
+    options.governance === undefined
+      ? undefined
+      : policyForTable(options.governance, shape.schema, shape.table);
+  const governed = policy === undefined ? undefined : governedSnapshot(run, policy);
+  // Masks and eviction notices depend on the columns' types, as capture reads them from the binlog.
+  const columnTypes = Object.fromEntries(shape.dataColumns.map((c) => [c.name, c.columnType]));
   try {
     while (!done && failure === undefined && run.signal?.aborted !== true) {
       await pacer.take();
@@ -249,6 +266,7 @@ async function snapshotTable(
       if (failure !== undefined) break;
       const rows = await readRange(connection, shape, region, state.after, null, run.chunkSize);
       const readAtMs = Date.now();
+      const publishedBefore = published;
       for (const row of rows) {
         if (row.version === null) {
           skipped += 1;
@@ -273,20 +291,27 @@ async function snapshotTable(
           gtid: null,
           commitTs: readAtMs,
         };
-        publisher.enqueue({
-          kind: 'message',
-          topic,
-          key: messageKey(shape.schema, shape.table, row.pk),
-          value: encodeEvent(event),
-          table: shape.name,
-          op: 'r',
-          commitTs: readAtMs,
-        });
+        const key = messageKey(shape.schema, shape.table, row.pk);
+        if (governed !== undefined) {
+          // The same path capture takes (src/capture/governed-publishing.ts): zone and masked topics, notices, audit.
+          const outcome = governed.publishing.publish(
+            publisher,
+            governed.policy,
+            { ...event, types: columnTypes },
+            event,
+            key,
+          );
+          if (outcome.kind === 'held-masked') governed.heldMasked += 1;
+          else if (outcome.kind === 'refused') governed.refused += 1;
+          else published += 1;
+          continue;
+        }
+        enqueueSnapshotRow(publisher, topic, key, event, true);
         published += 1;
       }
       const last = rows[rows.length - 1];
       if (last !== undefined) state.after = last.key;
-      state.rows += rows.length - rows.filter((r) => r.version === null).length;
+      state.rows += published - publishedBefore;
       done = rows.length < run.chunkSize;
       state.done = done;
       // Saved only once Kafka acknowledged every row before it.
@@ -311,7 +336,72 @@ async function snapshotTable(
     resumedAfter,
     startReason: plan.reason,
     skipped,
+    ...(governed === undefined
+      ? {}
+      : {
+          governed: {
+            policy: governed.policy.name,
+            heldMasked: governed.heldMasked,
+            refused: governed.refused,
+          },
+        }),
     completed: done,
     seconds,
   };
+}
+
+/** A snapshot row as a v1 message (snapshots stay v1: appliers read both envelopes). */
+function enqueueSnapshotRow(
+  sink: AuditPublisher,
+  topic: string,
+  key: string,
+  event: ChangeEvent,
+  counted: boolean,
+): void {
+  sink.enqueue({
+    kind: 'message',
+    topic,
+    key,
+    value: encodeEvent(event),
+    table: `${event.db}.${event.table}`,
+    op: event.op,
+    commitTs: event.commitTs,
+    ...(counted ? {} : { counted: false }),
+  });
+}
+
+/**
+ * The governed publishing path for a snapshot of a table under `policy`:
+ * what capture does with a change, so a snapshot (and a bootstrap) never
+ * copies a governed row where it may not go (docs/GOVERNANCE.md,
+ * "Snapshot, bootstrap and repair").
+ */
+function governedSnapshot(
+  run: SnapshotRunOptions,
+  policy: GovernancePolicy,
+): {
+  publishing: GovernedPublishing;
+  policy: GovernancePolicy;
+  heldMasked: number;
+  refused: number;
+} {
+  const { options, metrics, logger } = run;
+  const publishing = new GovernedPublishing({
+    region: options.region,
+    topicPrefix: options.kafka.topicPrefix,
+    zones: options.governance?.zones ?? {},
+    regions: options.governance?.regions ?? [options.region, ...options.peers],
+    metrics,
+    logger,
+    enqueueChange: enqueueSnapshotRow,
+    deadLetter: (sink, refusal) => {
+      metrics.deadLetterTotal.inc({ stage: 'capture', reason: refusal.reason });
+      logger.error(
+        { reason: refusal.reason, detail: refusal.detail },
+        'snapshot row parked in the dead-letter topic',
+      );
+      sink.enqueue(captureDeadLetterItem(options.kafka.topicPrefix, options.region, refusal));
+    },
+  });
+  return { publishing, policy, heldMasked: 0, refused: 0 };
 }

@@ -13,7 +13,7 @@ import { compileRegion } from '../../config/compile.js';
 import { CdcError, ConfigError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { DaemonMetrics } from '../../monitor/metrics.js';
-import { bootstrapSchema } from '../../snapshot/bootstrap.js';
+import { bootstrapSchema, governedSnapshotSources } from '../../snapshot/bootstrap.js';
 import { list, nonNegativeNumber, positiveInt } from '../../snapshot/cli-flags.js';
 import { createProgressView } from '../../snapshot/progress.js';
 import { runSnapshot } from '../../snapshot/snapshot.js';
@@ -107,35 +107,64 @@ async function bootstrap(flags: BootstrapFlags, context: CommandContext): Promis
       out.write(
         `bootstrap ${target.region}: ${name} already has rows; they are kept and joined with the snapshot by version\n`,
       );
-    const store = await createCheckpointStore(sourceOptions.checkpointStore, { logger });
-    const progress = createProgressView(logger, 'snapshot', 'rows', progressInterval);
-    try {
-      const result = await runSnapshot({
-        options: sourceOptions,
-        tables,
-        chunkSize,
-        chunksPerSecond,
-        // A bootstrap always copies everything, even after an earlier complete snapshot.
-        restart: false,
-        store,
-        kafka: createKafka(sourceOptions.kafka, logger),
-        metrics: new DaemonMetrics({ defaultMetrics: false }),
-        progress,
-        logger,
-        signal: abort.signal,
-      });
-      for (const t of result.tables)
+    // Governed rows the source does not hold plain come from a region that does (docs/GOVERNANCE.md).
+    const extra = governedSnapshotSources(
+      target.governance,
+      sourceOptions.region,
+      target.region,
+      tables,
+    );
+    const snapshots = [
+      { options: sourceOptions, tables },
+      ...extra.map((e) => ({
+        options: compileRegion(loaded.config, e.region, {
+          baseDir: dirname(resolve(context.cwd, flags.config)),
+        }),
+        tables: [...e.tables],
+      })),
+    ];
+    for (const e of extra)
+      for (const reason of e.reasons)
         out.write(
-          `bootstrap ${target.region}: snapshot of ${sourceOptions.region} ${t.table}: ${t.rows} rows published` +
-            `${t.completed ? '' : ' (NOT complete)'}\n`,
+          `bootstrap ${target.region}: ${reason}: not held plain by ${sourceOptions.region}; copied from ${e.region}\n`,
         );
-      if (result.interrupted || result.tables.some((t) => !t.completed || t.skipped > 0)) {
-        out.write('bootstrap interrupted or incomplete: run the same command again to resume\n');
-        return ExitCode.failure;
+    for (const snapshot of snapshots) {
+      const source = snapshot.options;
+      const store = await createCheckpointStore(source.checkpointStore, { logger });
+      const progress = createProgressView(logger, 'snapshot', 'rows', progressInterval);
+      try {
+        const result = await runSnapshot({
+          options: source,
+          tables: snapshot.tables,
+          chunkSize,
+          chunksPerSecond,
+          // A bootstrap always copies everything, even after an earlier complete snapshot.
+          restart: false,
+          store,
+          kafka: createKafka(source.kafka, logger),
+          metrics: new DaemonMetrics({ defaultMetrics: false }),
+          progress,
+          logger,
+          signal: abort.signal,
+        });
+        for (const t of result.tables)
+          out.write(
+            `bootstrap ${target.region}: snapshot of ${source.region} ${t.table}: ${t.rows} rows published` +
+              `${t.completed ? '' : ' (NOT complete)'}\n`,
+          );
+        if (
+          result.interrupted ||
+          result.tables.some((t) => !t.completed || t.skipped > 0 || (t.governed?.refused ?? 0) > 0)
+        ) {
+          out.write(
+            'bootstrap interrupted or incomplete (see the log): run the same command again to resume\n',
+          );
+          return ExitCode.failure;
+        }
+      } finally {
+        progress.stop();
+        await store.close();
       }
-    } finally {
-      progress.stop();
-      await store.close();
     }
     out.write(
       `bootstrap ${target.region}: done. Start (or keep running) the daemon of ${target.region}; ` +

@@ -126,7 +126,7 @@ async function snapshot(flags: SnapshotFlags, context: CommandContext): Promise<
     }
     let skipped = 0;
     for (const t of result.tables) {
-      skipped += t.skipped;
+      skipped += t.skipped + (t.governed?.refused ?? 0);
       const rate = t.seconds > 0 ? Math.round(t.rows / t.seconds) : t.rows;
       const start =
         t.resumedAfter === null
@@ -136,6 +136,10 @@ async function snapshot(flags: SnapshotFlags, context: CommandContext): Promise<
         `snapshot ${options.region} ${t.table}: ${t.rows} rows published ${start} in ${t.seconds.toFixed(1)} s ` +
           `(${rate} rows/s); ${t.totalRows} rows in this snapshot; ${t.completed ? 'complete' : 'NOT complete'}` +
           (t.skipped > 0 ? `; ${t.skipped} rows skipped (unreadable version, see log)` : '') +
+          (t.governed === undefined
+            ? ''
+            : `; governed by ${t.governed.policy}: ${t.governed.heldMasked} rows held masked here not published` +
+              ` (the plain regions publish them), ${t.governed.refused} refused (capture dead letters, see log)`) +
           '\n',
       );
     }
