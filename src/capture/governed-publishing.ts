@@ -166,6 +166,25 @@ export class GovernedPublishing {
     return { kind: 'published', copies: copies.length, noticed: noticed ? evict : [] };
   }
 
+  /**
+   * A value-free eviction notice of `event`'s version for `regions`, with
+   * its audit records, and no copy of the row: what `verify --repair`
+   * spreads when the newest state of a governed key is a delete, whose row
+   * image (and so residency) is gone. The regions delete an older copy and
+   * keep a tombstone of that version, as for a delete. Returns whether the
+   * notice was sent (false: its key cannot be hashed here; parked instead).
+   */
+  evict(
+    sink: AuditPublisher,
+    policy: GovernancePolicy,
+    event: ChangeEvent,
+    regions: readonly string[],
+  ): boolean {
+    if (regions.length === 0 || !this.#publishNotice(sink, policy, event, regions)) return false;
+    this.audit.routed(sink, policy, event, { copies: [], notices: regions });
+    return true;
+  }
+
   #refuse(
     sink: AuditPublisher,
     policy: GovernancePolicy,

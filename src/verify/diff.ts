@@ -146,7 +146,10 @@ export function assessKey(
  * them (`hlc` above the largest, and not below now), so every region,
  * including ones that hold the same old version, takes it.
  */
-export function repairVersion(divergence: Divergence, nowMicros: number): RowVersion {
+export function repairVersion(
+  divergence: Pick<Divergence, 'winner' | 'states'>,
+  nowMicros: number,
+): RowVersion {
   const winner = divergence.winner;
   if (winner === undefined) throw new Error('an unversioned divergence has no repair version');
   let vv = {};

@@ -54,7 +54,7 @@ const REPAIR_APPLIER_ID = 'verify-repair';
 /** The event that carries the winner's state. */
 export function repairEvent(
   shape: TableShape,
-  d: Divergence,
+  d: Pick<Divergence, 'pk'>,
   winner: RegionState,
   version: RowVersion,
   nowMs: number,

@@ -3,7 +3,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import type mysql from 'mysql2/promise';
 import type { RuntimeOptions } from '../config/compile.js';
 import { encodeRow } from '../capture/row-codec.js';
-import { CdcError, ConfigError } from '../core/errors.js';
+import { CdcError } from '../core/errors.js';
 import { policyForTable } from '../governance/policy.js';
 import type { Logger } from '../core/logger.js';
 import { connectMysql, describeMysql, type MysqlConnection } from '../mysql/connection.js';
@@ -29,6 +29,11 @@ import {
   type GovernedDivergence,
   type GovernedTableContext,
 } from './governed.js';
+import {
+  repairGovernedKey,
+  type GovernedRepairOutcome,
+  type GovernedRepairTarget,
+} from './governed-repair.js';
 import { repairDivergence, type RepairOutcome } from './repair.js';
 import type { VerifySummary } from './report.js';
 import type { RowVersion } from '../versioning/version.js';
@@ -52,18 +57,9 @@ import type { RowVersion } from '../versioning/version.js';
  * (src/verify/governed.ts): each pair of regions only on what both may
  * hold, masked columns through their masks, and every row held where it
  * may not be (or in the wrong form) is a violation. Their results carry no
- * value and no key, only a hash of the key; `--repair` refuses them.
+ * value and no key, only a hash of the key; `--repair` spreads the winner
+ * through the governed publishing path (src/verify/governed-repair.ts).
  */
-
-/**
- * Why `--repair` refuses governed tables: a repair publishes rows directly
- * (src/verify/repair.ts), not through capture's routing and masking.
- */
-export function governedRepairRefusal(tables: readonly string[]): ConfigError {
-  return new ConfigError([
-    `--repair: refusing to repair governed table(s) ${tables.join(', ')}: a repair publishes rows directly, outside the governed path (routing and masking by residency), so it could carry a row or a plaintext value to a region that may not hold it. Verify them without --repair, or pass --tables with ungoverned tables only (docs/GOVERNANCE.md, "Verify")`,
-  ]);
-}
 
 export interface VerifyRunOptions {
   /** The regions to compare; the first one's key index sets the chunk boundaries. */
@@ -87,6 +83,8 @@ export interface VerifyResult {
   /** Divergent rows and violations of governed tables (no values, no keys). */
   governed: GovernedDivergence[];
   repairs: RepairOutcome[];
+  /** Repairs of governed keys: by key hash, without values. */
+  governedRepairs: GovernedRepairOutcome[];
   interrupted: boolean;
 }
 
@@ -123,6 +121,7 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
     divergences: [],
     governed: [],
     repairs: [],
+    governedRepairs: [],
     interrupted: false,
   };
   try {
@@ -136,13 +135,8 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
     const contexts = new Map(
       shapes.map((shape) => [shape.name, governedContext(reference, shape)] as const),
     );
-    const governedNames = shapes
-      .filter((s) => contexts.get(s.name) !== undefined)
-      .map((s) => s.name);
-    summary.governedTables = governedNames.length;
-    if (run.repair && governedNames.length > 0) {
-      throw governedRepairRefusal(governedNames);
-    }
+    summary.governedTables = shapes.filter((s) => contexts.get(s.name) !== undefined).length;
+    let governedTargets: GovernedRepairTarget[] = [];
 
     const pacer = new Pacer(run.chunksPerSecond);
     const work: TableWork[] = [];
@@ -165,12 +159,13 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
       logger.info({ keys: total }, 'rechecking rows that differed (changes may be in flight)');
       const found = await recheck(run, work, connections, summary);
       result.divergences = found.divergences;
-      result.governed = found.governed;
+      result.governed = found.governed.map((g) => g.divergence);
+      governedTargets = found.governed;
     }
     summary.divergent =
       result.divergences.length + result.governed.filter((g) => g.pairsDiffer).length;
     summary.violations = result.governed.filter((g) => g.violations.length > 0).length;
-    if (run.repair && result.divergences.length > 0) {
+    if (run.repair && (result.divergences.length > 0 || governedTargets.length > 0)) {
       const byRegion = new Map(run.regions.map((r) => [r.region, r]));
       const producerOf = async (region: string): Promise<Producer> => {
         let producer = producers.get(region);
@@ -190,6 +185,20 @@ export async function runVerify(run: VerifyRunOptions): Promise<VerifyResult> {
             byRegion,
             connections,
             producerOf,
+          ),
+        );
+      }
+      for (const target of governedTargets) {
+        const table = target.divergence.table;
+        result.governedRepairs.push(
+          await repairGovernedKey(
+            target,
+            shapeOf.get(table) as TableShape,
+            contexts.get(table) as GovernedTableContext,
+            byRegion,
+            connections,
+            producerOf,
+            logger,
           ),
         );
       }
@@ -513,13 +522,13 @@ async function recheck(
   work: readonly TableWork[],
   connections: ReadonlyMap<string, MysqlConnection>,
   summary: VerifySummary,
-): Promise<{ divergences: Divergence[]; governed: GovernedDivergence[] }> {
+): Promise<{ divergences: Divergence[]; governed: GovernedRepairTarget[] }> {
   const pending = new Map<string, { table: TableWork; key: Candidate; last?: RegionState[] }>();
   for (const table of work)
     for (const key of table.candidates.values())
       pending.set(`${table.shape.name}\u0000${key.id}`, { table, key });
   const divergent = new Map<string, Divergence>();
-  const governed = new Map<string, GovernedDivergence>();
+  const governed = new Map<string, GovernedRepairTarget>();
   const maxRounds = run.rechecks * 3;
   for (let round = 1; round <= maxRounds && pending.size > 0; round += 1) {
     if (run.signal?.aborted === true) break;
@@ -542,7 +551,8 @@ async function recheck(
           found = divergence !== null;
         } else {
           const divergence = assessGovernedKey(table.governed, key.key, state);
-          if (divergence !== null) governed.set(id, divergence);
+          // The states stay apart from the value-free report entry: only a repair reads them.
+          if (divergence !== null) governed.set(id, { divergence, key: key.key, states: state });
           found = divergence !== null;
         }
         if (!found) {

@@ -8,23 +8,29 @@
  * Tables under a governance policy are compared on what each pair of
  * regions may hold, through the masks, and every row held where it may not
  * be is reported too (exit 1); their lines show a hash of the key, never a
- * value or the key (docs/GOVERNANCE.md, "Verify"). `--repair` refuses them
- * (exit 2): a repair would publish outside the governed path.
+ * value or the key (docs/GOVERNANCE.md, "Verify"). `--repair` spreads their
+ * winners through the governed publishing path, as capture would.
  */
 import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { createKafka } from '../../bus/kafka.js';
 import { compileRegion } from '../../config/compile.js';
 import { loadConfigFile } from '../../config/load.js';
-import type { GovernanceOptions } from '../../governance/policy.js';
 import { CdcError, ConfigError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { list, nonNegativeNumber, positiveInt } from '../../snapshot/cli-flags.js';
 import { createProgressView } from '../../snapshot/progress.js';
 import { formatDivergence, formatGovernedDivergence, formatSummary } from '../../verify/report.js';
-import { governedRepairRefusal, runVerify } from '../../verify/verify.js';
+import { runVerify } from '../../verify/verify.js';
 import { ExitCode, type CommandContext } from '../context.js';
 import { reportConfigError } from '../report.js';
+
+/** How a governed repair line names what was done, by `action`. */
+const GOVERNED_REPAIR_ACTIONS = {
+  republished: 'winning version republished through the governed path from',
+  rewritten: 'new version written and published through the governed path in',
+  evicted: 'eviction notice to the regions holding it where it may not be sent from',
+} as const;
 
 interface VerifyFlags {
   readonly config: string;
@@ -59,7 +65,7 @@ export function registerVerifyCommand(program: Command, context: CommandContext)
     .option('--rechecks <n>', 'times a differing row is read again before it is reported', '3')
     .option(
       '--repair',
-      'publish the winning version of each divergent row so the regions converge (refused for governed tables)',
+      'publish the winning version of each divergent row so the regions converge (governed tables through the governed path)',
     )
     .option(
       '--progress-interval <ms>',
@@ -69,23 +75,6 @@ export function registerVerifyCommand(program: Command, context: CommandContext)
     .action(async (flags: VerifyFlags) => {
       context.setExitCode(await verify(flags, context));
     });
-}
-
-/**
- * `--repair` of governed tables is refused before anything connects: a
- * repair publishes rows directly, not through capture's routing and masking.
- * A policy names its tables exactly, as `--tables` does, so this is exact;
- * runVerify checks again on the tables it resolved.
- */
-function refuseGovernedRepair(
-  governance: GovernanceOptions | undefined,
-  tables: readonly string[],
-): void {
-  const governed = (governance?.policies ?? [])
-    .flatMap((p) => p.tables.map((t) => `${t.schema}.${t.table}`))
-    .filter((name) => tables.length === 0 || tables.includes(name));
-  if (governed.length === 0) return;
-  throw governedRepairRefusal(governed);
 }
 
 async function verify(flags: VerifyFlags, context: CommandContext): Promise<ExitCode> {
@@ -106,7 +95,6 @@ async function verify(flags: VerifyFlags, context: CommandContext): Promise<Exit
     if (new Set(chosen).size < 2)
       throw new ConfigError(['--regions: name at least two different regions to compare']);
     regions = chosen.map((name) => compileRegion(config, name, { baseDir: dirname(path) }));
-    if (flags.repair === true) refuseGovernedRepair(regions[0]?.governance, list(flags.tables));
   } catch (error: unknown) {
     return reportConfigError(context.io, flags.config, error);
   }
@@ -145,8 +133,14 @@ async function verify(flags: VerifyFlags, context: CommandContext): Promise<Exit
           : `REPAIRED ${r.table} pk ${pk}: ${r.action === 'rewritten' ? 'new version written in' : 'winning version republished from'} ${r.region}\n`,
       );
     }
+    for (const r of result.governedRepairs)
+      out.write(
+        r.action === 'skipped'
+          ? `REPAIR SKIPPED ${r.table} key ${r.keyHash}: ${r.reason}\n`
+          : `REPAIRED ${r.table} key ${r.keyHash}: ${GOVERNED_REPAIR_ACTIONS[r.action]} ${r.region}\n`,
+      );
     out.write(`${formatSummary(result.summary)}\n`);
-    if (result.repairs.some((r) => r.action !== 'skipped')) {
+    if ([...result.repairs, ...result.governedRepairs].some((r) => r.action !== 'skipped')) {
       out.write('repairs travel through the normal apply path: run verify again to confirm\n');
     }
     if (result.interrupted) {

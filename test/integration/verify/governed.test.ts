@@ -12,7 +12,9 @@
  *   another) and CH rows written straight into us-east (outside capture)
  *   are reported, with one-row chunks too, exit 1, and nothing verify prints holds a governed value
  *   or the key.
- * - `--repair` refuses the governed table.
+ * - `--repair` repairs them through the governed path (the zone's original
+ *   at a new version over the corrupted masked copy, notices for the CH
+ *   rows), after which verify exits 0.
  */
 import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
@@ -279,11 +281,47 @@ describe('verify under governance policies (3 regions, two in zone eu)', () => {
     }
   });
 
-  it('refuses --repair of the governed tables (exit 2)', async () => {
-    const result = await verify(['--repair']);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain(
-      '--repair: refusing to repair governed table(s) app.people, app.vault: a repair publishes rows directly, outside the governed path',
-    );
+  it('repairs them through the governed path (--repair), after which verify exits 0', async () => {
+    try {
+      const result = await verify(['--repair']);
+      expect(result.code).toBe(1);
+      const repairs = result.stdout.split('\n').filter((l) => l.startsWith('REPAIR'));
+      // The corrupted masked copy: the zone's original, at a new version above us-east's write.
+      expect(repairs).toContainEqual(
+        expect.stringMatching(
+          /^REPAIRED app\.people key hmac:[0-9a-f]{64}: new version written and published through the governed path in eu-west$/,
+        ),
+      );
+      // The two CH rows us-east may not hold: a notice from the zone.
+      expect(
+        repairs.filter((l) =>
+          /: eviction notice to the regions holding it where it may not be sent from eu-west$/.test(
+            l,
+          ),
+        ),
+      ).toHaveLength(2);
+      expect(repairs).toHaveLength(3);
+      for (const value of GOVERNED_VALUES)
+        expect(`${result.stdout}${result.stderr}`).not.toContain(value);
+      const usEast = await cluster.db('us-east');
+      await waitFor(
+        async () => {
+          const [rows] = await usEast.query<mysql.RowDataPacket[]>(
+            'SELECT id, email, name FROM app.people WHERE id IN (1, 20, 21) ORDER BY id',
+          );
+          return (
+            JSON.stringify(rows) ===
+            JSON.stringify([{ id: 1, email: DE_MASKED.email, name: DE_MASKED.name }])
+          );
+        },
+        60_000,
+        () => 'us-east still holds the corrupted copy or the CH rows',
+      );
+      const after = await verify(['--recheck-delay', '1000', '--rechecks', '3']);
+      expect({ code: after.code, stdout: after.stdout }).toEqual({ code: 0, stdout: after.stdout });
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
   });
 });

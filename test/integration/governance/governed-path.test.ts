@@ -1,6 +1,7 @@
 /**
- * Snapshot and bootstrap through the governed publishing path (issue 16,
- * docs/GOVERNANCE.md "Snapshot, bootstrap and repair"): three regions, two
+ * Snapshot, bootstrap and `verify --repair` through the governed publishing
+ * path (issue 16, docs/GOVERNANCE.md "Snapshot, bootstrap and repair"):
+ * three regions, two
  * in zone eu, the governance tests' policy; us-east and eu-west run while
  * their applications keep writing, and eu-central is brought up with
  * `bootstrap --from us-east`.
@@ -16,12 +17,18 @@
  *   a topic us-east may read.
  * - A snapshot of us-east does not publish the DE rows it holds masked.
  * - The audit trail has the snapshot's records (`op` r); verify exits 0.
+ * - `verify --repair` spreads what capture never published, through the
+ *   same path: a DE row changed in eu-west (plain in the zone, masked in
+ *   us-east), a DE row deleted there (a value-free notice), and a CH row
+ *   us-east holds where it may not (evicted by a notice from the zone);
+ *   its output names keys by hash only, and verify then exits 0.
  */
 import { jest } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import type mysql from 'mysql2/promise';
 import { compileGovernance } from '../../../src/config/compile-governance.js';
+import { APPLIER_SESSION_FLAG } from '../../../src/mysql/internal-tables.js';
 import { topicsReadableBy } from '../../../src/governance/topics.js';
 import { waitFor, type Cluster } from '../../support/cluster.js';
 import {
@@ -239,6 +246,61 @@ describe('governance: snapshot and bootstrap publish through the governed path',
     await background;
     const verify = await governed.cli('verify', ['--recheck-delay', '1500', '--rechecks', '6']);
     expect(verify.stdout).not.toContain(CH.email);
+    expect({ code: verify.code, out: verify.stdout }).toEqual({ code: 0, out: verify.stdout });
+  });
+
+  it('repairs through the governed path: a changed row, a deleted row, a row held where it may not be', async () => {
+    const changed = 'changed.201@example.de';
+    const west = await cluster.db('eu-west');
+    await west.query('SET SESSION skip_replication = 1');
+    await west.query('UPDATE app.people SET email = ? WHERE id = ?', [changed, DE_IDS[0]]);
+    await west.query('DELETE FROM app.people WHERE id = ?', [DE_IDS[1]]);
+    await west.end();
+    const east = await cluster.db('us-east');
+    // Posing as the applier passes the write guards; skip_replication keeps it from capture.
+    await east.query(`SET SESSION skip_replication = 1, ${APPLIER_SESSION_FLAG} = 1`);
+    await east.query('INSERT INTO app.people SET ?', [withId(CH, 401)]);
+    await east.end();
+
+    const repair = await governed.cli('verify', [
+      '--repair',
+      '--recheck-delay',
+      '500',
+      '--rechecks',
+      '2',
+    ]);
+    expect(repair.code).toBe(1);
+    const lines = repair.stdout.split('\n').filter((l) => l.startsWith('REPAIR'));
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(/^REPAIRED app\.people key (hmac|sha256):/);
+    expect(
+      lines.filter((l) => l.endsWith('republished through the governed path from eu-west')),
+    ).toHaveLength(2);
+    expect(
+      lines.filter((l) => l.endsWith('regions holding it where it may not be sent from eu-west')),
+    ).toHaveLength(1);
+    for (const secret of [changed, DE.email, CH.email, '401']) {
+      expect(repair.stdout).not.toContain(secret);
+      expect(repair.stderr).not.toContain(secret);
+    }
+
+    const expected = (region: string): Record<string, unknown>[] => {
+      const row = { ...withId(DE, DE_IDS[0] as number), email: changed };
+      return [
+        region === 'us-east' ? { ...DE_MASKED, id: DE_IDS[0], email: hmacHex(changed) } : row,
+      ];
+    };
+    for (const region of ['eu-central', 'us-east'])
+      await waitFor(
+        async () =>
+          JSON.stringify(
+            (await rowsOf(region, [...DE_IDS.slice(0, 2), 401])).map((r) => ({ ...r })),
+          ) === JSON.stringify(expected(region)),
+        60_000,
+        async () =>
+          `${region} holds ${JSON.stringify(await rowsOf(region, [...DE_IDS.slice(0, 2), 401]))}`,
+      );
+    const verify = await governed.cli('verify', ['--recheck-delay', '1000', '--rechecks', '3']);
     expect({ code: verify.code, out: verify.stdout }).toEqual({ code: 0, out: verify.stdout });
   });
 });
