@@ -1,5 +1,6 @@
 import type {
   ChangeEvent,
+  EditRequest,
   EnvelopeV2,
   EvictionNotice,
   JsonScalar,
@@ -35,6 +36,14 @@ export interface ApplyEvent {
     /** An erasure notice: it beats every local version that has not seen it. */
     readonly erase?: boolean;
   };
+  /**
+   * An edit request of a region that holds the row masked
+   * (docs/GOVERNANCE.md, "Edits in a masked region"): `after` holds the key
+   * and the changed unmasked columns only, never a whole row. Only
+   * `executor` applies it (src/apply/edit-request.ts); it is never joined
+   * as an upsert.
+   */
+  edit?: { readonly executor: string };
 }
 
 /** Why an event cannot be applied; the `reason` label of `cdc_dead_letter_total`. */
@@ -45,6 +54,8 @@ export type RejectReason =
   | 'table_missing'
   | 'column_missing'
   | 'type_too_narrow'
+  /** An edit request whose row has not reached this region yet (held, like schema skew). */
+  | 'row_missing'
   | 'key_mismatch'
   | 'constraint_violation'
   | 'apply_failed'
@@ -130,6 +141,8 @@ const isNameList = (value: unknown): value is string[] =>
  */
 export function decodeApplyMessage(value: Buffer | null, expected: Expected): DecodedRow[] {
   const raw = parseMessage(value);
+  if (raw.v === ENVELOPE_VERSION && raw.notice === 'edit')
+    return [{ row: 0, events: checkEditRequest(raw, expected) }];
   if (raw.v === ENVELOPE_VERSION && raw.notice !== undefined)
     return [{ row: 0, events: checkNotice(raw, expected) }];
   if (raw.v === ENVELOPE_VERSION) return [{ row: 0, events: checkEvent(raw, expected) }];
@@ -212,6 +225,59 @@ function checkNotice(raw: Record<string, unknown>, expected: Expected): ApplyEve
       },
     },
   ];
+}
+
+/**
+ * Validates an edit request (src/bus/envelope.ts, `EditRequest`): the key,
+ * at least one changed column (never a key column), an executor and the
+ * editing region's version. Becomes an upsert-shaped event whose `after`
+ * is the key and the changed columns, marked `edit` so that nothing joins
+ * it as a row.
+ */
+function checkEditRequest(raw: Record<string, unknown>, expected: Expected): ApplyEvent[] {
+  const request = raw as Partial<Record<keyof EditRequest, unknown>>;
+  checkSource(raw, expected);
+  if (!isImage(request.pk) || Object.keys(request.pk).length === 0)
+    throw new RejectedEvent('malformed', 'edit request pk is not a non-empty row image');
+  if (!isImage(request.set) || Object.keys(request.set).length === 0)
+    throw new RejectedEvent('malformed', 'edit request set is not a non-empty row image');
+  const pk = request.pk;
+  const set = request.set;
+  if (Object.keys(set).some((column) => Object.hasOwn(pk, column)))
+    throw new RejectedEvent('malformed', 'edit request set names a key column');
+  if (typeof request.executor !== 'string' || !isNameList([request.executor]))
+    throw new RejectedEvent('malformed', 'edit request executor is not a region name');
+  let version: RowVersion;
+  try {
+    version = validateRowVersion({ origin: request.origin, hlc: request.hlc, vv: request.vv });
+  } catch (err) {
+    throw new RejectedEvent('version_invalid', (err as Error).message, err);
+  }
+  const after: RowImage = { ...pk, ...set };
+  const event: ApplyEvent = {
+    op: 'upsert',
+    sourceRegion: expected.sourceRegion,
+    db: expected.db,
+    table: expected.table,
+    pk,
+    after,
+    image: after,
+    version,
+    commitTs: typeof request.commitTs === 'number' ? request.commitTs : 0,
+    edit: { executor: request.executor },
+  };
+  const types = request.types;
+  if (
+    types !== undefined &&
+    types !== null &&
+    typeof types === 'object' &&
+    !Array.isArray(types) &&
+    Object.values(types).every((t) => typeof t === 'string')
+  )
+    event.types = types as Record<string, string>;
+  else if (types !== undefined && types !== null)
+    throw new RejectedEvent('malformed', 'edit request types is not a map of column types');
+  return [event];
 }
 
 /**

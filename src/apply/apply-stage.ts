@@ -15,7 +15,9 @@ import { dialectOf } from '../mysql/dialect.js';
 import { qualifiedName } from '../mysql/identifiers.js';
 import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
 import { serverInfo } from '../mysql/introspect.js';
-import { singleRowMessage } from '../bus/envelope.js';
+import { messageKey, singleRowMessage } from '../bus/envelope.js';
+import { OneShotGovernedPublishing } from '../capture/governed-publishing.js';
+import { policyForTable } from '../governance/policy.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import {
   decodeApplyMessage,
@@ -39,6 +41,7 @@ import {
 import { ColumnAdder } from './auto-add-columns.js';
 import { recheckGovernance, withholdsValue } from './governance-check.js';
 import { LocalTableChanged, type ChunkContext, type ChunkResult } from './batch-applier.js';
+import type { EditPublication } from './edit-request.js';
 import { applyEvents } from './eviction.js';
 import {
   isSchemaSkewError,
@@ -728,6 +731,7 @@ export class ApplyStage {
       strategyName: name,
       valuesList: this.#valuesList,
       recordConflict: () => Math.random() < this.deps.options.apply.conflictSampleRate,
+      publishEdit: (publication) => this.#publishEdit(publication),
     };
     const connection = await pool.getConnection();
     try {
@@ -735,6 +739,54 @@ export class ApplyStage {
     } finally {
       connection.release();
     }
+  }
+
+  /**
+   * Publishes what this region wrote executing an edit request
+   * (src/apply/edit-request.ts), through its governed path as capture
+   * would publish a write of it: masked copies, notices, audit records. The
+   * applier's own writes never reach capture, hence this.
+   *
+   * @throws when the path refuses it: the request is then retried, and dead
+   *   lettered as `apply_failed` if that persists.
+   */
+  async #publishEdit(publication: EditPublication): Promise<void> {
+    const { options, logger } = this.deps;
+    const { change } = publication;
+    const governance = options.governance;
+    const policy =
+      governance === undefined ? undefined : policyForTable(governance, change.db, change.table);
+    if (governance === undefined || policy === undefined)
+      throw new CdcError(
+        `an edit request for ${change.db}.${change.table}, which no policy governs here`,
+        {
+          code: 'APPLY_EDIT_UNGOVERNED',
+        },
+      );
+    const oneShot = new OneShotGovernedPublishing({
+      region: options.region,
+      topicPrefix: options.kafka.topicPrefix,
+      zones: governance.zones,
+      regions: governance.regions,
+      logger,
+    });
+    const sent =
+      publication.kind === 'row'
+        ? oneShot.publishing.publish(
+            oneShot.sink,
+            policy,
+            change,
+            change,
+            messageKey(change.db, change.table, change.pk),
+          ).kind === 'published'
+        : oneShot.publishing.evict(oneShot.sink, policy, change, publication.regions);
+    const refusal = oneShot.refused();
+    if (!sent || refusal !== undefined)
+      throw new CdcError(
+        `the result of an edit request for ${change.db}.${change.table} cannot be published: ${refusal ?? 'refused'}`,
+        { code: 'APPLY_EDIT_UNPUBLISHED' },
+      );
+    await oneShot.send(this.#producer as Producer);
   }
 
   #record(

@@ -1,4 +1,5 @@
 import mysql from 'mysql2/promise';
+import type { EditPublication } from './edit-request.js';
 import type { JsonScalar, RowImage } from '../bus/envelope.js';
 import { encodeRow } from '../capture/row-codec.js';
 import { isBinaryDataType } from '../mysql/column-types.js';
@@ -57,6 +58,12 @@ export interface ChunkContext {
    * the same path (locks, join, statements, constraint checks) and leaves nothing.
    */
   rollback?: boolean;
+  /**
+   * Publishes what an executed edit request wrote, through this region's
+   * governed path (src/apply/edit-request.ts); absent where edit requests
+   * are not executed (the dead-letter replay).
+   */
+  publishEdit?: (publication: EditPublication) => Promise<void>;
 }
 
 /**

@@ -32,6 +32,7 @@ import {
 import { resolve, type ApplyOutcome } from '../versioning/resolve.js';
 import { encodeStoredVersion, type RowVersion } from '../versioning/version.js';
 import type { ApplyEvent } from './apply-event.js';
+import { applyEditRequest } from './edit-request.js';
 import {
   ApplyRaced,
   applyChunk,
@@ -288,16 +289,34 @@ export async function applyEvents(
   events: readonly ApplyEvent[],
   context: ChunkContext,
 ): Promise<ChunkResult> {
-  if (!events.some((event) => event.evict !== undefined))
-    return applyChunk(connection, events, context);
+  const special = (event: ApplyEvent): boolean =>
+    event.evict !== undefined || event.edit !== undefined;
+  if (!events.some(special)) return applyChunk(connection, events, context);
   const total: ChunkResult = { outcomes: new Map(), conflicts: [] };
-  for (const run of runsOf(events, (event) => event.evict !== undefined)) {
-    const result = run.matched
-      ? await applyNoticeChunk(connection, run.items, context)
-      : await applyChunk(connection, run.items, context);
+  const add = (result: ChunkResult): void => {
     for (const [outcome, n] of result.outcomes)
       total.outcomes.set(outcome, (total.outcomes.get(outcome) ?? 0) + n);
     total.conflicts.push(...result.conflicts);
+  };
+  for (const run of runsOf(events, special)) {
+    if (!run.matched) {
+      add(await applyChunk(connection, run.items, context));
+      continue;
+    }
+    // Notices and edit requests in their own transactions, in order (src/apply/edit-request.ts).
+    for (const group of runsOf(run.items, (event) => event.edit !== undefined)) {
+      if (!group.matched) {
+        add(await applyNoticeChunk(connection, group.items, context));
+        continue;
+      }
+      const publish = context.publishEdit;
+      if (publish === undefined)
+        throw new Error(
+          'edit requests are executed by the daemon applier only (it publishes them)',
+        );
+      for (const edit of group.items)
+        add(await applyEditRequest(connection, edit, context, publish));
+    }
   }
   return total;
 }

@@ -223,7 +223,7 @@ describe('eviction notices', () => {
     expect(malformed({ hlc: -1 })).toMatch(/hlc/);
     const orders = recheck(usEast, 'cdc.eu-west.app.orders', notice({ table: 'orders' })).rows;
     expect(refusals(orders)).toEqual([
-      'governance_refused: an eviction notice for app.orders, which no policy governs here',
+      'governance_refused: an eviction notice or edit request for app.orders, which no policy governs here',
     ]);
   });
 });
@@ -256,5 +256,93 @@ describe('erasure notices', () => {
         { keyHash: 'cd'.repeat(32), regions: ['us-east', 'eu-central'], erase: true },
       ]);
     }
+  });
+});
+
+describe('edit requests of a masked region', () => {
+  const euWest = compileRegion(config, 'eu-west');
+  const request = (fields: Record<string, unknown> = {}): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        v: 1,
+        notice: 'edit',
+        region: 'us-east',
+        db: 'app',
+        table: 'people',
+        pk: { id: 7 },
+        set: { note: 'edited in us-east' },
+        executor: 'eu-west',
+        hlc: 1_700_000_000_000_000,
+        origin: 'us-east',
+        vv: { 'us-east': 1_700_000_000_000_000 },
+        gtid: null,
+        commitTs: 1_700_000_000_000,
+        ...fields,
+      }),
+    );
+  const ZONE_TOPIC = 'cdc-zone-eu.us-east.app.people';
+  const events = (rows: DecodedRow[]) => rows.flatMap((r) => ('events' in r ? r.events : []));
+
+  it('reach only their executor, as the key and the changed columns', () => {
+    const { rows } = recheck(euWest, ZONE_TOPIC, request());
+    expect(refusals(rows)).toEqual([]);
+    expect(events(rows)).toEqual([
+      expect.objectContaining({
+        op: 'upsert',
+        pk: { id: 7 },
+        after: { id: 7, note: 'edited in us-east' },
+        edit: { executor: 'eu-west' },
+        version: {
+          origin: 'us-east',
+          hlc: 1_700_000_000_000_000,
+          vv: { 'us-east': 1_700_000_000_000_000 },
+        },
+      }),
+    ]);
+    // The other zone region reads the request and leaves it to the executor.
+    const central = recheck(euCentral, ZONE_TOPIC, request()).rows;
+    expect(refusals(central)).toEqual([]);
+    expect(events(central)).toEqual([]);
+  });
+
+  it('are refused when they set a masked or the residency column, or come on a masked topic', () => {
+    expect(refusals(recheck(euWest, ZONE_TOPIC, request({ set: { email: 'x' } })).rows)).toEqual([
+      'governance_refused: policy people-eu: an edit request sets masked column(s) email',
+    ]);
+    expect(refusals(recheck(euWest, ZONE_TOPIC, request({ set: { country: 'US' } })).rows)).toEqual(
+      ['governance_refused: policy people-eu: an edit request sets the residency column country'],
+    );
+    expect(
+      refusals(
+        recheck(usEast, 'cdc-masked-us-east.eu-west.app.people', request({ region: 'eu-west' }))
+          .rows,
+      ),
+    ).toEqual([
+      'governance_refused: policy people-eu: an edit request came on a masked topic (they go on zone topics only)',
+    ]);
+    expect(
+      refusals(recheck(euWest, 'cdc.us-east.app.orders', request({ table: 'orders' })).rows),
+    ).toEqual([
+      'governance_refused: an eviction notice or edit request for app.orders, which no policy governs here',
+    ]);
+  });
+
+  it('are malformed without a key, a change, an executor, or with a key column in the change', () => {
+    const route = routeForTopic(euWest, ZONE_TOPIC);
+    if (route === undefined) throw new Error('no route');
+    const malformed = (fields: Record<string, unknown>): string => {
+      try {
+        decodeApplyMessage(request(fields), route);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(malformed({ pk: {} })).toBe('edit request pk is not a non-empty row image');
+    expect(malformed({ set: {} })).toBe('edit request set is not a non-empty row image');
+    expect(malformed({ set: { id: 8 } })).toBe('edit request set names a key column');
+    expect(malformed({ executor: 3 })).toBe('edit request executor is not a region name');
+    expect(malformed({ hlc: 'soon' })).toMatch(/hlc/);
+    expect(malformed({ types: [1] })).toBe('edit request types is not a map of column types');
   });
 });

@@ -6,9 +6,14 @@
  * the dead-letter replay.
  */
 import type { RuntimeOptions } from '../config/compile.js';
-import { policyForTable } from '../governance/policy.js';
+import { policyForTable, type GovernancePolicy } from '../governance/policy.js';
 import { recheckRow } from '../governance/routing.js';
-import { RejectedEvent, type DecodedRow, type RejectReason } from './apply-event.js';
+import {
+  RejectedEvent,
+  type ApplyEvent,
+  type DecodedRow,
+  type RejectReason,
+} from './apply-event.js';
 import type { TopicRoute } from './apply-target.js';
 
 /**
@@ -35,7 +40,9 @@ export function recheckGovernance(
       : decoded;
   const isEviction = (decoded: DecodedRow): boolean =>
     'events' in decoded &&
-    decoded.events.some((e) => e.evict !== undefined && e.evict.erase !== true);
+    decoded.events.some(
+      (e) => (e.evict !== undefined && e.evict.erase !== true) || e.edit !== undefined,
+    );
   if (policy === undefined || governance === undefined) {
     // Erasure applies to any table; eviction notices exist only for governed
     // tables: one here is forged or from another policy.
@@ -45,7 +52,7 @@ export function recheckGovernance(
             row: decoded.row,
             error: new RejectedEvent(
               'governance_refused',
-              `an eviction notice for ${route.db}.${route.table}, which no policy governs here`,
+              `an eviction notice or edit request for ${route.db}.${route.table}, which no policy governs here`,
             ),
           }
         : forMe(decoded),
@@ -55,6 +62,14 @@ export function recheckGovernance(
     if ('error' in decoded) return decoded;
     // A notice carries no value to check; it concerns only the regions it names.
     if (decoded.events.some((e) => e.evict !== undefined)) return forMe(decoded);
+    const edit = decoded.events.find((e) => e.edit !== undefined);
+    if (edit !== undefined) {
+      const refusal = editRequestProblem(policy, route.form ?? 'plain', edit);
+      if (refusal !== undefined)
+        return { row: decoded.row, error: new RejectedEvent('governance_refused', refusal) };
+      // Every zone region reads the request; only its executor writes it.
+      return edit.edit?.executor === options.region ? decoded : { row: decoded.row, events: [] };
+    }
     const upsert = decoded.events.find((e) => e.op === 'upsert');
     const image = upsert?.after ?? decoded.events[0]?.image ?? undefined;
     const refusal = recheckRow(policy, governance, options.region, route.form ?? 'plain', image);
@@ -95,4 +110,27 @@ export function withholdsValue(
     UNCHECKED_REASONS.has(reason) &&
     policyForTable(options.governance, route.db, route.table) !== undefined
   );
+}
+
+/**
+ * Why an edit request may not be applied here, or undefined: it must come
+ * on a plain (zone) topic and change no masked column and not the residency
+ * column (the editing region holds the row masked and may not move it).
+ * No value in the message.
+ */
+function editRequestProblem(
+  policy: GovernancePolicy,
+  form: 'plain' | 'masked',
+  edit: ApplyEvent,
+): string | undefined {
+  if (form !== 'plain')
+    return `policy ${policy.name}: an edit request came on a masked topic (they go on zone topics only)`;
+  const set = Object.keys(edit.after ?? {}).filter((c) => !Object.hasOwn(edit.pk, c));
+  const masked = set.filter((c) => policy.masking.has(c));
+  if (masked.length > 0)
+    return `policy ${policy.name}: an edit request sets masked column(s) ${masked.join(', ')}`;
+  const residency = policy.residency.column;
+  if (residency !== undefined && set.includes(residency))
+    return `policy ${policy.name}: an edit request sets the residency column ${residency}`;
+  return undefined;
 }

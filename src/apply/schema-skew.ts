@@ -12,7 +12,11 @@ import type { MissingColumn } from './auto-add-columns.js';
  */
 
 /** Why an event is held; the `reason` label of `cdc_apply_held`. */
-export type HoldReason = 'table_missing' | 'column_missing' | 'type_too_narrow';
+/**
+ * `row_missing`: an edit request (docs/GOVERNANCE.md, "Edits in a masked
+ * region") for a row that has not reached its executor yet.
+ */
+export type HoldReason = 'table_missing' | 'column_missing' | 'type_too_narrow' | 'row_missing';
 
 /**
  * An event the local schema cannot take yet. It extends `RejectedEvent` so

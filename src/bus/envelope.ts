@@ -97,6 +97,41 @@ export function encodeNotice(notice: EvictionNotice): Buffer {
   return Buffer.from(JSON.stringify(notice));
 }
 
+/**
+ * An edit request (docs/GOVERNANCE.md, "Edits in a masked region"): a
+ * region that holds a row only masked (`region`) changed some of its
+ * unmasked columns. Published as data, its masked values would replace the
+ * originals, so it goes instead to the row's zone topic (read only by the
+ * regions that hold the row plain) with just the key and the changed
+ * unmasked columns (`set`), and `executor`, the zone region that writes
+ * the edit into its plain row at a version above this one (`hlc`,
+ * `origin`, `vv`: the editing region's version) and publishes the result.
+ * Always v1, whatever `capture.envelope` is.
+ */
+export interface EditRequest {
+  v: typeof ENVELOPE_VERSION;
+  notice: 'edit';
+  region: string;
+  db: string;
+  table: string;
+  pk: RowImage;
+  /** The changed columns, none of them masked, the key or the residency column. */
+  set: RowImage;
+  executor: string;
+  hlc: number;
+  origin: string;
+  vv: VersionVector;
+  gtid: string | null;
+  commitTs: number;
+  /** Column types of `pk` and `set`, as capture read them. */
+  types?: Readonly<Record<string, string>>;
+}
+
+/** Serialises an edit request for Kafka. */
+export function encodeEditRequest(request: EditRequest): Buffer {
+  return Buffer.from(JSON.stringify(request));
+}
+
 /** Serialises an event for Kafka. */
 export function encodeEvent(event: ChangeEvent): Buffer {
   return Buffer.from(JSON.stringify(event));

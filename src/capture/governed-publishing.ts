@@ -8,17 +8,22 @@
  * the audit records right behind the data on the same sink, so that no
  * command can publish a governed row around the policy.
  */
+import type { Producer } from 'kafkajs';
 import {
   ENVELOPE_VERSION,
+  encodeEditRequest,
+  encodeEvent,
   encodeNotice,
   noticeKey,
   topicName,
   type ChangeEvent,
+  type EditRequest,
   type EvictionNotice,
 } from '../bus/envelope.js';
 import type { Logger } from '../core/logger.js';
 import { GovernanceError, type GovernancePolicy, type Zones } from '../governance/policy.js';
-import { audienceIn, residencyOf } from '../governance/residency.js';
+import { audienceIn, residencyOf, type Residency } from '../governance/residency.js';
+import { governedTopicName, type TopicAudience } from '../governance/topics.js';
 import {
   columnTypeInfo,
   evictionTargets,
@@ -27,6 +32,7 @@ import {
 } from '../governance/routing.js';
 import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
 import { CaptureAuditTrail, type AuditPublisher, type DecisionCounter } from './audit-trail.js';
+import type { PublishItem } from './publisher.js';
 
 /** The counters the governed path moves (DaemonMetrics has them). */
 export interface GovernedPublishingMetrics {
@@ -147,7 +153,11 @@ export class GovernedPublishing {
     if (event.op === 'r' && audienceIn(residency, region) === 'masked')
       return { kind: 'held-masked' };
     const masked = this.#maskedHere(policy, event);
-    if (masked !== undefined) return this.#refuse(sink, policy, event, masked);
+    if (masked !== undefined)
+      return (
+        this.#forwardEdit(sink, policy, event, residency, key) ??
+        this.#refuse(sink, policy, event, masked)
+      );
     const table = `${event.db}.${event.table}`;
     if (copies.length === 0) {
       this.options.metrics.captureGovernanceWithheldTotal.inc({
@@ -198,6 +208,91 @@ export class GovernedPublishing {
     });
     this.audit.refused(sink, policy, event);
     return { kind: 'refused', detail };
+  }
+
+  /**
+   * A local update of a row this region holds only masked, that changed
+   * neither a masked column, the key nor the residency column (what the
+   * write guards let through): published not as data (its masked values
+   * would replace the originals) but as an edit request on the row's zone
+   * topic, with the changed columns only, for the zone's first region to
+   * execute (docs/GOVERNANCE.md, "Edits in a masked region";
+   * src/apply/edit-request.ts). Audited `sent` to the zone's regions.
+   * Undefined when the change is not such an edit (it is refused then).
+   */
+  #forwardEdit(
+    sink: AuditPublisher,
+    policy: GovernancePolicy,
+    event: ChangeEvent,
+    residency: Residency,
+    key: string,
+  ): GovernedOutcome | undefined {
+    const { region, zones, regions, topicPrefix } = this.options;
+    const before = event.before;
+    const after = event.after;
+    if (event.op !== 'u' || before === null || after === null) return undefined;
+    if (residency.scope.kind !== 'zone' || audienceIn(residency, region) !== 'masked')
+      return undefined;
+    let beforeResidency;
+    try {
+      beforeResidency = residencyOf(policy, zones, regions, before);
+    } catch (err) {
+      if (err instanceof GovernanceError) return undefined;
+      throw err;
+    }
+    if (audienceIn(beforeResidency, region) !== 'masked') return undefined;
+    const same = (column: string): boolean =>
+      JSON.stringify(before[column] ?? null) === JSON.stringify(after[column] ?? null);
+    const fixed = [
+      ...Object.keys(event.pk),
+      ...policy.masking.keys(),
+      ...(policy.residency.column === undefined ? [] : [policy.residency.column]),
+    ];
+    if (!fixed.every(same)) return undefined;
+    const executor = residency.plain[0];
+    if (executor === undefined) return undefined;
+    const set: Record<string, ChangeEvent['pk'][string]> = {};
+    for (const column of Object.keys(after))
+      if (!fixed.includes(column) && !same(column)) set[column] = after[column] ?? null;
+    // Nothing but version columns changed: nothing to carry.
+    if (Object.keys(set).length === 0) return { kind: 'published', copies: 0, noticed: [] };
+    const zone: TopicAudience = { kind: 'zone', zone: residency.scope.zone };
+    const types = event.types;
+    const request: EditRequest = {
+      v: ENVELOPE_VERSION,
+      notice: 'edit',
+      region,
+      db: event.db,
+      table: event.table,
+      pk: event.pk,
+      set,
+      executor,
+      hlc: event.hlc,
+      origin: event.origin,
+      vv: event.vv,
+      gtid: event.gtid,
+      commitTs: event.commitTs,
+      ...(types === undefined
+        ? {}
+        : {
+            types: Object.fromEntries(
+              [...Object.keys(event.pk), ...Object.keys(set)]
+                .filter((c) => Object.hasOwn(types, c))
+                .map((c) => [c, types[c] as string]),
+            ),
+          }),
+    };
+    sink.enqueue({
+      kind: 'message',
+      topic: governedTopicName(topicPrefix, zone, region, event.db, event.table),
+      key,
+      value: encodeEditRequest(request),
+      table: `${event.db}.${event.table}`,
+      op: event.op,
+      commitTs: event.commitTs,
+    });
+    this.audit.routed(sink, policy, event, { copies: [{ audience: zone, form: 'plain' }] });
+    return { kind: 'published', copies: 1, noticed: [] };
   }
 
   /**
@@ -309,5 +404,76 @@ export class GovernedPublishing {
       },
       `a row change of ${table} that no region may hold (policy ${policy}) was not published`,
     );
+  }
+}
+
+/** verify and the appliers keep no capture metrics: the governed path's counters are not moved. */
+const UNCOUNTED = { inc: (): void => undefined };
+
+/**
+ * The governed path for a single change published outside capture (`verify
+ * --repair`, an applier executing an edit request): what it would publish
+ * is collected, then sent with {@link OneShotGovernedPublishing.send} in one
+ * acknowledged batch (copies, notice, audit records), or not at all when it
+ * refused (`refused()` says why; nothing is parked: the caller reports it).
+ */
+export class OneShotGovernedPublishing {
+  readonly publishing: GovernedPublishing;
+  readonly sink: AuditPublisher;
+  readonly #items: PublishItem[] = [];
+  #refusal: string | undefined;
+
+  constructor(options: {
+    region: string;
+    topicPrefix: string;
+    zones: Zones;
+    regions: readonly string[];
+    logger: Logger;
+  }) {
+    this.sink = { enqueue: (item) => this.#items.push(item) };
+    this.publishing = new GovernedPublishing({
+      ...options,
+      metrics: {
+        captureGovernanceWithheldTotal: UNCOUNTED,
+        captureGovernanceNoticesTotal: UNCOUNTED,
+        governanceDecisionsTotal: UNCOUNTED,
+      },
+      enqueueChange: (into, topic, key, change) =>
+        into.enqueue({
+          kind: 'message',
+          topic,
+          key,
+          value: encodeEvent(change),
+          table: `${change.db}.${change.table}`,
+          op: change.op,
+          commitTs: change.commitTs,
+        }),
+      deadLetter: (_into, letter) => (this.#refusal ??= letter.detail),
+    });
+  }
+
+  /** Why the path refused the change (then {@link send} must not be called), or undefined. */
+  refused(): string | undefined {
+    return this.#refusal;
+  }
+
+  /** Sends what was collected, in order per topic, acknowledged by every replica. */
+  async send(producer: Producer): Promise<void> {
+    const byTopic = new Map<string, { key: string; value: Buffer | null }[]>();
+    for (const item of this.#items) {
+      if (item.kind === 'commit' || item.kind === 'row') continue; // enqueueChange above makes neither
+      const message =
+        item.kind === 'audit'
+          ? { key: item.key, value: item.record } // a one-record audit message: readers read both forms
+          : { key: item.key, value: item.value };
+      const list = byTopic.get(item.topic);
+      if (list === undefined) byTopic.set(item.topic, [message]);
+      else list.push(message);
+    }
+    if (byTopic.size === 0) return;
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
   }
 }

@@ -73,7 +73,6 @@ export type GovernedCommand = 'run' | 'prepare' | 'snapshot' | 'bootstrap';
  */
 export const NOT_ENFORCED_YET: readonly string[] = [
   'eviction of rows whose key types capture cannot hash like the tombstone trigger (src/mysql/tombstone-key.ts): their notices are parked in the capture dead letters instead',
-  'edits in a masked region: a region that holds a row masked cannot edit it, not even its unmasked columns (its write guards refuse them)',
   'checks of masked and residency columns against the live tables in validate (prepare runs them)',
 ];
 
@@ -81,13 +80,13 @@ export const NOT_ENFORCED_YET: readonly string[] = [
  * Refuses a command that moves table data (run, snapshot, bootstrap,
  * prepare) while the file has governance policies, unless it says
  * `governance.preview: true` (docs/GOVERNANCE.md, "Status"). Capture,
- * snapshot, bootstrap and `verify --repair` route, mask, evict and audit governed rows, the
- * appliers re-check them, write guards refuse local writes of rows a region
- * may not hold plain, and `erase` removes a row everywhere; what is not
- * built ({@link NOT_ENFORCED_YET}) fails closed (a masked region cannot
- * edit), but an operator must know
- * it before relying on it, so the file has to say so. `run` then logs what
- * is not enforced.
+ * snapshot, bootstrap and `verify --repair` route, mask, evict and audit
+ * governed rows, the appliers re-check them, write guards refuse local
+ * writes a region may not make, a masked region's edits are forwarded to
+ * its zone, and `erase` removes a row everywhere; what is not
+ * built ({@link NOT_ENFORCED_YET}) fails closed (a notice that cannot be
+ * sent is parked loudly), but an operator must know it before relying on
+ * it, so the file has to say so. `run` then logs what is not enforced.
  *
  * @throws ConfigError naming the policies and the reason.
  */
@@ -99,6 +98,6 @@ export function refuseUnenforcedGovernance(
   if (policies.length === 0 || config.governance?.preview === true) return;
   const names = policies.map((p) => p.name).join(', ');
   throw new ConfigError([
-    `governance.policies: ${command} refuses to start: this version enforces governance policies (${names}) only in part (capture, snapshot, bootstrap and verify --repair route, mask, evict and audit; the appliers re-check; write guards; erasure; not edits in a masked region). Set governance.preview: true to run them as they are (docs/GOVERNANCE.md, "Status")`,
+    `governance.policies: ${command} refuses to start: this version enforces governance policies (${names}) only in part (capture, snapshot, bootstrap and verify --repair route, mask, evict and audit; the appliers re-check; write guards; masked-region edits; erasure; not yet: notices for keys capture cannot hash, validate's live table checks). Set governance.preview: true to run them as they are (docs/GOVERNANCE.md, "Status")`,
   ]);
 }

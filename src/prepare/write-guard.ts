@@ -75,6 +75,57 @@ export function plainHereSql(
   )})`;
 }
 
+/**
+ * SQL true exactly when `region` holds the row `alias` only masked under
+ * `policy` (a rule masks it to `region`, outside the rule's zone).
+ */
+export function maskedHereSql(
+  policy: GovernancePolicy,
+  zones: Zones,
+  region: string,
+  alias: 'NEW' | 'OLD',
+): string {
+  const { column, rules } = policy.residency;
+  if (column === undefined) return 'FALSE';
+  const masking = rules.filter(
+    (rule) =>
+      !inZone(zones, rule.zone, region) && (rule.masked === 'all' || rule.masked.includes(region)),
+  );
+  return masking.length === 0
+    ? 'FALSE'
+    : listed(
+        column,
+        alias,
+        masking.flatMap((r) => r.values),
+      );
+}
+
+/**
+ * SQL true when an UPDATE is an edit of a masked row that the region may
+ * make (docs/GOVERNANCE.md, "Edits in a masked region"): the row is masked
+ * here, and the key, the residency column and every masked column keep
+ * their bytes. Capture forwards such an edit to the zone instead of
+ * publishing it.
+ */
+function maskedEditSql(
+  table: TableInfo,
+  policy: GovernancePolicy,
+  zones: Zones,
+  region: string,
+): string {
+  const maskedHere = maskedHereSql(policy, zones, region, 'OLD');
+  if (maskedHere === 'FALSE') return 'FALSE';
+  const fixed = new Set([
+    ...table.primaryKey,
+    ...policy.masking.keys(),
+    ...(policy.residency.column === undefined ? [] : [policy.residency.column]),
+  ]);
+  const unchanged = [...fixed].map(
+    (c) => `CAST(NEW.${quoteId(c)} AS BINARY) <=> CAST(OLD.${quoteId(c)} AS BINARY)`,
+  );
+  return `(${maskedHere} AND ${unchanged.join(' AND ')})`;
+}
+
 /** MySQL's MESSAGE_TEXT holds at most 128 characters. */
 function message(policy: GovernancePolicy, region: string, table: TableInfo, op: string): string {
   const text = `governance ${policy.name}: ${region} may not ${op} this row of ${table.schema}.${table.table}: it may hold it only masked or not at all`;
@@ -110,7 +161,10 @@ END`;
       table,
       triggerName('gu', table.table),
       'BEFORE UPDATE',
-      guard(`${oldPlain} AND ${newPlain}`, 'update'),
+      guard(
+        `(${oldPlain} AND ${newPlain}) OR ${maskedEditSql(table, policy, zones, region)}`,
+        'update',
+      ),
     ),
   ];
 }

@@ -21,10 +21,8 @@
  * never the key or a value.
  */
 import type { Producer } from 'kafkajs';
-import { encodeEvent, messageKey, type ChangeEvent } from '../bus/envelope.js';
-import type { AuditPublisher } from '../capture/audit-trail.js';
-import { GovernedPublishing } from '../capture/governed-publishing.js';
-import type { PublishItem } from '../capture/publisher.js';
+import { messageKey, type ChangeEvent } from '../bus/envelope.js';
+import { OneShotGovernedPublishing } from '../capture/governed-publishing.js';
 import type { RuntimeOptions } from '../config/compile.js';
 import type { Logger } from '../core/logger.js';
 import type { MysqlConnection } from '../mysql/connection.js';
@@ -56,9 +54,6 @@ export type GovernedRepairOutcome =
       readonly action: 'skipped';
       readonly reason: string;
     };
-
-/** verify has no daemon metrics to move: the governed path's counters are not kept. */
-const UNCOUNTED = { inc: (): void => undefined };
 
 /** Repairs one governed key (see the module comment). */
 export async function repairGovernedKey(
@@ -103,27 +98,23 @@ export async function repairGovernedKey(
   }
 
   const event = repairChange(shape, target.key, winner, version, now());
-  const { publishing, items, sink, refused } = repairPublishing(
-    winner.region,
-    options,
-    context,
-    logger,
-  );
+  const oneShot = repairPublishing(winner.region, options, context, logger);
+  const { publishing, sink } = oneShot;
   const key = messageKey(shape.schema, shape.table, event.pk);
   if (winner.image !== null) {
     const outcome = publishing.publish(sink, context.policy, event, event, key);
     if (outcome.kind !== 'published')
-      return skipped(refused() ?? `not published (${outcome.kind})`);
+      return skipped(oneShot.refused() ?? `not published (${outcome.kind})`);
   } else {
     const holders = target.states
       .filter((s) => s.image !== null && s.region !== winner.region)
       .map((s) => s.region);
     if (!publishing.evict(sink, context.policy, event, holders))
-      return skipped(refused() ?? 'no region holds a row of the key to evict');
+      return skipped(oneShot.refused() ?? 'no region holds a row of the key to evict');
   }
-  const refusal = refused();
+  const refusal = oneShot.refused();
   if (refusal !== undefined) return skipped(refusal);
-  await send(await producerOf(winner.region), items);
+  await oneShot.send(await producerOf(winner.region));
   return { table: d.table, keyHash: d.keyHash, action, region: winner.region };
 }
 
@@ -185,10 +176,10 @@ async function evictOnly(
     now(),
   );
   const options = regionOptions.get(from) as RuntimeOptions;
-  const { publishing, items, sink, refused } = repairPublishing(from, options, context, logger);
-  if (!publishing.evict(sink, context.policy, event, holders))
-    return skipped(refused() ?? 'the eviction notice could not be sent');
-  await send(await producerOf(from), items);
+  const oneShot = repairPublishing(from, options, context, logger);
+  if (!oneShot.publishing.evict(oneShot.sink, context.policy, event, holders))
+    return skipped(oneShot.refused() ?? 'the eviction notice could not be sent');
+  await oneShot.send(await producerOf(from));
   return { table: d.table, keyHash: d.keyHash, action: 'evicted', region: from };
 }
 
@@ -208,70 +199,18 @@ function repairChange(
   };
 }
 
-/**
- * The governed publishing path of `region` for one repair, collecting what
- * it would publish instead of sending it; `refused()` tells why it refused
- * (then nothing is sent: nothing is parked either).
- */
+/** The governed path of `region` for one repair (collects, then sends or reports the refusal). */
 function repairPublishing(
   region: string,
   options: RuntimeOptions,
   context: GovernedTableContext,
   logger: Logger,
-): {
-  publishing: GovernedPublishing;
-  items: PublishItem[];
-  sink: AuditPublisher;
-  refused: () => string | undefined;
-} {
-  const items: PublishItem[] = [];
-  let refusal: string | undefined;
-  const publishing = new GovernedPublishing({
+): OneShotGovernedPublishing {
+  return new OneShotGovernedPublishing({
     region,
     topicPrefix: options.kafka.topicPrefix,
     zones: context.zones,
     regions: context.regions,
-    metrics: {
-      captureGovernanceWithheldTotal: UNCOUNTED,
-      captureGovernanceNoticesTotal: UNCOUNTED,
-      governanceDecisionsTotal: UNCOUNTED,
-    },
     logger,
-    enqueueChange: (into, topic, key, change) =>
-      into.enqueue({
-        kind: 'message',
-        topic,
-        key,
-        value: encodeEvent(change),
-        table: context.table,
-        op: change.op,
-        commitTs: change.commitTs,
-      }),
-    deadLetter: (_into, letter) => (refusal ??= letter.detail),
-  });
-  return {
-    publishing,
-    items,
-    sink: { enqueue: (item) => items.push(item) },
-    refused: () => refusal,
-  };
-}
-
-/** The repair's messages (copies, notice, audit records, in that order) in one acknowledged batch. */
-async function send(producer: Producer, items: readonly PublishItem[]): Promise<void> {
-  const byTopic = new Map<string, { key: string; value: Buffer | null }[]>();
-  for (const item of items) {
-    if (item.kind === 'commit' || item.kind === 'row') continue; // the sink above makes neither
-    const message =
-      item.kind === 'audit'
-        ? { key: item.key, value: item.record } // a one-record audit message: readers read both forms
-        : { key: item.key, value: item.value };
-    const list = byTopic.get(item.topic);
-    if (list === undefined) byTopic.set(item.topic, [message]);
-    else list.push(message);
-  }
-  await producer.sendBatch({
-    acks: -1,
-    topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
   });
 }

@@ -16,13 +16,13 @@
  * deletes, while one eu daemon (chosen by the seed) is stopped and
  * restarted, us-east's daemon (a process) is killed -9 and restarted, in
  * the seed's order, and the other eu region's applier pauses for a few
- * seconds. The eu regions may do anything. us-east writes only what it
- * may hold plain (masked-region writes are not supported yet,
- * docs/GOVERNANCE.md "Status"): it inserts
- * US-like rows on ids it holds no row of, and edits, moves among US-like
- * countries or deletes only rows it holds as US-like, with the country in
- * the statement's WHERE, so an applied masked copy arriving in between is
- * never written.
+ * seconds. The eu regions may do anything. us-east writes what it may
+ * hold plain: it inserts US-like rows on ids it holds no row of, and edits,
+ * moves among US-like countries or deletes only rows it holds as US-like,
+ * with the country in the statement's WHERE, so an applied masked copy
+ * arriving in between is never written; and it edits the unmasked columns
+ * of rows it holds masked (DE, FR), which its capture forwards to the
+ * zone's executor (docs/GOVERNANCE.md, "Edits in a masked region").
  *
  * After the writers stop and every region has stopped changing, the exact
  * state is asserted: eu-west and eu-central hold identical rows (every row
@@ -214,8 +214,17 @@ async function writer(
           count('insert', r.affectedRows);
         }
       } else if (isUs && !US_LIKE.includes(current)) {
-        // us-east holds it masked: a masked-region write is not supported yet.
-        stats.skippedMasked += 1;
+        // us-east holds it masked: it may edit its unmasked columns (forwarded
+        // to the zone's executor), with the country in the WHERE as below.
+        if (choice < 0.6) {
+          const city = `city ${tag}`;
+          note(id, { city });
+          const [r] = await db.query<mysql.ResultSetHeader>(
+            `UPDATE app.people SET city = ?, visits = visits + 1 WHERE id = ? AND country = ?`,
+            [city, id, current],
+          );
+          count('masked-region-edit', r.affectedRows);
+        } else stats.skippedMasked += 1;
       } else {
         // In us-east every statement keeps the guard: the row may have become
         // a masked copy since the SELECT.
@@ -589,6 +598,7 @@ describe('governance: randomized convergence with policies (3 regions, two in zo
           moveToCh: total('move-CH'),
           delete: total('delete'),
           usEastEdits: total('edit', us),
+          usEastMaskedEdits: total('masked-region-edit', us),
           usEastMoves: total('move', us),
         };
         for (const [kind, n] of Object.entries(coverage))

@@ -136,7 +136,7 @@ describe.each([2, 1])(
           .split('\n')
           .filter((l) => l.includes('governance preview'));
         expect(lines).toHaveLength(1);
-        expect(lines[0]).toContain('edits in a masked region');
+        expect(lines[0]).toContain('checks of masked and residency columns');
         expect(lines[0]).not.toContain(MASK_KEY);
       }
     });
