@@ -16,7 +16,7 @@ import { qualifiedName } from '../mysql/identifiers.js';
 import { INTERNAL_TABLES } from '../mysql/internal-tables.js';
 import { serverInfo } from '../mysql/introspect.js';
 import { messageKey, singleRowMessage } from '../bus/envelope.js';
-import { OneShotGovernedPublishing } from '../capture/governed-publishing.js';
+import { OneShotGovernedPublishing, governedLayoutOf } from '../capture/governed-publishing.js';
 import { policyForTable } from '../governance/policy.js';
 import type { DaemonMetrics } from '../monitor/metrics.js';
 import {
@@ -763,13 +763,7 @@ export class ApplyStage {
           code: 'APPLY_EDIT_UNGOVERNED',
         },
       );
-    const oneShot = new OneShotGovernedPublishing({
-      region: options.region,
-      topicPrefix: options.kafka.topicPrefix,
-      zones: governance.zones,
-      regions: governance.regions,
-      logger,
-    });
+    const oneShot = new OneShotGovernedPublishing({ ...governedLayoutOf(options), logger });
     const sent =
       publication.kind === 'row'
         ? oneShot.publishing.publish(

@@ -30,7 +30,7 @@ import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
 import { CapturePublisher, type PublishItem } from './publisher.js';
 import type { AuditPublisher } from './audit-trail.js';
-import { GovernedPublishing } from './governed-publishing.js';
+import { GovernedPublishing, governedLayoutOf } from './governed-publishing.js';
 import { DebeziumOutput } from './debezium-output.js';
 import type { BinlogCoordinates } from './source-events.js';
 import { KafkaPositionLog, regionTopicsWithEvents } from './position-log.js';
@@ -790,10 +790,7 @@ export class CaptureStage {
   #governedPublishing(): GovernedPublishing {
     const { options, metrics, logger } = this.deps;
     this.#governed ??= new GovernedPublishing({
-      region: options.region,
-      topicPrefix: options.kafka.topicPrefix,
-      zones: options.governance?.zones ?? {},
-      regions: options.governance?.regions ?? [options.region, ...options.peers],
+      ...governedLayoutOf(options),
       metrics,
       logger,
       enqueueChange: (sink, topic, key, event, counted) =>

@@ -20,6 +20,7 @@ import {
   type EditRequest,
   type EvictionNotice,
 } from '../bus/envelope.js';
+import type { RuntimeOptions } from '../config/compile.js';
 import type { Logger } from '../core/logger.js';
 import { GovernanceError, type GovernancePolicy, type Zones } from '../governance/policy.js';
 import { audienceIn, residencyOf, type Residency } from '../governance/residency.js';
@@ -55,6 +56,18 @@ export interface GovernedRefusal {
     pk: ChangeEvent['pk'];
     gtid: string | null;
     op: string;
+  };
+}
+
+/** Where a region's governed path publishes, from its runtime options. */
+export function governedLayoutOf(
+  options: Pick<RuntimeOptions, 'region' | 'peers' | 'kafka' | 'governance'>,
+): Pick<GovernedPublishingOptions, 'region' | 'topicPrefix' | 'zones' | 'regions'> {
+  return {
+    region: options.region,
+    topicPrefix: options.kafka.topicPrefix,
+    zones: options.governance?.zones ?? {},
+    regions: options.governance?.regions ?? [options.region, ...options.peers],
   };
 }
 

@@ -10,7 +10,7 @@ import {
 } from '../bus/envelope.js';
 import { compressionType, createChangeProducer, ensureTopicsWith } from '../bus/kafka.js';
 import { captureDeadLetterItem } from '../capture/capture-stage.js';
-import { GovernedPublishing } from '../capture/governed-publishing.js';
+import { GovernedPublishing, governedLayoutOf } from '../capture/governed-publishing.js';
 import { CapturePublisher } from '../capture/publisher.js';
 import { policyForTable, type GovernancePolicy } from '../governance/policy.js';
 import type { RuntimeOptions } from '../config/compile.js';
@@ -387,10 +387,7 @@ function governedSnapshot(
 } {
   const { options, metrics, logger } = run;
   const publishing = new GovernedPublishing({
-    region: options.region,
-    topicPrefix: options.kafka.topicPrefix,
-    zones: options.governance?.zones ?? {},
-    regions: options.governance?.regions ?? [options.region, ...options.peers],
+    ...governedLayoutOf(options),
     metrics,
     logger,
     enqueueChange: enqueueSnapshotRow,
