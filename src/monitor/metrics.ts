@@ -188,7 +188,7 @@ export class DaemonMetrics {
 
   readonly applyHeld = new Gauge({
     name: 'cdc_apply_held',
-    help: 'Partitions of a source table whose events are held because the local schema does not allow them yet (a table, column or wider type this region lacks).',
+    help: 'Partitions of a source table whose events are held because the local schema does not allow them yet (a table, column or wider type this region lacks), or, with reason row_missing, because an edit request of a masked region names a row that has not reached this region yet.',
     labelNames: ['source_region', 'table', 'reason'] as const,
     registers: [this.registry],
   });
