@@ -191,6 +191,27 @@ export function decodeApplyEvent(value: Buffer | null, expected: Expected): Appl
 
 const KEY_HASH = /^[0-9a-f]{64}$/;
 
+/** A message's row version, checked (`version_invalid` naming what is wrong). */
+function checkedVersion(fields: { origin?: unknown; hlc?: unknown; vv?: unknown }): RowVersion {
+  try {
+    return validateRowVersion({ origin: fields.origin, hlc: fields.hlc, vv: fields.vv });
+  } catch (err) {
+    throw new RejectedEvent('version_invalid', (err as Error).message, err);
+  }
+}
+
+/** The column types a message carries (absent or null: none), or `malformed` naming `what`. */
+function checkedTypes(value: unknown, what: string): Record<string, string> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (
+    typeof value !== 'object' ||
+    Array.isArray(value) ||
+    !Object.values(value).every((t) => typeof t === 'string')
+  )
+    throw new RejectedEvent('malformed', `${what} is not a map of column types`);
+  return value as Record<string, string>;
+}
+
 /** Validates an eviction or erasure notice (src/bus/envelope.ts, `EvictionNotice`): a delete by tombstone key. */
 function checkNotice(raw: Record<string, unknown>, expected: Expected): ApplyEvent[] {
   const notice = raw as Partial<Record<keyof EvictionNotice, unknown>>;
@@ -201,12 +222,7 @@ function checkNotice(raw: Record<string, unknown>, expected: Expected): ApplyEve
     throw new RejectedEvent('malformed', 'notice keyHash is not 64 lowercase hex digits');
   if (!isNameList(notice.regions) || notice.regions.length === 0)
     throw new RejectedEvent('malformed', 'notice regions is not a non-empty list of region names');
-  let version: RowVersion;
-  try {
-    version = validateRowVersion({ origin: notice.origin, hlc: notice.hlc, vv: notice.vv });
-  } catch (err) {
-    throw new RejectedEvent('version_invalid', (err as Error).message, err);
-  }
+  const version = checkedVersion(notice);
   return [
     {
       op: 'delete',
@@ -245,14 +261,10 @@ function checkEditRequest(raw: Record<string, unknown>, expected: Expected): App
   const set = request.set;
   if (Object.keys(set).some((column) => Object.hasOwn(pk, column)))
     throw new RejectedEvent('malformed', 'edit request set names a key column');
-  if (typeof request.executor !== 'string' || !isNameList([request.executor]))
+  if (typeof request.executor !== 'string')
     throw new RejectedEvent('malformed', 'edit request executor is not a region name');
-  let version: RowVersion;
-  try {
-    version = validateRowVersion({ origin: request.origin, hlc: request.hlc, vv: request.vv });
-  } catch (err) {
-    throw new RejectedEvent('version_invalid', (err as Error).message, err);
-  }
+  const version = checkedVersion(request);
+  const types = checkedTypes(request.types, 'edit request types');
   const after: RowImage = { ...pk, ...set };
   const event: ApplyEvent = {
     op: 'upsert',
@@ -266,17 +278,7 @@ function checkEditRequest(raw: Record<string, unknown>, expected: Expected): App
     commitTs: typeof request.commitTs === 'number' ? request.commitTs : 0,
     edit: { executor: request.executor },
   };
-  const types = request.types;
-  if (
-    types !== undefined &&
-    types !== null &&
-    typeof types === 'object' &&
-    !Array.isArray(types) &&
-    Object.values(types).every((t) => typeof t === 'string')
-  )
-    event.types = types as Record<string, string>;
-  else if (types !== undefined && types !== null)
-    throw new RejectedEvent('malformed', 'edit request types is not a map of column types');
+  if (types !== undefined) event.types = types;
   return [event];
 }
 
@@ -300,21 +302,9 @@ function checkEvent(raw: Record<string, unknown>, expected: Expected): ApplyEven
     throw new RejectedEvent('malformed', 'after is not a row image');
   if (event.op !== 'd' && after === null)
     throw new RejectedEvent('malformed', `op ${String(event.op)} without an after image`);
-  let version: RowVersion;
-  try {
-    version = validateRowVersion({ origin: event.origin, hlc: event.hlc, vv: event.vv });
-  } catch (err) {
-    throw new RejectedEvent('version_invalid', (err as Error).message, err);
-  }
+  const version = checkedVersion(event);
   const commitTs = typeof event.commitTs === 'number' ? event.commitTs : 0;
-  const types = event.types ?? undefined;
-  if (
-    types !== undefined &&
-    (typeof types !== 'object' ||
-      Array.isArray(types) ||
-      !Object.values(types as Record<string, unknown>).every((t) => typeof t === 'string'))
-  )
-    throw new RejectedEvent('malformed', 'types is not a map of column types');
+  const types = checkedTypes(event.types, 'types');
   const base = {
     sourceRegion: expected.sourceRegion,
     db: expected.db,
@@ -331,7 +321,7 @@ function checkEvent(raw: Record<string, unknown>, expected: Expected): ApplyEven
     }
   }
   const upsert: ApplyEvent = { ...base, op: 'upsert', pk, after: afterImage, image: afterImage };
-  if (types !== undefined) upsert.types = types as Record<string, string>;
+  if (types !== undefined) upsert.types = types;
   if (event.op === 'u' && before !== null) {
     const oldPk: RowImage = {};
     let moved = false;

@@ -162,6 +162,18 @@ export function tombstoneOf(row: mysql.RowDataPacket): {
 }
 
 /**
+ * The upsert of this applier's `_cdc_apply_marker` row that opens each of
+ * its transactions: capture drops every transaction that holds it (DESIGN.md §4).
+ */
+export function applyMarkerSql(
+  context: Pick<ChunkContext, 'internalSchema' | 'applierId' | 'sourceRegion'>,
+): string {
+  return `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
+       VALUES (${sqlLiteral(context.applierId)}, ${sqlLiteral(context.sourceRegion)}, 1)
+       ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`;
+}
+
+/**
  * Applies one chunk of events of one table in one MySQL transaction
  * (DESIGN.md §2–§4): marker first, then the keys' versions and tombstones
  * locked and read, each event joined into the key's state in order, and only
@@ -217,9 +229,7 @@ export async function applyChunk(
     open = true;
     const [, , columnsProbe, versionRows] = (await runStatements(connection, [
       'START TRANSACTION',
-      `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
-       VALUES (${sqlLiteral(context.applierId)}, ${sqlLiteral(context.sourceRegion)}, 1)
-       ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
+      applyMarkerSql(context),
       `SELECT * FROM ${target} LIMIT 0`,
       `${keysCte(pkColumns, keyList, context.valuesList === true)}
        SELECT keys_._cdc_k,

@@ -28,8 +28,14 @@
 import type { ChangeEvent, RowImage } from '../bus/envelope.js';
 import { ENVELOPE_VERSION } from '../bus/envelope.js';
 import { qualifiedName, quoteId } from '../mysql/identifiers.js';
-import { INTERNAL_TABLES, VERSION_COLUMNS } from '../mysql/internal-tables.js';
-import { decodeRows, keysSelect, readTombstones, tableShape } from '../snapshot/rows.js';
+import { VERSION_COLUMNS } from '../mysql/internal-tables.js';
+import {
+  columnTypesOf,
+  decodeRows,
+  keysSelect,
+  readTombstones,
+  tableShape,
+} from '../snapshot/rows.js';
 import { microsToMysqlTimestamp } from '../versioning/hlc.js';
 import {
   compareVersions,
@@ -41,7 +47,7 @@ import type { RowVersion } from '../versioning/version.js';
 import type { ApplyOutcome } from '../versioning/resolve.js';
 import type mysql from 'mysql2/promise';
 import type { ApplyEvent } from './apply-event.js';
-import { toParam, type ChunkContext, type ChunkResult } from './batch-applier.js';
+import { applyMarkerSql, toParam, type ChunkContext, type ChunkResult } from './batch-applier.js';
 import { SchemaSkew } from './schema-skew.js';
 
 /** What an executed request publishes, through the governed path of this region. */
@@ -69,7 +75,7 @@ export async function applyEditRequest(
   const shape = tableShape(table, `region ${context.region}`);
   const key = shape.keyColumns.map((c) => event.pk[c.name] ?? null);
   const requester = event.version.origin;
-  const types = Object.fromEntries(shape.dataColumns.map((c) => [c.name, c.columnType]));
+  const types = columnTypesOf(shape);
   const change = (image: RowImage | null, version: RowVersion): ChangeEvent => ({
     v: ENVELOPE_VERSION,
     op: image === null ? 'd' : 'u',
@@ -105,11 +111,7 @@ export async function applyEditRequest(
   await connection.query('START TRANSACTION');
   try {
     // The marker keeps this transaction out of capture's stream: the edit is published below.
-    await connection.query(
-      `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
-       VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
-      [context.applierId, context.sourceRegion],
-    );
+    await connection.query(applyMarkerSql(context));
     const select = keysSelect(shape, [key]);
     const [rows] = await connection.query<mysql.RowDataPacket[]>(
       `${select.sql} FOR UPDATE`,

@@ -36,6 +36,7 @@ import { applyEditRequest } from './edit-request.js';
 import {
   ApplyRaced,
   applyChunk,
+  applyMarkerSql,
   rowVersionOf,
   runStatements,
   tombstoneOf,
@@ -137,9 +138,7 @@ export async function applyNoticeChunk(
     // The marker keeps this transaction out of capture's stream, as for every chunk.
     const [, , rows, tombRows] = (await runStatements(connection, [
       'START TRANSACTION',
-      `INSERT INTO ${qualifiedName(context.internalSchema, INTERNAL_TABLES.applyMarker)} (applier, source_region, batches)
-       VALUES (${literal(context.applierId)}, ${literal(context.sourceRegion)}, 1)
-       ON DUPLICATE KEY UPDATE batches = batches + 1, source_region = VALUES(source_region)`,
+      applyMarkerSql(context),
       `SELECT LOWER(HEX(${rowHash})) AS h,
               ${versionColumnsSql('t')}
          FROM ${target} AS t WHERE ${rowHash} IN (${hashList(states.keys())}) FOR UPDATE`,

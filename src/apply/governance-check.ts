@@ -38,7 +38,8 @@ export function recheckGovernance(
           events: decoded.events.filter((e) => e.evict?.regions.includes(options.region) === true),
         }
       : decoded;
-  const isEviction = (decoded: DecodedRow): boolean =>
+  /** An eviction notice or an edit request: both exist only for governed tables. */
+  const needsPolicy = (decoded: DecodedRow): boolean =>
     'events' in decoded &&
     decoded.events.some(
       (e) => (e.evict !== undefined && e.evict.erase !== true) || e.edit !== undefined,
@@ -47,7 +48,7 @@ export function recheckGovernance(
     // Erasure applies to any table; eviction notices exist only for governed
     // tables: one here is forged or from another policy.
     return rows.map((decoded) =>
-      isEviction(decoded)
+      needsPolicy(decoded)
         ? {
             row: decoded.row,
             error: new RejectedEvent(

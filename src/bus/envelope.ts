@@ -108,23 +108,11 @@ export function encodeNotice(notice: EvictionNotice): Buffer {
  * `origin`, `vv`: the editing region's version) and publishes the result.
  * Always v1, whatever `capture.envelope` is.
  */
-export interface EditRequest {
-  v: typeof ENVELOPE_VERSION;
+export interface EditRequest extends Omit<ChangeEvent, 'op' | 'before' | 'after'> {
   notice: 'edit';
-  region: string;
-  db: string;
-  table: string;
-  pk: RowImage;
-  /** The changed columns, none of them masked, the key or the residency column. */
+  /** The changed columns, none of them masked, the key or the residency column (`types` covers `pk` and these). */
   set: RowImage;
   executor: string;
-  hlc: number;
-  origin: string;
-  vv: VersionVector;
-  gtid: string | null;
-  commitTs: number;
-  /** Column types of `pk` and `set`, as capture read them. */
-  types?: Readonly<Record<string, string>>;
 }
 
 /** Serialises an edit request for Kafka. */

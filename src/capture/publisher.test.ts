@@ -27,6 +27,25 @@ function recordingProducer(): { producer: Producer; requests: ProducerBatch[] } 
   return { producer, requests };
 }
 
+/** A producer that records its requests and acknowledges the second one only on `releaseSecond()`. */
+function secondSendHeld(): {
+  producer: Producer;
+  requests: ProducerBatch[];
+  releaseSecond: () => void;
+} {
+  const requests: ProducerBatch[] = [];
+  let releaseSecond: () => void = () => undefined;
+  const secondSent = new Promise<void>((resolve) => (releaseSecond = resolve));
+  const producer = {
+    sendBatch: async (batch: ProducerBatch) => {
+      requests.push(batch);
+      if (requests.length === 2) await secondSent;
+      return [];
+    },
+  } as unknown as Producer;
+  return { producer, requests, releaseSecond };
+}
+
 function memoryStore(): CheckpointStore & { saved: Checkpoint[] } {
   const saved: Checkpoint[] = [];
   return {
@@ -131,17 +150,8 @@ describe('CapturePublisher', () => {
   });
 
   it('sends tombstones and uncounted copies with the rest, and checkpoints only after the send that holds them', async () => {
-    const requests: ProducerBatch[] = [];
-    let releaseSecond: () => void = () => undefined;
-    const secondSent = new Promise<void>((resolve) => (releaseSecond = resolve));
-    const producer = {
-      sendBatch: async (batch: ProducerBatch) => {
-        requests.push(batch);
-        // The second request (the Debezium copies) is acknowledged only when released.
-        if (requests.length === 2) await secondSent;
-        return [];
-      },
-    } as unknown as Producer;
+    // The second request (the Debezium copies) is acknowledged only when released.
+    const { producer, requests, releaseSecond } = secondSendHeld();
     const store = memoryStore();
     const acknowledged: { table: string; op: string; n: number }[] = [];
     const publisher = publisherWith(producer, store, {
@@ -276,16 +286,7 @@ describe('CapturePublisher', () => {
   });
 
   it('moves the position past a change only once the send holding its last record is acknowledged', async () => {
-    const requests: ProducerBatch[] = [];
-    let releaseSecond: () => void = () => undefined;
-    const secondSent = new Promise<void>((resolve) => (releaseSecond = resolve));
-    const producer = {
-      sendBatch: async (batch: ProducerBatch) => {
-        requests.push(batch);
-        if (requests.length === 2) await secondSent;
-        return [];
-      },
-    } as unknown as Producer;
+    const { producer, requests, releaseSecond } = secondSendHeld();
     const store = memoryStore();
     // Two items per send: the row and its first record, then its second record.
     const publisher = publisherWith(producer, store, {

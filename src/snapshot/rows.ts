@@ -66,6 +66,18 @@ export function tableShape(info: TableInfo, where: string): TableShape {
   };
 }
 
+/** Each data column's COLUMN_TYPE, as capture has them from the binlog (masks and key hashes need them). */
+export function columnTypesOf(shape: TableShape): Record<string, string> {
+  return Object.fromEntries(shape.dataColumns.map((c) => [c.name, c.columnType]));
+}
+
+/** A key as a row image of the key columns, in key order. */
+export function keyImage(shape: TableShape, key: KeyValues): RowImage {
+  const pk: RowImage = {};
+  shape.keyColumns.forEach((c, i) => (pk[c.name] = key[i] ?? null));
+  return pk;
+}
+
 /** One row with its effective version (or why its stored version could not be read). */
 export interface VersionedRow {
   id: string;

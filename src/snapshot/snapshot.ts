@@ -31,7 +31,7 @@ import {
 import type { KeyValues } from './key-range.js';
 import { Pacer } from './pacer.js';
 import type { ProgressView } from './progress.js';
-import { readRange, tableShape, type TableShape } from './rows.js';
+import { columnTypesOf, readRange, tableShape, type TableShape } from './rows.js';
 
 /**
  * `snapshot`: publishes the current content of a region's tables into its
@@ -255,7 +255,7 @@ async function snapshotTable(
       : policyForTable(options.governance, shape.schema, shape.table);
   const governed = policy === undefined ? undefined : governedSnapshot(run, policy);
   // Masks and eviction notices depend on the columns' types, as capture reads them from the binlog.
-  const columnTypes = Object.fromEntries(shape.dataColumns.map((c) => [c.name, c.columnType]));
+  const columnTypes = columnTypesOf(shape);
   try {
     while (!done && failure === undefined && run.signal?.aborted !== true) {
       await pacer.take();

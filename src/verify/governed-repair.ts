@@ -27,7 +27,7 @@ import type { RuntimeOptions } from '../config/compile.js';
 import type { Logger } from '../core/logger.js';
 import type { MysqlConnection } from '../mysql/connection.js';
 import type { KeyValues } from '../snapshot/key-range.js';
-import type { TableShape } from '../snapshot/rows.js';
+import { columnTypesOf, keyImage, type TableShape } from '../snapshot/rows.js';
 import { compareVersions, type RowVersion } from '../versioning/version.js';
 import { repairVersion, type RegionState } from './diff.js';
 import type { GovernedDivergence, GovernedTableContext } from './governed.js';
@@ -191,11 +191,9 @@ function repairChange(
   version: RowVersion,
   nowMs: number,
 ): ChangeEvent {
-  const pk: ChangeEvent['pk'] = {};
-  shape.keyColumns.forEach((c, i) => (pk[c.name] = key[i] ?? null));
   return {
-    ...repairEvent(shape, { pk }, state, version, nowMs),
-    types: Object.fromEntries(shape.dataColumns.map((c) => [c.name, c.columnType])),
+    ...repairEvent(shape, { pk: keyImage(shape, key) }, state, version, nowMs),
+    types: columnTypesOf(shape),
   };
 }
 

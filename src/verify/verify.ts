@@ -11,7 +11,13 @@ import { describeTable } from '../mysql/introspect.js';
 import type { KeyValues } from '../snapshot/key-range.js';
 import { Pacer } from '../snapshot/pacer.js';
 import type { ProgressView } from '../snapshot/progress.js';
-import { readKeys, readRange, readTombstones, type TableShape } from '../snapshot/rows.js';
+import {
+  keyImage,
+  readKeys,
+  readRange,
+  readTombstones,
+  type TableShape,
+} from '../snapshot/rows.js';
 import { createChangeProducer } from '../bus/kafka.js';
 import { estimateRows, selectTables } from '../snapshot/snapshot.js';
 import { chunkChecksumSql, chunkEndSql, summariesEqual, type ChunkSummary } from './checksum.js';
@@ -544,8 +550,7 @@ async function recheck(
         if (entry === undefined) continue;
         let found: boolean;
         if (table.governed === undefined) {
-          const pk: Record<string, KeyValues[number]> = {};
-          table.shape.keyColumns.forEach((c, i) => (pk[c.name] = key.key[i] ?? null));
+          const pk = keyImage(table.shape, key.key);
           const divergence = assessKey(table.shape.name, key.key, pk, state);
           if (divergence !== null) divergent.set(id, divergence);
           found = divergence !== null;

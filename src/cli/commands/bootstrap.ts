@@ -64,6 +64,8 @@ export function registerBootstrapCommand(program: Command, context: CommandConte
 }
 
 async function bootstrap(flags: BootstrapFlags, context: CommandContext): Promise<ExitCode> {
+  // Relative paths in the file (certificates, keys) are read from its directory, for every region compiled.
+  const configDir = dirname(resolve(context.cwd, flags.config));
   let loaded;
   let sourceOptions;
   let chunkSize: number;
@@ -77,9 +79,7 @@ async function bootstrap(flags: BootstrapFlags, context: CommandContext): Promis
     if (flags.from === undefined) throw new ConfigError(['--from: required (the source region)']);
     if (flags.from === loaded.options.region)
       throw new ConfigError(['--from: must name another region than --region']);
-    sourceOptions = compileRegion(loaded.config, flags.from, {
-      baseDir: dirname(resolve(context.cwd, flags.config)),
-    });
+    sourceOptions = compileRegion(loaded.config, flags.from, { baseDir: configDir });
   } catch (error: unknown) {
     return reportConfigError(context.io, flags.config, error);
   }
@@ -117,9 +117,7 @@ async function bootstrap(flags: BootstrapFlags, context: CommandContext): Promis
     const snapshots = [
       { options: sourceOptions, tables },
       ...extra.map((e) => ({
-        options: compileRegion(loaded.config, e.region, {
-          baseDir: dirname(resolve(context.cwd, flags.config)),
-        }),
+        options: compileRegion(loaded.config, e.region, { baseDir: configDir }),
         tables: [...e.tables],
       })),
     ];
