@@ -1,6 +1,5 @@
 import { dirname, resolve } from 'node:path';
 import { compileRegion, type RuntimeOptions } from '../config/compile.js';
-import { refuseUnenforcedGovernance, type GovernedCommand } from '../config/compile-governance.js';
 import { loadConfigFile } from '../config/load.js';
 import type { ValidatedConfig } from '../config/schema.js';
 import { ConfigError } from '../core/errors.js';
@@ -14,16 +13,11 @@ export interface RegionFlags {
 
 /**
  * Loads the file and compiles the options of the region named by `--region`
- * or `CDC_REGION`. Throws ConfigError (exit code 2) when either is wrong, and
- * while the file has governance policies this version does not fully
- * enforce (`refuseUnenforcedGovernance`: run and prepare start under
- * `governance.preview: true`).
+ * or `CDC_REGION`. Throws ConfigError (exit code 2) when either is wrong.
  */
 export async function loadRegionOptions(
   flags: RegionFlags,
   context: CommandContext,
-  /** The command loading it: which commands may start under governance policies. */
-  command: GovernedCommand,
   /** Whether the command connects to other regions' databases too (bootstrap does). */
   scope: 'own region' | 'all regions' = 'own region',
 ): Promise<{ config: ValidatedConfig; options: RuntimeOptions }> {
@@ -37,6 +31,5 @@ export async function loadRegionOptions(
     env: context.env,
     servingRegion: scope === 'own region' ? region : undefined,
   });
-  refuseUnenforcedGovernance(config, command);
   return { config, options: compileRegion(config, region, { baseDir: dirname(path) }) };
 }

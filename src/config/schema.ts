@@ -861,7 +861,7 @@ export const governanceSchema = z
   .strictObject({
     preview: z.boolean().default(false).meta({
       description:
-        'Lets run and prepare start while policies exist although this version enforces only part of them (capture routing and masking, the apply re-check; docs/GOVERNANCE.md, "Status"). Without it those commands refuse. snapshot and bootstrap refuse either way (verify compares governed tables under their policies).',
+        'Accepted and ignored: earlier versions enforced policies only in part and started run, prepare, snapshot and bootstrap only with preview: true (docs/GOVERNANCE.md, "Status"). Kept so that those files still load.',
     }),
     zones: z
       .record(

@@ -1,6 +1,11 @@
 import { Secret } from '../core/secret.js';
 import type { GovernancePolicy, MaskSpec, TableTypeInfo } from './policy.js';
-import { checkMaskableColumns, checkPolicyTable, checkResidencyColumn } from './table-check.js';
+import {
+  checkKeyColumns,
+  checkMaskableColumns,
+  checkPolicyTable,
+  checkResidencyColumn,
+} from './table-check.js';
 
 const HMAC: MaskSpec = { kind: 'hmac', key: new Secret('test-key-0123456789abcdef') };
 
@@ -97,6 +102,56 @@ describe('checkMaskableColumns', () => {
     ).toEqual([
       'app.people.b (varbinary(8)): too narrow for the redact "ééééé" mask of policy people-eu: it holds 8 bytes, the mask needs at least 10',
     ]);
+  });
+});
+
+describe('checkKeyColumns', () => {
+  const keyedBy = (...columns: [string, string][]): TableTypeInfo => ({
+    ...PEOPLE,
+    primaryKey: columns.map(([name]) => name),
+    columns: [
+      ...PEOPLE.columns.filter((c) => c.name !== 'id'),
+      ...columns.map(([name, columnType]) => ({
+        name,
+        dataType: columnType.replace(/[ (].*$/, ''),
+        columnType,
+        nullable: false,
+      })),
+    ],
+  });
+
+  it.each([
+    'int',
+    'bigint unsigned',
+    'int(5) unsigned zerofill',
+    'varchar(64)',
+    'char(2)',
+    'text',
+    'binary(16)',
+    'varbinary(32)',
+    'decimal(10,2)',
+  ])('accepts a %s key, whose tombstone key capture computes', (type) => {
+    expect(checkKeyColumns(policy([]), keyedBy(['k', type]))).toEqual([]);
+  });
+
+  it.each([
+    ['datetime(3)', 'datetime'],
+    ['date', 'date'],
+    ['double', 'double'],
+    ["enum('a','b')", 'enum'],
+    ['decimal(10,2) unsigned zerofill', 'DECIMAL ZEROFILL'],
+  ])('refuses a %s key, naming table, column, type and why', (type, named) => {
+    const problems = checkKeyColumns(policy([]), keyedBy(['id', 'bigint'], ['k', type]));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(
+      `app.people.k (${type}): a primary-key column of a table governed by policy people-eu`,
+    );
+    expect(problems[0]).toContain('eviction notices name a row by the hash of its key');
+    expect(problems[0]).toContain(named);
+  });
+
+  it('is part of checkPolicyTable', () => {
+    expect(checkPolicyTable(policy([]), keyedBy(['k', 'datetime']))).toHaveLength(1);
   });
 });
 

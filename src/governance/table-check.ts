@@ -8,6 +8,7 @@
 import { typeArguments, valueClassOf } from './canonical.js';
 import { describeMask, maskApplies, minimumWidth } from './masks.js';
 import type { ColumnTypeInfo, GovernancePolicy, TableTypeInfo } from './policy.js';
+import { unhashedKeyType } from '../mysql/tombstone-key.js';
 
 /** Width of the TEXT and BLOB types, in bytes (MySQL's maximum lengths). */
 const LOB_BYTES: Readonly<Record<string, number>> = {
@@ -121,7 +122,31 @@ export function checkResidencyColumn(policy: GovernancePolicy, table: TableTypeI
   ];
 }
 
-/** Every table-level problem of `policy` in `table`: {@link checkResidencyColumn} then {@link checkMaskableColumns}. */
+/**
+ * Problems with the primary key of a governed table: a key column whose
+ * tombstone key capture cannot compute (src/mysql/tombstone-key.ts
+ * `unhashedKeyType`: temporal, floating-point, ENUM, SET, BIT, JSON, BLOB
+ * types, DECIMAL ZEROFILL). Eviction notices name a row by that hash alone,
+ * so without it a row leaving a region could not be evicted there.
+ */
+export function checkKeyColumns(policy: GovernancePolicy, table: TableTypeInfo): string[] {
+  const columns = new Map(table.columns.map((column) => [column.name, column]));
+  return table.primaryKey.flatMap((name) => {
+    const column = columns.get(name);
+    const reason = column === undefined ? undefined : unhashedKeyType(column);
+    return column === undefined || reason === undefined
+      ? []
+      : [
+          `${where(table, column)}: a primary-key column of a table governed by policy ${policy.name} must be an integer, CHAR/VARCHAR/TEXT, BINARY/VARBINARY or DECIMAL column: eviction notices name a row by the hash of its key, and ${reason}`,
+        ];
+  });
+}
+
+/** Every table-level problem of `policy` in `table`: {@link checkKeyColumns}, {@link checkResidencyColumn}, then {@link checkMaskableColumns}. */
 export function checkPolicyTable(policy: GovernancePolicy, table: TableTypeInfo): string[] {
-  return [...checkResidencyColumn(policy, table), ...checkMaskableColumns(policy, table)];
+  return [
+    ...checkKeyColumns(policy, table),
+    ...checkResidencyColumn(policy, table),
+    ...checkMaskableColumns(policy, table),
+  ];
 }

@@ -94,6 +94,23 @@ function printedAlike(value: string): boolean {
   return true;
 }
 
+/**
+ * Why no value of a key column of this type has a tombstone key computed
+ * outside the server ({@link tombstoneKeyHash} always returns undefined for
+ * it), or undefined when its values do (apart from the rare single values
+ * listed above). `prepare` refuses such keys in governed tables, whose
+ * eviction notices name rows by this hash (src/governance/table-check.ts).
+ */
+export function unhashedKeyType(column: TombstoneKeyColumn): string | undefined {
+  const type = column.dataType;
+  const zerofill = column.columnType?.includes('zerofill') === true;
+  if (INTEGER_DATA_TYPES.has(type) || TEXT_DATA_TYPES.has(type)) return undefined;
+  if (type === 'binary' || type === 'varbinary') return undefined;
+  if (type === 'decimal')
+    return zerofill ? 'a DECIMAL ZEROFILL key is printed padded to its width' : undefined;
+  return `the server's text of a ${type} key is not reproduced outside it`;
+}
+
 /** Lowercase hex SHA-256 of the key's trigger text, or undefined when that text is not certain. */
 export function tombstoneKeyHash(
   pkColumns: readonly TombstoneKeyColumn[],

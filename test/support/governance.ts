@@ -14,9 +14,8 @@ import { CLI, writeConfigFile } from './daemon-process.js';
 export const GOVERNED_REGIONS = ['eu-west', 'eu-central', 'us-east'];
 export const MASK_KEY = 'governance-test-key-0123456789-abcdef';
 
-/** `governance:` for the cluster's YAML (under preview: run and prepare start). */
+/** `governance:` for the cluster's YAML. */
 export const GOVERNANCE_YAML = `governance:
-  preview: true
   zones: { eu: [eu-west, eu-central] }
   policies:
     - name: people-eu

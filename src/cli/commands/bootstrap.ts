@@ -75,7 +75,7 @@ async function bootstrap(flags: BootstrapFlags, context: CommandContext): Promis
     chunkSize = positiveInt('--chunk-size', flags.chunkSize);
     chunksPerSecond = nonNegativeNumber('--chunks-per-second', flags.chunksPerSecond);
     progressInterval = positiveInt('--progress-interval', flags.progressInterval);
-    loaded = await loadRegionOptions(flags, context, 'bootstrap', 'all regions');
+    loaded = await loadRegionOptions(flags, context, 'all regions');
     if (flags.from === undefined) throw new ConfigError(['--from: required (the source region)']);
     if (flags.from === loaded.options.region)
       throw new ConfigError(['--from: must name another region than --region']);

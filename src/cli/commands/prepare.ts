@@ -39,7 +39,7 @@ export function registerPrepareCommand(program: Command, context: CommandContext
 async function prepare(flags: PrepareFlags, context: CommandContext): Promise<ExitCode> {
   let loaded;
   try {
-    loaded = await loadRegionOptions(flags, context, 'prepare');
+    loaded = await loadRegionOptions(flags, context);
   } catch (error: unknown) {
     return reportConfigError(context.io, flags.config, error);
   }

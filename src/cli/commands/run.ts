@@ -4,7 +4,6 @@
  * with the reason.
  */
 import type { Command } from 'commander';
-import { NOT_ENFORCED_YET } from '../../config/compile-governance.js';
 import { CdcError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { Daemon } from '../../daemon/daemon.js';
@@ -53,7 +52,7 @@ export function registerRunCommand(program: Command, context: CommandContext): v
 async function run(flags: RunFlags, context: CommandContext): Promise<ExitCode> {
   let loaded;
   try {
-    loaded = await loadRegionOptions(flags, context, 'run');
+    loaded = await loadRegionOptions(flags, context);
   } catch (error: unknown) {
     return reportConfigError(context.io, flags.config, error);
   }
@@ -64,13 +63,6 @@ async function run(flags: RunFlags, context: CommandContext): Promise<ExitCode> 
     return ExitCode.usage;
   }
   const logger = createLogger({ base: { region: options.region } });
-  const policies = loaded.config.governance?.policies ?? [];
-  if (policies.length > 0)
-    // governance.preview: true (refuseUnenforcedGovernance let run start): say once what is not enforced.
-    logger.warn(
-      { policies: policies.map((p) => p.name), notEnforced: NOT_ENFORCED_YET },
-      'governance preview: capture routes and masks governed rows and the appliers re-check them, but these are NOT enforced yet (docs/GOVERNANCE.md, "Status")',
-    );
   const drainTimeoutMs = Number.parseInt(flags.drainTimeout, 10);
   const daemon = new Daemon({
     options,

@@ -66,7 +66,7 @@ async function snapshot(flags: SnapshotFlags, context: CommandContext): Promise<
     progressInterval = positiveInt('--progress-interval', flags.progressInterval);
     metricsPort =
       flags.metricsPort === undefined ? undefined : port('--metrics-port', flags.metricsPort);
-    loaded = await loadRegionOptions(flags, context, 'snapshot');
+    loaded = await loadRegionOptions(flags, context);
   } catch (error: unknown) {
     return reportConfigError(context.io, flags.config, error);
   }

@@ -1,8 +1,9 @@
 /**
- * `prepare` under `governance.preview: true` checks the governed tables
- * against their policies before changing anything (checkPolicyTable,
- * docs/GOVERNANCE.md "Configuration"): a masked column too narrow for its
- * mask or NOT NULL under `nullify` stops it, naming table, column and type.
+ * `prepare` checks the governed tables against their policies before
+ * changing anything (checkPolicyTable, docs/GOVERNANCE.md "Configuration"):
+ * a masked column too narrow for its mask, NOT NULL under `nullify`, or a
+ * primary key whose tombstone key capture cannot compute (eviction notices
+ * name rows by it) stops it, naming table, column and type.
  */
 import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,6 @@ jest.setTimeout(120_000);
 const KEY = 'prepare-check-key-0123456789';
 
 const GOVERNANCE = `governance:
-  preview: true
   zones: { home: [us-east] }
   policies:
     - name: people-home
@@ -31,6 +31,9 @@ const GOVERNANCE = `governance:
       masking:
         email: { hmac: { key: '\${CDC_MASK_KEY}' } }
         phone: nullify
+    - name: visits-home
+      tables: [app.visits]
+      residency: { default: home }
 `;
 
 describe('prepare checks governed tables against their policies', () => {
@@ -46,11 +49,12 @@ describe('prepare checks governed tables against their policies', () => {
     await db.query(
       'CREATE TABLE app.people (id INT PRIMARY KEY, country CHAR(2), email VARCHAR(32), phone VARCHAR(20) NOT NULL)',
     );
+    await db.query('CREATE TABLE app.visits (at DATETIME(3) PRIMARY KEY, note VARCHAR(20))');
     dir = mkdtempSync(join(tmpdir(), 'governance-prepare-'));
     configFile = join(dir, 'config.yaml');
     writeFileSync(
       configFile,
-      sandboxConfigYaml(sandbox, { tables: ['app.people'], extraYaml: GOVERNANCE }),
+      sandboxConfigYaml(sandbox, { tables: ['app.people', 'app.visits'], extraYaml: GOVERNANCE }),
     );
   });
 
@@ -79,7 +83,10 @@ describe('prepare checks governed tables against their policies', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toContain(
-      'cdc-replicator prepare: region us-east: the governed tables do not fit their policies (2 problems):',
+      'cdc-replicator prepare: region us-east: the governed tables do not fit their policies (3 problems):',
+    );
+    expect(stderr).toContain(
+      'app.visits.at (datetime(3)): a primary-key column of a table governed by policy visits-home must be an integer, CHAR/VARCHAR/TEXT, BINARY/VARBINARY or DECIMAL column',
     );
     expect(stderr).toContain(
       'app.people.email (varchar(32)): too narrow for the hmac mask of policy people-home',
@@ -96,6 +103,7 @@ describe('prepare checks governed tables against their policies', () => {
     await db.query(
       'ALTER TABLE app.people MODIFY email VARCHAR(255), MODIFY phone VARCHAR(20) NULL',
     );
+    await db.query('ALTER TABLE app.visits MODIFY at BIGINT');
     const { code, stderr } = await prepare();
     expect(stderr).not.toContain('do not fit');
     expect(code).toBe(0);

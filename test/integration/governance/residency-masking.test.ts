@@ -1,8 +1,7 @@
 /**
  * Governance, first enforced slice (issue 16, docs/GOVERNANCE.md): three
  * regions, two of them in zone eu, the issue's policy with an hmac key
- * from the environment, the daemons run as `cdc-replicator run` under
- * `governance.preview: true`.
+ * from the environment, the daemons run as `cdc-replicator run`.
  *
  * - A restricted row (DE) written in eu-west is identical in eu-central and
  *   arrives in us-east masked, with the exact mask values (the hmac computed
@@ -30,7 +29,6 @@ import {
   isRunning,
   startDaemonProcess,
   stopDaemonProcess,
-  waitForLogMessage,
   waitUntilRunning,
   writeConfigFile,
   type DaemonProcess,
@@ -125,21 +123,6 @@ describe.each([2, 1])(
       const response = await fetch(`http://127.0.0.1:${port}/metrics`);
       return response.text();
     }
-
-    it('logs once at start, under preview, what is not enforced yet', async () => {
-      for (const daemon of daemons.values()) {
-        await waitForLogMessage(
-          daemon,
-          'governance preview: capture routes and masks governed rows and the appliers re-check them, but these are NOT enforced yet (docs/GOVERNANCE.md, "Status")',
-        );
-        const lines = daemonOutput(daemon)
-          .split('\n')
-          .filter((l) => l.includes('governance preview'));
-        expect(lines).toHaveLength(1);
-        expect(lines[0]).toContain('checks of masked and residency columns');
-        expect(lines[0]).not.toContain(MASK_KEY);
-      }
-    });
 
     it('keeps a DE row plain in the zone, masks it exactly for us-east, and keeps a CH row out of us-east', async () => {
       try {
