@@ -1,12 +1,11 @@
 import type {
   ChangeEvent,
   EditRequest,
-  EnvelopeV2,
   EvictionNotice,
   JsonScalar,
   RowImage,
 } from '../bus/envelope.js';
-import { ENVELOPE_V2, ENVELOPE_VERSION, rowToEvent } from '../bus/envelope.js';
+import { ENVELOPE_V2, ENVELOPE_VERSION } from '../bus/envelope.js';
 import { CdcError } from '../core/errors.js';
 import { validateRowVersion, type RowVersion } from '../versioning/version.js';
 
@@ -149,33 +148,144 @@ export function decodeApplyMessage(value: Buffer | null, expected: Expected): De
   if (raw.v !== ENVELOPE_V2)
     throw new RejectedEvent('malformed', `unsupported envelope version ${String(raw.v)}`);
   checkSource(raw, expected);
-  const { key, columns, rows, types } = raw;
+  const { key, columns, rows } = raw;
   if (!isNameList(key) || key.length === 0)
     throw new RejectedEvent('malformed', 'key is not a non-empty list of column names');
   if (!isNameList(columns)) throw new RejectedEvent('malformed', 'columns is not a list of names');
   if (!Array.isArray(rows)) throw new RejectedEvent('malformed', 'rows is not a list');
-  const header = raw as unknown as Omit<EnvelopeV2, 'rows'>;
+  // The header is checked once for the whole message; each row is decoded
+  // straight into its events (not through a v1-shaped event, whose checks of
+  // source, key and images a v2 row satisfies by construction). A bad `types`
+  // map still rejects every row, as it would as a v1 event.
+  let types: Readonly<Record<string, string>> | undefined;
+  let typesError: RejectedEvent | undefined;
+  try {
+    types = checkedTypes(raw.types, 'types');
+  } catch (err) {
+    typesError = err as RejectedEvent;
+  }
+  const shape = { key, columns, types, typesError, expected };
   return rows.map((row: unknown, index): DecodedRow => {
     try {
-      if (!Array.isArray(row) || row.length < 7 || row.length > 8)
-        throw new RejectedEvent('malformed', `row ${index} is not a list of 7 or 8 fields`);
-      const values: unknown = row[6];
-      const oldKey: unknown = row[7];
-      if (!Array.isArray(values) || values.length !== columns.length)
-        throw new RejectedEvent(
-          'malformed',
-          `row ${index} has ${Array.isArray(values) ? values.length : 'no'} values for ${columns.length} columns`,
-        );
-      if (oldKey !== undefined && (!Array.isArray(oldKey) || oldKey.length !== key.length))
-        throw new RejectedEvent('malformed', `row ${index}: the old key does not match the key`);
-      const event = rowToEvent(header, row) as unknown as Record<string, unknown>;
-      if (types === undefined) delete event.types;
-      return { row: index, events: checkEvent(event, expected) };
+      return { row: index, events: decodeV2Row(shape, row, index) };
     } catch (err) {
       if (err instanceof RejectedEvent) return { row: index, error: err };
       throw err;
     }
   });
+}
+
+/** What the rows of one v2 message share, checked. */
+interface V2Shape {
+  readonly key: readonly string[];
+  readonly columns: readonly string[];
+  readonly types: Readonly<Record<string, string>> | undefined;
+  readonly typesError: RejectedEvent | undefined;
+  readonly expected: Expected;
+}
+
+const OPS: ReadonlySet<unknown> = new Set(['c', 'u', 'd', 'r']);
+
+/**
+ * One v2 row (src/bus/envelope.ts, `EnvelopeRow`) as the events the same
+ * change gives as a v1 event (`checkEvent`), with the same checks and
+ * reasons: src/bus/envelope.test.ts compares the two on random rows.
+ */
+function decodeV2Row(shape: V2Shape, row: unknown, index: number): ApplyEvent[] {
+  const { key, columns } = shape;
+  if (!Array.isArray(row) || row.length < 7 || row.length > 8)
+    throw new RejectedEvent('malformed', `row ${index} is not a list of 7 or 8 fields`);
+  const [op, hlc, origin, vv, , commitTs, values, oldKey] = row as unknown[];
+  if (!Array.isArray(values) || values.length !== columns.length)
+    throw new RejectedEvent(
+      'malformed',
+      `row ${index} has ${Array.isArray(values) ? values.length : 'no'} values for ${columns.length} columns`,
+    );
+  if (oldKey !== undefined && (!Array.isArray(oldKey) || oldKey.length !== key.length))
+    throw new RejectedEvent('malformed', `row ${index}: the old key does not match the key`);
+  if (!OPS.has(op)) throw new RejectedEvent('malformed', `unknown op ${String(op)}`);
+  const image: RowImage = {};
+  let scalar = true;
+  for (let i = 0; i < columns.length; i += 1) {
+    const value: unknown = values[i] ?? null;
+    if (!isScalar(value)) scalar = false;
+    image[columns[i] as string] = value as JsonScalar;
+  }
+  const pk: RowImage = {};
+  let pkScalar = true;
+  for (const column of key) {
+    const value = image[column] ?? null;
+    if (!isScalar(value)) pkScalar = false;
+    pk[column] = value;
+  }
+  if (!pkScalar) throw new RejectedEvent('malformed', 'pk is not a non-empty row image');
+  let before: RowImage | null = null;
+  if (op === 'd') before = image;
+  else if (oldKey !== undefined) {
+    before = {};
+    for (let i = 0; i < key.length; i += 1)
+      before[key[i] as string] = ((oldKey as unknown[])[i] ?? null) as JsonScalar;
+    if (!everyValueScalar(before))
+      throw new RejectedEvent('malformed', 'before is not a row image');
+  }
+  if (!scalar)
+    throw new RejectedEvent('malformed', `${op === 'd' ? 'before' : 'after'} is not a row image`);
+  const version = checkedVersion({ origin, hlc, vv });
+  if (shape.typesError !== undefined) throw shape.typesError;
+  const { sourceRegion, db, table } = shape.expected;
+  const source: EventSource = {
+    sourceRegion,
+    db,
+    table,
+    version,
+    commitTs: typeof commitTs === 'number' ? commitTs : 0,
+  };
+  if (op === 'd') return [applyEvent('delete', source, pk, null, image)];
+  for (const column of key)
+    if (image[column] === undefined)
+      throw new RejectedEvent('key_mismatch', `pk column ${column} differs from the after image`);
+  const upsert = applyEvent('upsert', source, pk, image, image);
+  if (shape.types !== undefined) upsert.types = shape.types;
+  if (op === 'u' && before !== null) {
+    let moved = false;
+    for (const column of key) if (before[column] !== pk[column]) moved = true;
+    if (moved) return [applyEvent('delete', source, { ...before }, null, before), upsert];
+  }
+  return [upsert];
+}
+
+/** What every event of one row shares. */
+interface EventSource {
+  readonly sourceRegion: string;
+  readonly db: string;
+  readonly table: string;
+  readonly version: RowVersion;
+  readonly commitTs: number;
+}
+
+/**
+ * One event, as one object literal: `{ ...shared, op, … }` cost about 2 µs
+ * per event in V8 (an object clone per row, a fifth of the decoding), and one
+ * property order keeps every event of one hidden class.
+ */
+function applyEvent(
+  op: ApplyEvent['op'],
+  source: EventSource,
+  pk: RowImage,
+  after: RowImage | null,
+  image: RowImage | null,
+): ApplyEvent {
+  return {
+    op,
+    sourceRegion: source.sourceRegion,
+    db: source.db,
+    table: source.table,
+    pk,
+    after,
+    image,
+    version: source.version,
+    commitTs: source.commitTs,
+  };
 }
 
 /**
@@ -305,22 +415,17 @@ function checkEvent(raw: Record<string, unknown>, expected: Expected): ApplyEven
   const version = checkedVersion(event);
   const commitTs = typeof event.commitTs === 'number' ? event.commitTs : 0;
   const types = checkedTypes(event.types, 'types');
-  const base = {
-    sourceRegion: expected.sourceRegion,
-    db: expected.db,
-    table: expected.table,
-    version,
-    commitTs,
-  };
+  const { sourceRegion, db, table } = expected;
+  const source: EventSource = { sourceRegion, db, table, version, commitTs };
   const pk = event.pk;
-  if (event.op === 'd') return [{ ...base, op: 'delete', pk, after: null, image: before }];
+  if (event.op === 'd') return [applyEvent('delete', source, pk, null, before)];
   const afterImage = after as RowImage;
   for (const [column, value] of Object.entries(pk)) {
     if (afterImage[column] !== value) {
       throw new RejectedEvent('key_mismatch', `pk column ${column} differs from the after image`);
     }
   }
-  const upsert: ApplyEvent = { ...base, op: 'upsert', pk, after: afterImage, image: afterImage };
+  const upsert = applyEvent('upsert', source, pk, afterImage, afterImage);
   if (types !== undefined) upsert.types = types;
   if (event.op === 'u' && before !== null) {
     const oldPk: RowImage = {};
@@ -329,7 +434,7 @@ function checkEvent(raw: Record<string, unknown>, expected: Expected): ApplyEven
       oldPk[column] = before[column] ?? null;
       if (before[column] !== pk[column]) moved = true;
     }
-    if (moved) return [{ ...base, op: 'delete', pk: oldPk, after: null, image: before }, upsert];
+    if (moved) return [applyEvent('delete', source, oldPk, null, before), upsert];
   }
   return [upsert];
 }
