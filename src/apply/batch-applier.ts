@@ -644,13 +644,17 @@ function upsertStatements(
     (c) => !VERSION_COLUMN_SET.has(c.name) && !generated.has(c.name),
   );
   // Rows of one statement must list the same columns; events normally all do.
+  const allNames = writable.map((c) => c.name);
   const groups = new Map<string, { names: string[]; existed: boolean; states: KeyState[] }>();
   for (const state of states) {
     const image = state.image ?? {};
-    const names = writable
-      .filter((c) => Object.hasOwn(image, c.name) || implicitDefaults.has(c.name))
-      .map((c) => c.name);
-    const id = `${state.existed ? 'u' : 'i'}:${names.join('\u0000')}`;
+    const lists = (name: string): boolean =>
+      Object.hasOwn(image, name) || implicitDefaults.has(name);
+    // The common case, an image of every column, shares one list and one id.
+    const complete = allNames.every(lists);
+    const names = complete ? allNames : allNames.filter(lists);
+    // `u`/`i` alone for complete images; any other list has `:` and its names.
+    const id = `${state.existed ? 'u' : 'i'}${complete ? '' : `:${names.join('\u0000')}`}`;
     const group = groups.get(id);
     if (group === undefined) groups.set(id, { names, existed: state.existed, states: [state] });
     else group.states.push(state);

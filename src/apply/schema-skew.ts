@@ -80,6 +80,44 @@ export function isPlausibleColumnName(name: string): boolean {
   return PLAUSIBLE_COLUMN.test(name) && !/^[0-9]+$/.test(name);
 }
 
+/** What a column holds that a strict session does not check itself, read once per column. */
+type WidthLimit =
+  | { readonly kind: 'chars'; readonly max: number }
+  | { readonly kind: 'decimal'; readonly precision: number; readonly scale: number };
+
+function widthLimitOf(column: ColumnInfo): WidthLimit | undefined {
+  if (column.dataType === 'varchar' || column.dataType === 'char') {
+    const length = /\((\d+)\)/.exec(column.columnType)?.[1];
+    return length === undefined ? undefined : { kind: 'chars', max: Number(length) };
+  }
+  if (column.dataType === 'decimal') {
+    const match = /\((\d+)(?:,(\d+))?\)/.exec(column.columnType);
+    if (match === null) return undefined;
+    return { kind: 'decimal', precision: Number(match[1]), scale: Number(match[2] ?? 0) };
+  }
+  return undefined;
+}
+
+/** Why `value` does not fit `limit`, or undefined. */
+function exceeds(column: ColumnInfo, limit: WidthLimit, value: JsonScalar): string | undefined {
+  if (limit.kind === 'chars') {
+    // UTF-16 units bound code points from above: most values fit without counting.
+    if (typeof value !== 'string' || value.length <= limit.max) return undefined;
+    const chars = [...value].length;
+    return chars > limit.max
+      ? `column ${column.name} ${column.columnType} cannot hold ${chars} characters`
+      : undefined;
+  }
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  const digits = /^[+-]?(\d*)(?:\.(\d*))?$/.exec(String(value));
+  if (digits === null) return undefined;
+  const integer = (digits[1] ?? '').replace(/^0+/, '');
+  const fraction = (digits[2] ?? '').replace(/0+$/, '');
+  return integer.length > limit.precision - limit.scale || fraction.length > limit.scale
+    ? `column ${column.name} ${column.columnType} cannot hold ${String(value)}`
+    : undefined;
+}
+
 /**
  * Why `value` does not fit `column` when MySQL would not say so itself:
  * a strict session rejects a too-long string or an out-of-range number, but
@@ -92,37 +130,45 @@ export function valueTooWide(
   value: JsonScalar | undefined,
 ): string | undefined {
   if (value === null || value === undefined) return undefined;
-  if (column.dataType === 'varchar' || column.dataType === 'char') {
-    const length = /\((\d+)\)/.exec(column.columnType)?.[1];
-    if (typeof value !== 'string' || length === undefined) return undefined;
-    const chars = [...value].length;
-    return chars > Number(length)
-      ? `column ${column.name} ${column.columnType} cannot hold ${chars} characters`
-      : undefined;
+  const limit = widthLimitOf(column);
+  return limit === undefined ? undefined : exceeds(column, limit, value);
+}
+
+/**
+ * The columns of a described table that have a {@link WidthLimit}, by name:
+ * computed once per description (the applier checks every event's image).
+ */
+const limitsByTable = new WeakMap<
+  TableInfo,
+  ReadonlyMap<string, { readonly column: ColumnInfo; readonly limit: WidthLimit }>
+>();
+
+function limitsOf(
+  table: TableInfo,
+): ReadonlyMap<string, { readonly column: ColumnInfo; readonly limit: WidthLimit }> {
+  let limits = limitsByTable.get(table);
+  if (limits === undefined) {
+    const built = new Map<string, { column: ColumnInfo; limit: WidthLimit }>();
+    for (const column of table.columns) {
+      const limit = widthLimitOf(column);
+      if (limit !== undefined) built.set(column.name, { column, limit });
+    }
+    limits = built;
+    limitsByTable.set(table, limits);
   }
-  if (column.dataType === 'decimal') {
-    const match = /\((\d+)(?:,(\d+))?\)/.exec(column.columnType);
-    if (match === null || (typeof value !== 'string' && typeof value !== 'number'))
-      return undefined;
-    const precision = Number(match[1]);
-    const scale = Number(match[2] ?? 0);
-    const digits = /^[+-]?(\d*)(?:\.(\d*))?$/.exec(String(value));
-    if (digits === null) return undefined;
-    const integer = (digits[1] ?? '').replace(/^0+/, '');
-    const fraction = (digits[2] ?? '').replace(/0+$/, '');
-    return integer.length > precision - scale || fraction.length > scale
-      ? `column ${column.name} ${column.columnType} cannot hold ${String(value)}`
-      : undefined;
-  }
-  return undefined;
+  return limits;
 }
 
 /** The first value of `image` that a local column cannot hold, as a hold. */
 export function imageTooWide(table: TableInfo, image: RowImage): SchemaSkew | undefined {
-  const columns = new Map(table.columns.map((c) => [c.name, c]));
-  for (const [name, value] of Object.entries(image)) {
-    const column = columns.get(name);
-    const why = column === undefined ? undefined : valueTooWide(column, value);
+  const limits = limitsOf(table);
+  if (limits.size === 0) return undefined;
+  for (const name in image) {
+    if (!Object.hasOwn(image, name)) continue;
+    const checked = limits.get(name);
+    const value = image[name];
+    if (checked === undefined || value === null || value === undefined) continue;
+    const why = exceeds(checked.column, checked.limit, value);
     if (why !== undefined) return new SchemaSkew('type_too_narrow', why);
   }
   return undefined;
