@@ -110,6 +110,8 @@ interface KeyState {
   /** The row's data comes from an incoming event (must be written). */
   dataFromIncoming: boolean;
   versionChanged: boolean;
+  /** {@link nodeKeyHash}'s answer, once asked. */
+  keyHash?: string | null;
 }
 
 const VERSION_COLUMN_SET: ReadonlySet<string> = new Set([VERSION_COLUMNS.ts, VERSION_COLUMNS.ver]);
@@ -249,22 +251,17 @@ export async function applyChunk(
     // Tombstones only of keys with no local row: a live row's version already
     // descends from its key's tombstone (re-inserts inherit it), and its row lock
     // serialises a local delete, so neither the read nor the lock is needed there.
-    const absent = keyList.map((state, i) => ({ state, i })).filter(({ state }) => !state.existed);
-    if (absent.length > 0) {
-      const [tombRows] = await connection.query<mysql.RowDataPacket[]>(
-        `SELECT keys_.k AS _cdc_k, CAST(tb.ver AS CHAR) AS ver, CAST(tb.pk AS CHAR) AS pk
-           FROM (${absent.map(({ state, i }) => `SELECT ${i} AS k, ${keyHashOf(pkColumns, state)} AS h`).join(' UNION ALL ')}) AS keys_
-           JOIN ${tombstones} AS tb ON tb.tbl = ${sqlLiteral(tableText)} AND tb.pk_hash = keys_.h
-          FOR UPDATE`,
-      );
-      for (const row of tombRows) {
-        const state = keyList[Number(row._cdc_k)];
-        if (state === undefined || state.existed) continue;
-        const tombstone = tombstoneOf(row);
-        state.tombstoned = true;
-        state.version = tombstone.version;
-        if (tombstone.erasure !== undefined) state.erasure = tombstone.erasure;
-      }
+    const absent = keyList.filter((state) => !state.existed);
+    for (const [row, state] of await readTombstones(connection, {
+      tombstones,
+      tableText,
+      pkColumns,
+      absent,
+    })) {
+      const tombstone = tombstoneOf(row);
+      state.tombstoned = true;
+      state.version = tombstone.version;
+      if (tombstone.erasure !== undefined) state.erasure = tombstone.erasure;
     }
 
     // 2. Join every event into its key's state, in delivery order.
@@ -583,6 +580,73 @@ function keyJsonOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
 }
 
 /**
+ * The tombstones of keys read as absent, locked, each with its key's state.
+ * When Node computes every key's tombstone key (`nodeKeyHash`), a lookup of
+ * the hashes as an IN list on the primary key, matched back by hash (about
+ * half the server time of the derived table of `SELECT … UNION ALL` the
+ * other keys need); otherwise that table, with the keys' index.
+ */
+async function readTombstones(
+  connection: mysql.PoolConnection,
+  chunk: {
+    tombstones: string;
+    tableText: string;
+    pkColumns: readonly ColumnInfo[];
+    absent: readonly KeyState[];
+  },
+): Promise<[mysql.RowDataPacket, KeyState][]> {
+  const { tombstones, tableText, pkColumns, absent } = chunk;
+  if (absent.length === 0) return [];
+  const byHash = new Map<string, KeyState[]>();
+  let allHashed = true;
+  for (const state of absent) {
+    const hash = nodeKeyHash(pkColumns, state);
+    if (hash === null) {
+      allHashed = false;
+      break;
+    }
+    // Two spellings of one key (`1` and `"1"`) hash alike: both get its tombstone.
+    const same = byHash.get(hash);
+    if (same === undefined) byHash.set(hash, [state]);
+    else same.push(state);
+  }
+  if (allHashed) {
+    const [rows] = await connection.query<mysql.RowDataPacket[]>(
+      `SELECT LOWER(HEX(pk_hash)) AS h, CAST(ver AS CHAR) AS ver, CAST(pk AS CHAR) AS pk
+         FROM ${tombstones}
+        WHERE tbl = ${sqlLiteral(tableText)} AND pk_hash IN (${[...byHash.keys()].map((h) => `X'${h}'`).join(', ')})
+          FOR UPDATE`,
+    );
+    return rows.flatMap((row) =>
+      (byHash.get(String(row.h)) ?? []).map((state): [mysql.RowDataPacket, KeyState] => [
+        row,
+        state,
+      ]),
+    );
+  }
+  const [rows] = await connection.query<mysql.RowDataPacket[]>(
+    `SELECT keys_.k AS _cdc_k, CAST(tb.ver AS CHAR) AS ver, CAST(tb.pk AS CHAR) AS pk
+       FROM (${absent.map((state, i) => `SELECT ${i} AS k, ${keyHashOf(pkColumns, state)} AS h`).join(' UNION ALL ')}) AS keys_
+       JOIN ${tombstones} AS tb ON tb.tbl = ${sqlLiteral(tableText)} AND tb.pk_hash = keys_.h
+      FOR UPDATE`,
+  );
+  return rows.flatMap((row): [mysql.RowDataPacket, KeyState][] => {
+    const state = absent[Number(row._cdc_k)];
+    return state === undefined ? [] : [[row, state]];
+  });
+}
+
+/**
+ * The tombstone key of a key state as lowercase hex when Node computes it
+ * (`tombstoneKeyHash`), else null; computed once per state (a chunk asks for
+ * it when reading tombstones, re-checking and writing them).
+ */
+function nodeKeyHash(pkColumns: readonly ColumnInfo[], state: KeyState): string | null {
+  if (state.keyHash === undefined) state.keyHash = tombstoneKeyHash(pkColumns, state.pk) ?? null;
+  return state.keyHash;
+}
+
+/**
  * The tombstone key of `state` as SQL: `UNHEX(SHA2(JSON_ARRAY(…), 256))`,
  * the expression the triggers compute over OLD. Wherever the key's trigger
  * text is certain (`tombstoneKeyHash`: integer, text, BINARY/VARBINARY and
@@ -593,8 +657,8 @@ function keyJsonOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
  * computations to each other on MariaDB and MySQL 8.
  */
 function keyHashOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
-  const hash = tombstoneKeyHash(pkColumns, state.pk);
-  return hash === undefined ? `UNHEX(SHA2(${keyJsonOf(pkColumns, state)}, 256))` : `X'${hash}'`;
+  const hash = nodeKeyHash(pkColumns, state);
+  return hash === null ? `UNHEX(SHA2(${keyJsonOf(pkColumns, state)}, 256))` : `X'${hash}'`;
 }
 
 const INTEGER_DATA_TYPES: ReadonlySet<string> = new Set([
