@@ -679,8 +679,15 @@ export function integerKeyHash(pkColumns: readonly ColumnInfo[], pk: RowImage): 
     : undefined;
 }
 
-function versionParams(version: RowVersion): [string, string] {
-  return [microsToMysqlTimestamp(version.hlc), encodeStoredVersion(version)];
+/**
+ * The version columns' values as SQL literals, quoted without escaping:
+ * neither text can hold a quote or a backslash (a timestamp is digits and
+ * `- :.`; the stored version is JSON of region names, which
+ * REGION_NAME_PATTERN limits to `a-z0-9_-`, and integers). Escaping them
+ * was a regular-expression pass over every written row.
+ */
+function versionLiterals(version: RowVersion): [string, string] {
+  return [`'${microsToMysqlTimestamp(version.hlc)}'`, `'${encodeStoredVersion(version)}'`];
 }
 
 /**
@@ -726,28 +733,28 @@ function upsertStatements(
   return [...groups.values()].map((group) => {
     const listed = new Set(group.names);
     const all = [...group.names, VERSION_COLUMNS.ts, VERSION_COLUMNS.ver];
-    const infos = group.names.map((n) => {
-      const info = columns.get(n) as ColumnInfo;
-      return { name: n, binary: isBinaryDataType(info.dataType), info };
-    });
+    const names = group.names;
+    const infos = names.map((n) => columns.get(n) as ColumnInfo);
+    const binary = infos.map((info) => isBinaryDataType(info.dataType));
     // The VALUES text is built here, value by value, with mysql2's own escaping:
     // formatting ~12k `?` of a 1000-row statement cost more than the escaping.
     const rows: string[] = [];
     for (const s of group.states) {
+      const image = s.image;
       let row = '(';
-      for (let i = 0; i < infos.length; i += 1) {
-        const { name, binary, info } = infos[i] as (typeof infos)[number];
-        const value = s.image === null ? undefined : s.image[name];
-        // Numbers (most values) need no escaping; an absent column takes its implicit default.
-        row +=
-          typeof value === 'number'
-            ? `${value}, `
-            : value === undefined && !(s.image !== null && Object.hasOwn(s.image, name))
-              ? `${sqlLiteral(implicitDefaults.get(name))}, `
-              : `${sqlLiteral(binary ? toParam(info, value) : (value ?? null))}, `;
+      for (let i = 0; i < names.length; i += 1) {
+        const name = names[i] as string;
+        const value = image === null ? undefined : image[name];
+        // Numbers and NULL (most values) need no escaping; an absent column takes its implicit default.
+        if (typeof value === 'number') row += `${value}, `;
+        else if (value === null) row += 'NULL, ';
+        else if (value === undefined && !(image !== null && Object.hasOwn(image, name)))
+          row += `${sqlLiteral(implicitDefaults.get(name))}, `;
+        else
+          row += `${sqlLiteral(binary[i] === true ? toParam(infos[i] as ColumnInfo, value) : (value ?? null))}, `;
       }
-      const [ts, ver] = versionParams(s.version as RowVersion);
-      rows.push(`${row}${sqlLiteral(ts)}, ${sqlLiteral(ver)})`);
+      const [ts, ver] = versionLiterals(s.version as RowVersion);
+      rows.push(`${row}${ts}, ${ver})`);
     }
     const updates = [
       ...all.filter((n) => !pk.has(n)).map((n) => `${quoteId(n)} = VALUES(${quoteId(n)})`),
@@ -777,8 +784,8 @@ function versionOnlyStatements(
   const ver = quoteId(VERSION_COLUMNS.ver);
   const rows = states
     .map((state) => {
-      const [newTs, newVer] = versionParams(state.version as RowVersion);
-      return `SELECT ${pkColumns.map((c) => `${keyLiteral(c, state)} AS ${quoteId(c.name)}`).join(', ')}, ${sqlLiteral(newTs)} AS _cdc_new_ts, ${sqlLiteral(newVer)} AS _cdc_new_ver`;
+      const [newTs, newVer] = versionLiterals(state.version as RowVersion);
+      return `SELECT ${pkColumns.map((c) => `${keyLiteral(c, state)} AS ${quoteId(c.name)}`).join(', ')}, ${newTs} AS _cdc_new_ts, ${newVer} AS _cdc_new_ver`;
     })
     .join(' UNION ALL ');
   return [
