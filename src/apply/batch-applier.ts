@@ -582,9 +582,10 @@ function keyJsonOf(pkColumns: readonly ColumnInfo[], state: KeyState): string {
 /**
  * The tombstones of keys read as absent, locked, each with its key's state.
  * When Node computes every key's tombstone key (`nodeKeyHash`), a lookup of
- * the hashes as an IN list on the primary key, matched back by hash (about
- * half the server time of the derived table of `SELECT … UNION ALL` the
- * other keys need); otherwise that table, with the keys' index.
+ * the hashes as an IN list on the primary key, matched back by hash (less
+ * server work and text than a derived table of one `SELECT … UNION ALL` per
+ * key: bench/README.md, "What the profiles say"); otherwise that table, with
+ * the keys' index, since only the server knows those keys' hashes.
  */
 async function readTombstones(
   connection: mysql.PoolConnection,
