@@ -1,5 +1,6 @@
 import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
-import { imageTooWide, valueTooWide } from './schema-skew.js';
+import type { JsonScalar } from '../bus/envelope.js';
+import { imageTooWide } from './schema-skew.js';
 
 const column = (name: string, dataType: string, columnType: string): ColumnInfo => ({
   name,
@@ -22,30 +23,30 @@ const TABLE: TableInfo = {
   ],
 };
 
-describe('valueTooWide', () => {
+/** Why `value` of column `name` does not fit TABLE (the hold's `what`), or undefined. */
+const tooWide = (name: string, value: JsonScalar): string | undefined =>
+  imageTooWide(TABLE, { id: 1, [name]: value })?.what;
+
+describe('imageTooWide, one value', () => {
   it('counts characters, not UTF-16 units: four emoji fit a varchar(4)', () => {
-    const name = TABLE.columns[2] as ColumnInfo;
-    expect(valueTooWide(name, '😀😀😀😀')).toBeUndefined();
-    expect(valueTooWide(name, 'abcd')).toBeUndefined();
-    expect(valueTooWide(name, '😀😀😀😀😀')).toBe(
-      'column name varchar(4) cannot hold 5 characters',
-    );
-    expect(valueTooWide(name, 'abcde')).toBe('column name varchar(4) cannot hold 5 characters');
+    expect(tooWide('name', '😀😀😀😀')).toBeUndefined();
+    expect(tooWide('name', 'abcd')).toBeUndefined();
+    expect(tooWide('name', '😀😀😀😀😀')).toBe('column name varchar(4) cannot hold 5 characters');
+    expect(tooWide('name', 'abcde')).toBe('column name varchar(4) cannot hold 5 characters');
   });
 
   it('checks DECIMAL integer digits and fraction digits, ignoring zeros that change nothing', () => {
-    const amount = TABLE.columns[3] as ColumnInfo;
-    expect(valueTooWide(amount, '999.99')).toBeUndefined();
-    expect(valueTooWide(amount, '00999.9900')).toBeUndefined();
-    expect(valueTooWide(amount, 12.5)).toBeUndefined();
-    expect(valueTooWide(amount, '1000.00')).toBe('column amount decimal(5,2) cannot hold 1000.00');
-    expect(valueTooWide(amount, '1.005')).toBe('column amount decimal(5,2) cannot hold 1.005');
+    expect(tooWide('amount', '999.99')).toBeUndefined();
+    expect(tooWide('amount', '00999.9900')).toBeUndefined();
+    expect(tooWide('amount', 12.5)).toBeUndefined();
+    expect(tooWide('amount', '1000.00')).toBe('column amount decimal(5,2) cannot hold 1000.00');
+    expect(tooWide('amount', '1.005')).toBe('column amount decimal(5,2) cannot hold 1.005');
   });
 
   it('leaves NULL, other types and what only MySQL can tell alone', () => {
-    expect(valueTooWide(TABLE.columns[2] as ColumnInfo, null)).toBeUndefined();
-    expect(valueTooWide(TABLE.columns[4] as ColumnInfo, 'x'.repeat(70_000))).toBeUndefined();
-    expect(valueTooWide(TABLE.columns[3] as ColumnInfo, 'not a number')).toBeUndefined();
+    expect(tooWide('name', null)).toBeUndefined();
+    expect(tooWide('note', 'x'.repeat(70_000))).toBeUndefined();
+    expect(tooWide('amount', 'not a number')).toBeUndefined();
   });
 });
 

@@ -98,7 +98,13 @@ function widthLimitOf(column: ColumnInfo): WidthLimit | undefined {
   return undefined;
 }
 
-/** Why `value` does not fit `limit`, or undefined. */
+/**
+ * Why `value` does not fit `column` (whose `limit` it is) when MySQL would
+ * not say so itself: a strict session rejects a too-long string or an
+ * out-of-range number, but a DECIMAL silently rounds extra fraction digits.
+ * Character lengths are checked here too, so the hold names the column.
+ * Undefined when it fits (or when only MySQL can tell).
+ */
 function exceeds(column: ColumnInfo, limit: WidthLimit, value: JsonScalar): string | undefined {
   if (limit.kind === 'chars') {
     // UTF-16 units bound code points from above: most values fit without counting.
@@ -116,22 +122,6 @@ function exceeds(column: ColumnInfo, limit: WidthLimit, value: JsonScalar): stri
   return integer.length > limit.precision - limit.scale || fraction.length > limit.scale
     ? `column ${column.name} ${column.columnType} cannot hold ${String(value)}`
     : undefined;
-}
-
-/**
- * Why `value` does not fit `column` when MySQL would not say so itself:
- * a strict session rejects a too-long string or an out-of-range number, but
- * a DECIMAL silently rounds extra fraction digits. Character lengths are
- * checked here too, so the hold names the column. Undefined when it fits
- * (or when only MySQL can tell).
- */
-export function valueTooWide(
-  column: ColumnInfo,
-  value: JsonScalar | undefined,
-): string | undefined {
-  if (value === null || value === undefined) return undefined;
-  const limit = widthLimitOf(column);
-  return limit === undefined ? undefined : exceeds(column, limit, value);
 }
 
 /**
