@@ -43,6 +43,13 @@ export interface ApplyEvent {
    * as an upsert.
    */
   edit?: { readonly executor: string };
+  /**
+   * On the delete half of a primary-key change: the new key (the upsert
+   * half's `pk`). Under a collation the two keys may be one row (`'alice'`
+   * → `'ALICE'`): the applier then applies the upsert half alone, since the
+   * row was respelled, not moved (src/apply/batch-applier.ts).
+   */
+  movedTo?: RowImage;
 }
 
 /** Why an event cannot be applied; the `reason` label of `cdc_dead_letter_total`. */
@@ -249,7 +256,7 @@ function decodeV2Row(shape: V2Shape, row: unknown, index: number): ApplyEvent[] 
   if (op === 'u' && before !== null) {
     let moved = false;
     for (const column of key) if (before[column] !== pk[column]) moved = true;
-    if (moved) return [applyEvent('delete', source, { ...before }, null, before), upsert];
+    if (moved) return [keyMoveDelete(source, { ...before }, before, pk), upsert];
   }
   return [upsert];
 }
@@ -286,6 +293,18 @@ function applyEvent(
     version: source.version,
     commitTs: source.commitTs,
   };
+}
+
+/** The delete half of a primary-key change from `oldPk` to `newPk`. */
+function keyMoveDelete(
+  source: EventSource,
+  oldPk: RowImage,
+  before: RowImage,
+  newPk: RowImage,
+): ApplyEvent {
+  const event = applyEvent('delete', source, oldPk, null, before);
+  event.movedTo = newPk;
+  return event;
 }
 
 /**
@@ -434,7 +453,7 @@ function checkEvent(raw: Record<string, unknown>, expected: Expected): ApplyEven
       oldPk[column] = before[column] ?? null;
       if (before[column] !== pk[column]) moved = true;
     }
-    if (moved) return [applyEvent('delete', source, oldPk, null, before), upsert];
+    if (moved) return [keyMoveDelete(source, oldPk, before, pk), upsert];
   }
   return [upsert];
 }

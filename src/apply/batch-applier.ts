@@ -202,11 +202,11 @@ export async function applyChunk(
   const tableText = `${table.schema}.${table.table}`;
 
   const keys = new Map<string, KeyState>();
-  for (const event of events) {
-    const id = keyId(event.pk, primaryKey);
+  const addKey = (pk: RowImage): void => {
+    const id = keyId(pk, primaryKey);
     if (!keys.has(id)) {
       keys.set(id, {
-        pk: event.pk,
+        pk,
         existed: false,
         tombstoned: false,
         version: null,
@@ -216,8 +216,15 @@ export async function applyChunk(
         versionChanged: false,
       });
     }
+  };
+  // Under a collation, two spellings may be one key: the server says which (`sameKeys`).
+  const collated = pkColumns.some(isCollated);
+  for (const event of events) {
+    addKey(event.pk);
+    // A key change's new key, asked even when its upsert half is in the next chunk.
+    if (collated && event.movedTo !== undefined) addKey(event.movedTo);
   }
-  const keyList = [...keys.values()];
+  let keyList = [...keys.values()];
 
   let open = false;
   try {
@@ -229,16 +236,18 @@ export async function applyChunk(
     // Statements are built with the values as SQL literals (mysql2's escaping):
     // placeholder formatting of thousands of `?` cost more than the escaping.
     open = true;
-    const [, , columnsProbe, versionRows] = (await runStatements(connection, [
+    const keysSql = keysCte(pkColumns, keyList, context.valuesList === true);
+    const [, , columnsProbe, versionRows, sameKeyRows] = (await runStatements(connection, [
       'START TRANSACTION',
       applyMarkerSql(context),
       `SELECT * FROM ${target} LIMIT 0`,
-      `${keysCte(pkColumns, keyList, context.valuesList === true)}
+      `${keysSql}
        SELECT keys_._cdc_k,
               ${versionColumnsSql('t')}
          FROM keys_ JOIN ${target} AS t ON ${keyJoin(pkColumns)}
         FOR UPDATE`,
-    ])) as [unknown, unknown, StatementResult, StatementResult];
+      ...(collated ? [sameKeysSql(keysSql, pkColumns)] : []),
+    ])) as [unknown, unknown, StatementResult, StatementResult, StatementResult | undefined];
     const unknown = columnsProbe.fields.map((f) => f.name).filter((n) => !columns.has(n));
     if (unknown.length > 0) throw new LocalTableChanged(tableText, unknown);
     for (const row of versionRows.rows) {
@@ -248,6 +257,8 @@ export async function applyChunk(
       state.live = true;
       state.version = rowVersionOf(row, context.region);
     }
+    if (sameKeyRows !== undefined && sameKeyRows.rows.length > 0)
+      keyList = mergeSameKeys(keys, keyList, sameKeyRows.rows);
     // Tombstones only of keys with no local row: a live row's version already
     // descends from its key's tombstone (re-inserts inherit it), and its row lock
     // serialises a local delete, so neither the read nor the lock is needed there.
@@ -271,6 +282,14 @@ export async function applyChunk(
     const localSides = new Map<ConflictRecord, KeyState>();
     for (const event of events) {
       const state = keys.get(keyId(event.pk, primaryKey)) as KeyState;
+      // A key change within one key (`'alice'` → `'ALICE'`): the row is
+      // respelled by the upsert half, not deleted (counted once, there).
+      if (
+        collated &&
+        event.movedTo !== undefined &&
+        keys.get(keyId(event.movedTo, primaryKey)) === state
+      )
+        continue;
       // An erased key takes only versions written after the erasure was seen.
       if (
         state.erasure !== undefined &&
@@ -447,11 +466,54 @@ function keysCte(
   // `_cdc_k`, not a name a key column could have (a key column `k` would clash).
   const names = ['_cdc_k', ...pkColumns.map((c) => quoteId(c.name))].join(', ');
   const rows = states.map(
-    (state, i) => `${i}, ${pkColumns.map((c) => keyLiteral(c, state)).join(', ')}`,
+    (state, i) => `${i}, ${pkColumns.map((c) => keyOperand(c, state)).join(', ')}`,
   );
   return values
     ? `WITH keys_(${names}) AS (VALUES (${rows.join('), (')}))`
     : `WITH keys_(${names}) AS (SELECT ${rows.join(' UNION ALL SELECT ')})`;
+}
+
+/**
+ * Pairs (`_cdc_k`, `_cdc_same`) of the keys of `keysSql` that the server
+ * holds to be one key with an earlier one (`'A'` and `'a'` under a
+ * case-insensitive collation, `'a'` and `'a '` under a PAD SPACE one), by
+ * the same comparison its primary key makes: the CTE's key columns carry
+ * the table's collations (`keyOperand`).
+ */
+function sameKeysSql(keysSql: string, pkColumns: readonly ColumnInfo[]): string {
+  const partition = pkColumns.map((c) => quoteId(c.name)).join(', ');
+  return `${keysSql}
+     SELECT _cdc_k, _cdc_same FROM (
+       SELECT _cdc_k, MIN(_cdc_k) OVER (PARTITION BY ${partition}) AS _cdc_same FROM keys_
+     ) AS same_ WHERE _cdc_k <> _cdc_same`;
+}
+
+/**
+ * Folds each key the server found equal to an earlier one (`sameKeysSql`'s
+ * rows) into that key's state: events of either spelling then join one
+ * state, in delivery order, and the row is written once, spelled as its
+ * winning image spells it. Returns the states left.
+ */
+function mergeSameKeys(
+  keys: Map<string, KeyState>,
+  keyList: readonly KeyState[],
+  rows: readonly mysql.RowDataPacket[],
+): KeyState[] {
+  const into = new Map<KeyState, KeyState>();
+  for (const row of rows) {
+    const from = keyList[Number(row._cdc_k)];
+    const to = keyList[Number(row._cdc_same)];
+    if (from === undefined || to === undefined) continue;
+    into.set(from, to);
+    // Both spellings matched the same local row (or none): `to` read it too.
+    if (from.existed && !to.existed)
+      Object.assign(to, { existed: true, live: true, version: from.version });
+  }
+  for (const [id, state] of keys) {
+    const to = into.get(state);
+    if (to !== undefined) keys.set(id, to);
+  }
+  return keyList.filter((state) => !into.has(state));
 }
 
 function keyJoin(pkColumns: readonly ColumnInfo[]): string {
@@ -561,6 +623,27 @@ function recheckStatements(chunk: {
 /** A key column's value in `state`, as an SQL literal. */
 function keyLiteral(column: ColumnInfo, state: KeyState): string {
   return sqlLiteral(toParam(column, state.pk[column.name]));
+}
+
+/** Whether a key column's values compare under a collation (a character column), not as bytes. */
+function isCollated(column: ColumnInfo): boolean {
+  return (
+    column.collation !== undefined && column.charset !== undefined && column.charset !== 'binary'
+  );
+}
+
+/**
+ * A key column's value in `state` as an operand that compares under the
+ * column's collation. A plain literal would do in `col IN (…)`, but a
+ * derived table's column built from literals takes the connection's
+ * collation, and a join of it to the table would then either fail (two
+ * implicit collations) or compare under the wrong one.
+ */
+function keyOperand(column: ColumnInfo, state: KeyState): string {
+  const literal = keyLiteral(column, state);
+  return isCollated(column)
+    ? `CONVERT(${literal} USING ${column.charset as string}) COLLATE ${column.collation as string}`
+    : literal;
 }
 
 /** `(v1, v2, ...)`: the key as a row constructor of literals. */
@@ -710,6 +793,12 @@ function upsertStatements(
   states: readonly KeyState[],
 ): string[] {
   const pk = new Set(table.primaryKey);
+  // A key column under a collation takes the winning image's spelling too
+  // (`'alice'` → `'ALICE'` is an update of the same row), or regions would
+  // keep the spelling each happened to insert.
+  const respelled = new Set(
+    table.primaryKey.filter((n) => isCollated(columns.get(n) as ColumnInfo)),
+  );
   const generated = table.generated ?? new Set<string>();
   const implicitDefaults = table.implicitDefaults ?? new Map<string, string | number>();
   const writable = table.columns.filter(
@@ -758,7 +847,9 @@ function upsertStatements(
       rows.push(`${row}${ts}, ${ver})`);
     }
     const updates = [
-      ...all.filter((n) => !pk.has(n)).map((n) => `${quoteId(n)} = VALUES(${quoteId(n)})`),
+      ...all
+        .filter((n) => !pk.has(n) || respelled.has(n))
+        .map((n) => `${quoteId(n)} = VALUES(${quoteId(n)})`),
       ...writable
         .filter((c) => !listed.has(c.name) && !pk.has(c.name))
         .map((c) => `${quoteId(c.name)} = DEFAULT(${quoteId(c.name)})`),
@@ -786,7 +877,7 @@ function versionOnlyStatements(
   const rows = states
     .map((state) => {
       const [newTs, newVer] = versionLiterals(state.version as RowVersion);
-      return `SELECT ${pkColumns.map((c) => `${keyLiteral(c, state)} AS ${quoteId(c.name)}`).join(', ')}, ${newTs} AS _cdc_new_ts, ${newVer} AS _cdc_new_ver`;
+      return `SELECT ${pkColumns.map((c) => `${keyOperand(c, state)} AS ${quoteId(c.name)}`).join(', ')}, ${newTs} AS _cdc_new_ts, ${newVer} AS _cdc_new_ver`;
     })
     .join(' UNION ALL ');
   return [

@@ -19,6 +19,14 @@ export interface ColumnInfo {
   columnType: string;
   nullable: boolean;
   invisible: boolean;
+  /**
+   * A character column's character set and collation (information_schema
+   * names, `[a-z0-9_]` only); absent for other types. Values of such a key
+   * column are one key when the collation says so (`'a'` and `'A'` under a
+   * case-insensitive one), not when their text is the same.
+   */
+  charset?: string;
+  collation?: string;
 }
 
 export interface TableInfo {
@@ -76,7 +84,8 @@ export async function describeTable(
 ): Promise<TableInfo | undefined> {
   const [columns] = await connection.query<mysql.RowDataPacket[]>(
     `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType,
-            IS_NULLABLE AS nullable, EXTRA AS extra
+            IS_NULLABLE AS nullable, EXTRA AS extra,
+            CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation
        FROM information_schema.COLUMNS
       WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
       ORDER BY ORDINAL_POSITION`,
@@ -92,13 +101,25 @@ export async function describeTable(
   return {
     schema,
     table,
-    columns: columns.map((c) => ({
-      name: String(c.name),
-      dataType: String(c.dataType).toLowerCase(),
-      columnType: String(c.columnType).toLowerCase(),
-      nullable: c.nullable === 'YES',
-      invisible: /INVISIBLE/i.test(String(c.extra)),
-    })),
+    columns: columns.map((c) => {
+      const column: ColumnInfo = {
+        name: String(c.name),
+        dataType: String(c.dataType).toLowerCase(),
+        columnType: String(c.columnType).toLowerCase(),
+        nullable: c.nullable === 'YES',
+        invisible: /INVISIBLE/i.test(String(c.extra)),
+      };
+      // Names go into statements unquoted (`CONVERT(… USING cs) COLLATE coll`).
+      if (typeof c.charset === 'string' && typeof c.collation === 'string') {
+        if (!/^\w+$/.test(c.charset) || !/^\w+$/.test(c.collation))
+          throw new Error(
+            `${schema}.${table}.${String(c.name)}: unexpected character set or collation name ${c.charset} / ${c.collation}`,
+          );
+        column.charset = c.charset;
+        column.collation = c.collation;
+      }
+      return column;
+    }),
     primaryKey: keys.map((k) => String(k.name)),
   };
 }
