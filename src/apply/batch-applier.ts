@@ -9,7 +9,12 @@ import type { ColumnInfo, TableInfo } from '../mysql/introspect.js';
 import { tombstoneKeyHash } from '../mysql/tombstone-key.js';
 import { microsToMysqlTimestamp } from '../versioning/hlc.js';
 import { parseErasureTombstoneKey, seesErasure, type ErasureMark } from '../versioning/erasure.js';
-import { resolve, type ApplyOutcome, type ConflictStrategy } from '../versioning/resolve.js';
+import {
+  joinVersions,
+  resolve,
+  type ApplyOutcome,
+  type ConflictStrategy,
+} from '../versioning/resolve.js';
 import {
   decodeStoredVersion,
   effectiveVersion,
@@ -221,7 +226,9 @@ export async function applyChunk(
   const collated = pkColumns.some(isCollated);
   for (const event of events) {
     addKey(event.pk);
-    // A key change's new key, asked even when its upsert half is in the next chunk.
+    // A key change's new key, asked even when its delete half is applied alone
+    // (one event at a time, to find an event at fault); the halves of one
+    // change are otherwise always in one chunk.
     if (collated && event.movedTo !== undefined) addKey(event.movedTo);
   }
   let keyList = [...keys.values()];
@@ -257,22 +264,31 @@ export async function applyChunk(
       state.live = true;
       state.version = rowVersionOf(row, context.region);
     }
+    // Spellings folded into another key's state: their tombstones count for it too.
+    let aliases: ReadonlyMap<KeyState, KeyState> = new Map();
     if (sameKeyRows !== undefined && sameKeyRows.rows.length > 0)
-      keyList = mergeSameKeys(keys, keyList, sameKeyRows.rows);
+      ({ keyList, aliases } = mergeSameKeys(keys, keyList, sameKeyRows.rows));
     // Tombstones only of keys with no local row: a live row's version already
     // descends from its key's tombstone (re-inserts inherit it), and its row lock
     // serialises a local delete, so neither the read nor the lock is needed there.
     const absent = keyList.filter((state) => !state.existed);
-    for (const [row, state] of await readTombstones(connection, {
+    for (const [alias, state] of aliases) if (!state.existed) absent.push(alias);
+    for (const [row, found] of await readTombstones(connection, {
       tombstones,
       tableText,
       pkColumns,
       absent,
     })) {
       const tombstone = tombstoneOf(row);
+      const state = aliases.get(found) ?? found;
+      // Each spelling may have its own tombstone (they are keyed by text): the key keeps the join of them.
+      state.version =
+        state.version === null
+          ? tombstone.version
+          : joinVersions(context.strategy, state.version, tombstone.version);
       state.tombstoned = true;
-      state.version = tombstone.version;
-      if (tombstone.erasure !== undefined) state.erasure = tombstone.erasure;
+      if (tombstone.erasure !== undefined && state.erasure === undefined)
+        state.erasure = tombstone.erasure;
     }
 
     // 2. Join every event into its key's state, in delivery order.
@@ -492,13 +508,14 @@ function sameKeysSql(keysSql: string, pkColumns: readonly ColumnInfo[]): string 
  * Folds each key the server found equal to an earlier one (`sameKeysSql`'s
  * rows) into that key's state: events of either spelling then join one
  * state, in delivery order, and the row is written once, spelled as its
- * winning image spells it. Returns the states left.
+ * winning image spells it. Returns the states left, and each folded state
+ * with the state it went into.
  */
 function mergeSameKeys(
   keys: Map<string, KeyState>,
   keyList: readonly KeyState[],
   rows: readonly mysql.RowDataPacket[],
-): KeyState[] {
+): { keyList: KeyState[]; aliases: Map<KeyState, KeyState> } {
   const into = new Map<KeyState, KeyState>();
   for (const row of rows) {
     const from = keyList[Number(row._cdc_k)];
@@ -513,7 +530,7 @@ function mergeSameKeys(
     const to = into.get(state);
     if (to !== undefined) keys.set(id, to);
   }
-  return keyList.filter((state) => !into.has(state));
+  return { keyList: keyList.filter((state) => !into.has(state)), aliases: into };
 }
 
 function keyJoin(pkColumns: readonly ColumnInfo[]): string {
