@@ -28,6 +28,7 @@ import { redactRedisUrl } from '../state/redis-url.js';
 import type { Checkpoint, CheckpointStore, FenceToken } from '../state/store.js';
 import { TransactionAssembler, type CaptureOutput } from './assembler.js';
 import { BinlogSource } from './binlog-source.js';
+import { ZONGJI_VERSION_CHECKED, zongjiVersionMismatch } from './binlog-temporal.js';
 import { CapturePublisher, type PublishItem } from './publisher.js';
 import type { AuditPublisher } from './audit-trail.js';
 import { GovernedPublishing, governedLayoutOf } from './governed-publishing.js';
@@ -297,6 +298,11 @@ export class CaptureStage {
       await connection.end();
     }
 
+    if (zongjiVersionMismatch !== undefined)
+      logger.warn(
+        { zongji: zongjiVersionMismatch, checked: ZONGJI_VERSION_CHECKED },
+        'zongji is not the version capture was checked against: it formats DATETIME and TIMESTAMP values itself (correct, slower)',
+      );
     this.#publisher = this.#createPublisher(this.#producer);
     this.#resumePosition = startPosition;
     await this.#openSource();

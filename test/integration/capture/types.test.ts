@@ -10,6 +10,7 @@ import { startSandbox, type DatabaseEngine, type Sandbox } from '../../../src/sa
 import { sandboxRegionOptions } from '../../support/config.js';
 import { changeEvents, readTopics } from '../../support/kafka.js';
 import { testLogger } from '../../support/logger.js';
+import { randomInt, seededRandom, testSeed } from '../../support/random.js';
 
 // A fresh machine's first MySQL 8 run also fetches the server through Maven.
 jest.setTimeout(300_000);
@@ -67,6 +68,30 @@ const JSON_DOCS: readonly string[] = [
   `'{}'`,
 ];
 
+const PRECISIONS = [0, 1, 2, 3, 4, 5, 6] as const;
+
+/** DATETIME and TIMESTAMP of every precision: capture formats their binlog bytes itself (binlog-temporal.ts). */
+const TEMPORALS_TABLE = `CREATE TABLE types_db.temporals (id INT PRIMARY KEY, ${PRECISIONS.map(
+  (n) => `dt${n} DATETIME(${n}), ts${n} TIMESTAMP(${n}) NULL`,
+).join(', ')})`;
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, '0');
+}
+
+/** A random DATETIME or TIMESTAMP literal of `n` fractional digits (TIMESTAMP: 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC). */
+function randomTemporal(random: () => number, n: number, timestamp: boolean): string {
+  const fraction = n === 0 ? '' : `.${pad(randomInt(random, 0, 10 ** n - 1), n)}`;
+  if (timestamp) {
+    const at = new Date(randomInt(random, 1, 2 ** 31 - 1) * 1000);
+    return `${at.toISOString().slice(0, 19).replace('T', ' ')}${fraction}`;
+  }
+  const text =
+    `${pad(randomInt(random, 1000, 9999), 4)}-${pad(randomInt(random, 1, 12), 2)}-${pad(randomInt(random, 1, 28), 2)} ` +
+    `${pad(randomInt(random, 0, 23), 2)}:${pad(randomInt(random, 0, 59), 2)}:${pad(randomInt(random, 0, 59), 2)}`;
+  return `${text}${fraction}`;
+}
+
 /**
  * The exact value a reader compares: FLOAT arrives from the binlog as the
  * stored 32-bit value, which mysql2's text protocol prints shortest-form;
@@ -108,7 +133,7 @@ describe.each<[DatabaseEngine, 1 | 2]>([
   beforeAll(async () => {
     sandbox = await startSandbox({ regions: [{ name: 'us-east', engine }], redis: true });
     const { options } = sandboxRegionOptions(sandbox, 'us-east', {
-      tables: ['types_db.all_types', 'types_db.json_docs'],
+      tables: ['types_db.all_types', 'types_db.json_docs', 'types_db.temporals'],
       topicPrefix: 'types',
     });
     db = await mysql.createConnection({
@@ -127,6 +152,7 @@ describe.each<[DatabaseEngine, 1 | 2]>([
     await db.query('CREATE DATABASE types_db');
     await db.query(TABLE);
     await db.query('CREATE TABLE types_db.json_docs (id INT PRIMARY KEY, js JSON)');
+    await db.query(TEMPORALS_TABLE);
     const admin = await connectMysql(options.mysql);
     await applyPrepare(
       admin,
@@ -249,5 +275,59 @@ describe.each<[DatabaseEngine, 1 | 2]>([
     // The decoded text is JSON a consumer can parse.
     for (const id of ids)
       expect(() => JSON.parse(latest.get(id) ?? 'null') as unknown).not.toThrow();
+  });
+
+  it('publishes DATETIME and TIMESTAMP of every precision as the text the server returns', async () => {
+    const seed = testSeed();
+    const random = seededRandom(seed);
+    const columns = PRECISIONS.flatMap((n) => [`dt${n}`, `ts${n}`]);
+    const values = (row: (n: number, timestamp: boolean) => string): string =>
+      PRECISIONS.flatMap((n) => [row(n, false), row(n, true)]).join(', ');
+    const rows: string[] = [
+      // Zero dates and a zero month or day (allowed without the strict modes).
+      `(1, ${values(() => "'0000-00-00 00:00:00'")})`,
+      `(2, ${values((_, ts) => (ts ? "'0000-00-00 00:00:00'" : "'2020-00-00 00:00:00'"))})`,
+      `(3, ${values((_, ts) => (ts ? "'1970-01-01 00:00:01'" : "'1000-01-01 00:00:00'"))})`,
+      `(4, ${values((n, ts) => `'${ts ? '2038-01-19 03:14:07' : '9999-12-31 23:59:59'}${n === 0 ? '' : `.${'9'.repeat(n)}`}'`)})`,
+      `(5, ${values(() => 'NULL')})`,
+      ...Array.from(
+        { length: 40 },
+        (_, i) => `(${6 + i}, ${values((n, ts) => `'${randomTemporal(random, n, ts)}'`)})`,
+      ),
+    ];
+    await db.query("SET SESSION sql_mode = ''");
+    try {
+      await db.query(
+        `INSERT INTO types_db.temporals (id, ${columns.join(', ')}) VALUES ${rows.join(', ')}`,
+      );
+      // Updates: v1 carries both images, each decoded from its own bytes.
+      await db.query(
+        `UPDATE types_db.temporals SET ${columns.map((c) => `${c} = '${randomTemporal(random, Number(c.slice(2)), c.startsWith('ts'))}'`).join(', ')} WHERE id IN (1, 5, 6)`,
+      );
+    } finally {
+      await db.query('SET SESSION sql_mode = DEFAULT');
+    }
+    const [held] = await db.query<mysql.RowDataPacket[]>(
+      `SELECT id, ${columns.join(', ')} FROM types_db.temporals ORDER BY id`,
+    );
+
+    const topic = topicName('types', 'us-east', 'types_db', 'temporals');
+    const events = changeEvents(
+      await readTopics(sandbox.kafka!.brokers, [topic], (m) => m.length >= rows.length + 3, 15_000),
+    );
+    const latest = new Map<number, RowImage>();
+    const inserted = new Map<number, RowImage>();
+    for (const event of events) {
+      const id = Number(event.pk.id);
+      if (event.op === 'c') inserted.set(id, event.after!);
+      if (event.op === 'u' && envelope === 1) expect(event.before).toEqual(inserted.get(id));
+      latest.set(id, event.after!);
+    }
+    expect(latest.size).toBe(rows.length);
+    for (const row of held)
+      expect({ seed, ...latest.get(Number(row.id)) }).toEqual({
+        seed,
+        ...encodeRow(row, new Set()),
+      });
   });
 });
