@@ -203,31 +203,58 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/**
+ * The JSON of the last row's fields before its values,
+ * `["op",hlc,"origin",{vv},"gtid",commitTs` (no closing bracket). Rows of
+ * one statement share all of them (one version, one transaction), and
+ * writing them was about a third of {@link packRow}: three 16-digit
+ * numbers per row. A version is never mutated once built (capture already
+ * shares one among the rows of a statement), so the same `vv` object means
+ * the same text.
+ */
+let lastHead:
+  | Readonly<
+      Pick<ChangeEvent, 'op' | 'hlc' | 'origin' | 'vv' | 'gtid' | 'commitTs'> & { text: string }
+    >
+  | undefined;
+
+function rowHead(event: ChangeEvent): string {
+  const last = lastHead;
+  if (
+    last !== undefined &&
+    last.vv === event.vv &&
+    last.hlc === event.hlc &&
+    last.op === event.op &&
+    last.origin === event.origin &&
+    last.gtid === event.gtid &&
+    last.commitTs === event.commitTs
+  )
+    return last.text;
+  const { op, hlc, origin, vv, gtid, commitTs } = event;
+  // JSON of the array without its `]`: the row's JSON is this, `,`, the values' JSON and `]`.
+  const text = JSON.stringify([op, hlc, origin, vv, gtid, commitTs]).slice(0, -1);
+  lastHead = { op, hlc, origin, vv, gtid, commitTs, text };
+  return text;
+}
+
 /** Serialises one change as a v2 row; the key columns are the event's `pk` columns. */
 export function packRow(event: ChangeEvent): PackedRow {
   const key = Object.keys(event.pk);
   // A delete carries the row it deleted (the key alone if no image came with it).
   const image = event.op === 'd' ? (event.before ?? event.pk) : (event.after ?? event.pk);
   const columns = Object.keys(image);
-  const row: unknown[] = [
-    event.op,
-    event.hlc,
-    event.origin,
-    event.vv,
-    event.gtid,
-    event.commitTs,
-    columns.map((c) => image[c] ?? null),
-  ];
+  // The same bytes as JSON.stringify([op, hlc, origin, vv, gtid, commitTs, values, oldKey?]).
+  let json = `${rowHead(event)},${JSON.stringify(columns.map((c) => image[c] ?? null))}`;
   const before = event.before;
   if (event.op === 'u' && before !== null && key.some((c) => before[c] !== event.pk[c]))
-    row.push(key.map((c) => before[c] ?? null));
+    json += `,${JSON.stringify(key.map((c) => before[c] ?? null))}`;
   return {
     region: event.region,
     db: event.db,
     table: event.table,
     shape: shapeOf(key, columns),
     types: event.types,
-    bytes: Buffer.from(JSON.stringify(row)),
+    bytes: Buffer.from(`${json}]`),
   };
 }
 
