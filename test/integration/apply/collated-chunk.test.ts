@@ -8,7 +8,7 @@ import { jest } from '@jest/globals';
 import type mysql from 'mysql2/promise';
 import type { ApplyEvent } from '../../../src/apply/apply-event.js';
 import type { DatabaseEngine } from '../../../src/sandbox/index.js';
-import { rowVersion } from '../../support/apply-chunk.js';
+import { chunkApplier, rowVersion } from '../../support/apply-chunk.js';
 import { startChunkRegion, type ChunkRegion } from '../../support/chunk-region.js';
 
 jest.setTimeout(240_000);
@@ -29,6 +29,10 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
           {
             name: 'ci',
             ddl: 'CREATE TABLE app.ci (k VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, v INT NOT NULL)',
+          },
+          {
+            name: 'pair',
+            ddl: 'CREATE TABLE app.pair (s VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, n INT, v INT NOT NULL, PRIMARY KEY (s, n))',
           },
         ],
       });
@@ -72,6 +76,52 @@ describe.each<DatabaseEngine>(['mariadb', 'mysql8'])(
         [first],
       );
       expect(rows).toEqual([]);
+    });
+
+    it('a two-column key respelled in the chunk that inserted it is one row, apart from a key that differs in the other column', async () => {
+      const pair = chunkApplier(region.pool, {
+        region: 'ra',
+        internalSchema: region.options.internalSchema,
+        schema: 'app',
+        table: 'pair',
+      });
+      const hlc = Date.now() * 1000;
+      const event = (
+        op: ApplyEvent['op'],
+        s: string,
+        n: number,
+        v: number,
+        at: number,
+      ): ApplyEvent => ({
+        op,
+        sourceRegion: 'rb',
+        db: 'app',
+        table: 'pair',
+        pk: { s, n },
+        after: op === 'upsert' ? { s, n, v } : null,
+        image: { s, n, v },
+        version: rowVersion('rb', at, {}),
+        commitTs: 1,
+      });
+      // Inserted as ('x', 1), then respelled to ('X', 1) by a key change (its two halves); ('x', 2) is another key.
+      const respell = event('delete', 'x', 1, 1, hlc + 1);
+      respell.movedTo = { s: 'X', n: 1 };
+      await pair.apply(
+        [
+          event('upsert', 'x', 1, 1, hlc),
+          respell,
+          event('upsert', 'X', 1, 2, hlc + 1),
+          event('upsert', 'x', 2, 3, hlc + 2),
+        ],
+        'rb',
+      ).result;
+      const [rows] = await connection.query<mysql.RowDataPacket[]>(
+        'SELECT CAST(s AS BINARY) AS s, n, v FROM app.pair ORDER BY n',
+      );
+      expect(rows.map((r) => `${String(r.s)},${Number(r.n)}=${Number(r.v)}`)).toEqual([
+        'X,1=2',
+        'x,2=3',
+      ]);
     });
 
     it('a newer write of another spelling than the tombstone’s is applied, spelled as written', async () => {
