@@ -521,10 +521,9 @@ function mergeSameKeys(
     const from = keyList[Number(row._cdc_k)];
     const to = keyList[Number(row._cdc_same)];
     if (from === undefined || to === undefined) continue;
+    // Nothing to carry over: the locked read joins the same collated key
+    // list, so both spellings matched the same local row (or none).
     into.set(from, to);
-    // Both spellings matched the same local row (or none): `to` read it too.
-    if (from.existed && !to.existed)
-      Object.assign(to, { existed: true, live: true, version: from.version });
   }
   for (const [id, state] of keys) {
     const to = into.get(state);
