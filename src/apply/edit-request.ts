@@ -18,7 +18,12 @@
  * - the row here is newer than `v_m`: it wins by last-writer-wins and
  *   reaches the requester anyway, so nothing is written;
  * - the row was deleted here (a tombstone): the delete wins, and the
- *   requester gets a notice above `v_m`, so it drops its copy too;
+ *   requester gets a notice above `v_m`, so it drops its copy too; unless
+ *   the requester's vector holds a write this delete has not seen and that
+ *   is newer than it (a re-insert still on its way here): that write will
+ *   bring the row back here, so the request waits for it, as for a row not
+ *   arrived (a notice would have deleted the requester's copy for good,
+ *   while every plain region kept the row);
  * - neither: the row has not arrived yet, and the request waits (held like
  *   an early event).
  *
@@ -127,6 +132,12 @@ export async function applyEditRequest(
           'row_missing',
           `row of ${name} not here yet: an edit request of ${requester} waits for it`,
         );
+      const unseen = newerUnseenWrite(tombstone, event.version);
+      if (unseen !== undefined)
+        throw new SchemaSkew(
+          'row_missing',
+          `row of ${name} deleted here, but an edit request of ${requester} saw a newer write of it (${unseen}) not here yet: the request waits for it`,
+        );
       // Deleted here: the delete wins; the requester learns it at a version above its edit.
       publication = {
         kind: 'notice',
@@ -174,4 +185,19 @@ export async function applyEditRequest(
   }
   if (publication !== undefined && context.rollback !== true) await publish(publication);
   return result(outcome);
+}
+
+/**
+ * A write in the edit request's vector that the local tombstone has not
+ * seen and that beats it by last-writer-wins (described as `region@hlc`),
+ * or undefined. The requester's own entry is its edit, not a write of the
+ * row it edited. Such a write is on its way here and will replace the
+ * delete (a re-insert) or its tombstone (a later delete).
+ */
+function newerUnseenWrite(tombstone: RowVersion, request: RowVersion): string | undefined {
+  for (const [region, hlc] of Object.entries(request.vv)) {
+    if (region === request.origin || hlc <= vectorEntry(tombstone.vv, region)) continue;
+    if (compareVersions({ origin: region, hlc, vv: {} }, tombstone) > 0) return `${region}@${hlc}`;
+  }
+  return undefined;
 }
