@@ -165,6 +165,8 @@ export class CaptureStage {
    * position, oldest first: the acknowledged one gives the position lag.
    */
   readonly #coordinates = new Map<string, BinlogCoordinates>();
+  /** Per schema, per table: its topic and label (`#namesOf`). */
+  readonly #names = new Map<string, Map<string, { topic: string; label: string }>>();
   #acknowledgedCommitTs = 0;
   #reconnecting: Promise<void> | undefined;
   #failure: ((error: CdcError) => void) | undefined;
@@ -718,7 +720,7 @@ export class CaptureStage {
         else
           this.#enqueueChange(
             publisher,
-            topicName(options.kafka.topicPrefix, region, event.db, event.table),
+            this.#namesOf(event.db, event.table).topic,
             key,
             replicated,
             true,
@@ -753,6 +755,30 @@ export class CaptureStage {
   }
 
   /**
+   * A table's topic and its `db.table` label, built once per table: every
+   * queued row holds both until Kafka acknowledges it, so strings built per
+   * row were promoted out of V8's young generation with the row (about a
+   * sixth of what capture promoted per row).
+   */
+  #namesOf(db: string, table: string): { topic: string; label: string } {
+    let byTable = this.#names.get(db);
+    if (byTable === undefined) {
+      byTable = new Map<string, { topic: string; label: string }>();
+      this.#names.set(db, byTable);
+    }
+    let names = byTable.get(table);
+    if (names === undefined) {
+      const { options } = this.deps;
+      names = {
+        topic: topicName(options.kafka.topicPrefix, options.region, db, table),
+        label: `${db}.${table}`,
+      };
+      byTable.set(table, names);
+    }
+    return names;
+  }
+
+  /**
    * One change for one topic, in the configured envelope: a v2 row joined
    * with others of its partition at send time, or a v1 message.
    * Heartbeats stay v1: appliers read them apart from changes, a few per
@@ -767,7 +793,7 @@ export class CaptureStage {
     counted: boolean,
   ): void {
     const { options } = this.deps;
-    const table = `${event.db}.${event.table}`;
+    const table = this.#namesOf(event.db, event.table).label;
     if (options.capture.envelope === 2 && event.db !== options.internalSchema)
       publisher.enqueue({
         kind: 'row',
