@@ -78,7 +78,7 @@ describe('compileRegion', () => {
       ],
       capture: {
         serverId: expect.any(Number) as unknown,
-        maxInFlightBytes: 2 * 1024 * 1024,
+        maxInFlightBytes: 8 * 1024 * 1024,
         batchMaxMessages: 2000,
         lingerMs: 5,
         compression: 'none',

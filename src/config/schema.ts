@@ -21,12 +21,10 @@ export const CONFIG_DEFAULTS = {
   conflictStrategy: 'lww',
   internalSchema: '_cdc',
   topicPartitions: 3,
-  // One batch (at most 1 MB) is in flight at a time, so a larger budget buys memory, not speed
-  // (measured: 16 MiB peaks at ~320 MiB RSS on a 1M-row transaction, 64 MiB at ~500 MiB, same
-  // throughput). 2 MiB is one batch in flight and the next one ready: rows wait less, so fewer of
-  // them outlive V8's young generation, whose promoted row buffers only a full collection frees
-  // (backlog-memory: capture's peak RSS 248-261 -> 211-214 MiB; bench:capture as fast).
-  captureMaxInFlightBytes: 2 * 1024 * 1024,
+  // One batch is in flight at a time, so a larger budget buys memory, not speed (measured: 16 MiB
+  // peaks at ~320 MiB RSS on a 1M-row transaction, 64 MiB at ~500 MiB, same throughput; the
+  // backlog-memory bench drains as fast with 8 MiB).
+  captureMaxInFlightBytes: 8 * 1024 * 1024,
   captureBatchMaxMessages: 2000,
   captureLingerMs: 5,
   captureEnvelope: 2 as 1 | 2,
