@@ -24,8 +24,8 @@ export const CONFIG_DEFAULTS = {
   // One batch is in flight at a time, so a larger budget buys memory, not speed (measured: 16 MiB
   // peaks at ~320 MiB RSS on a 1M-row transaction, 64 MiB at ~500 MiB, same throughput; the
   // backlog-memory bench drains as fast with 8 MiB). 2 MiB cut capture's peak RSS by ~45 MiB at the
-  // same speed (bench/README.md, fifth session), but made test/integration/schema/drop-rename.test.ts's
-  // RENAME COLUMN roll-out stall (3 of 6 runs; 0 of 4 at 8 MiB): not lowered until that is understood.
+  // same speed (bench/README.md, fifth session); reverted while test/integration/schema/drop-rename.test.ts's
+  // RENAME COLUMN roll-out stalled with it, which it later did at 8 MiB too: a flake of its own.
   captureMaxInFlightBytes: 8 * 1024 * 1024,
   captureBatchMaxMessages: 2000,
   captureLingerMs: 5,
